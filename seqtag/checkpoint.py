@@ -1,0 +1,101 @@
+"""Training checkpoints as plain data: model and optimizer tensors in safetensors, the rest in JSON.
+
+A checkpoint is a directory written atomically (write, fsync, rename), so an interrupted write
+leaves the previous checkpoint intact. It holds the model, the optimizer and scheduler state, the RNG
+states (Python and torch), the epoch and step, and the best score so far.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import ModelLoadError
+from .serialize import atomic_directory, write_json
+
+__all__ = ["save_checkpoint", "load_checkpoint", "CHECKPOINT_DIR"]
+
+CHECKPOINT_DIR = "checkpoint"
+
+
+def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors: dict[str, torch.Tensor] = {}
+    plain: dict[str, Any] = {"param_groups": state["param_groups"], "state": {}}
+    for pid, pstate in state["state"].items():
+        entry: dict[str, Any] = {}
+        for key, value in pstate.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer.{pid}.{key}"] = value.detach().contiguous().cpu()
+                entry[key] = {"tensor": f"optimizer.{pid}.{key}"}
+            else:
+                entry[key] = value
+        plain["state"][str(pid)] = entry
+    return tensors, plain
+
+
+def _unflatten_optimizer(plain: dict[str, Any], tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for pid, entry in plain["state"].items():
+        state[int(pid)] = {k: tensors[v["tensor"]] if isinstance(v, dict) and "tensor" in v else v
+                           for k, v in entry.items()}
+    return {"state": state, "param_groups": plain["param_groups"]}
+
+
+def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    scheduler: Any, progress: dict[str, Any], py_rng: random.Random) -> None:
+    """Write a checkpoint directory atomically."""
+    from safetensors.torch import save_file
+
+    opt_tensors, opt_plain = _flatten_optimizer(optimizer.state_dict())
+    tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tensors.update(opt_tensors)
+    tensors["rng.torch"] = torch.get_rng_state()
+    state = py_rng.getstate()
+    data = {
+        "progress": progress,
+        "optimizer": opt_plain,
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "rng": {"python": [state[0], list(state[1]), state[2]], "global_python": _global_state()},
+    }
+
+    def fill(tmp: Path) -> None:
+        save_file(tensors, str(tmp / "state.safetensors"))
+        with open(tmp / "state.safetensors", "rb") as f:
+            import os
+
+            os.fsync(f.fileno())
+        write_json(tmp / "trainer.json", data)
+
+    atomic_directory(path, fill)
+
+
+def _global_state() -> list[Any]:
+    s = random.getstate()
+    return [s[0], list(s[1]), s[2]]
+
+
+def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    scheduler: Any, py_rng: random.Random) -> dict[str, Any]:
+    """Restore a checkpoint into the given objects; returns the saved progress."""
+    from safetensors.torch import load_file
+
+    p = Path(path)
+    try:
+        tensors = load_file(str(p / "state.safetensors"))
+        data = json.loads((p / "trainer.json").read_text(encoding="utf-8"))
+    except Exception as exc:
+        raise ModelLoadError(f"{p}: not a readable checkpoint ({' '.join(str(exc).split())[:160]})") from None
+    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+    optimizer.load_state_dict(_unflatten_optimizer(data["optimizer"], tensors))
+    if scheduler is not None and data.get("scheduler") is not None:
+        scheduler.load_state_dict(data["scheduler"])
+    torch.set_rng_state(tensors["rng.torch"])
+    st = data["rng"]["python"]
+    py_rng.setstate((st[0], tuple(st[1]), st[2]))
+    gs = data["rng"]["global_python"]
+    random.setstate((gs[0], tuple(gs[1]), gs[2]))
+    return dict(data["progress"])

@@ -1,0 +1,158 @@
+"""The ``seqtag`` command line: train, evaluate, predict, plugins, export, spacy-package, new-plugin."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterator, TextIO
+
+import click
+
+from .errors import SeqtagError
+
+TASKS = click.Choice(["ner", "pos"])
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Print a user error as one line and exit 2; Ctrl-C exits 130 without a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SeqtagError as exc:
+            _fail(exc.one_line(), exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except MemoryError:
+            _fail("out of memory; lower --batch-size or the model size")
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="seqtag")
+def main() -> None:
+    """Train, evaluate and serve part-of-speech taggers and named-entity recognisers."""
+
+
+def _log(msg: str) -> None:
+    click.echo(msg, err=False)
+
+
+@main.command()
+@click.option("--task", type=TASKS, default=None, help="ner or pos (default: ner, or the --config's task).")
+@click.option("--dataset", default=None, help="Corpus name, file/folder, split=path,..., or hub id owner/name[:config].")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="A TOML config file.")
+@click.option("--set", "overrides", multiple=True, metavar="SLOT.KEY=VALUE", help="Override a config value.")
+@click.option("--output", "-o", type=click.Path(file_okay=False), default=None, help="Model directory (default models/TASK).")
+@click.option("--max-epochs", type=int, default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--seeds", type=int, default=1, show_default=True, help="Train N seeds and report median/min/max.")
+@click.option("--tag-column", default=None, help="Tag column: a number (CoNLL), upos/xpos (CoNLL-U) or a name.")
+@click.option("--scheme", type=click.Choice(["IOB1", "IOB2", "BIOES"]), default=None, help="Tag scheme of the data.")
+@click.option("--strict", is_flag=True, help="Invalid tag sequences are an error instead of being repaired.")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), default=None,
+              help="Continue the interrupted run whose model directory this is.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@handle_errors
+def train(task: str | None, dataset: str | None, config_path: str | None, overrides: tuple[str, ...],
+          output: str | None, max_epochs: int | None, seed: int | None, seeds: int, tag_column: str | None,
+          scheme: str | None, strict: bool, resume_dir: str | None, no_progress: bool) -> None:
+    """Train a tagger (NER on conll2003 and POS on ud_english_ewt by default) and keep the best one."""
+    from .config import apply_overrides, load_config
+    from .train import build_config
+    from .workflow import run_training
+
+    if resume_dir is not None:
+        from .workflow import resume_training
+
+        resume_training(Path(resume_dir), progress=not no_progress, log=_log)
+        return
+    user = load_config(config_path) if config_path else {}
+    task = task or user.get("task") or "ner"
+    sets = list(overrides)
+    if max_epochs is not None:
+        sets.append(f"training.max_epochs={max_epochs}")
+    if seed is not None:
+        sets.append(f"training.seed={seed}")
+    cfg = build_config(task, apply_overrides(user, sets))
+    data = {k: v for k, v in {"dataset": dataset or cfg.get("data", {}).get("dataset"), "tag_column": tag_column,
+                               "scheme": scheme, "strict": strict}.items() if v not in (None, False)}
+    cfg["data"] = {**cfg.get("data", {}), **data}
+    out = Path(output or f"models/{task}")
+    run_training(cfg, out, seeds=seeds, progress=not no_progress, log=_log)
+
+
+@main.command()
+@click.argument("model", type=click.Path())
+@click.option("--dataset", default=None, help="Corpus to score on (default: the one the model was trained on).")
+@click.option("--split", default="test", show_default=True)
+@click.option("--tag-column", default=None)
+@click.option("--scheme", type=click.Choice(["IOB1", "IOB2", "BIOES"]), default=None)
+@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def evaluate(model: str, dataset: str | None, split: str, tag_column: str | None, scheme: str | None,
+             batch_size: int, as_json: bool) -> None:
+    """Score a saved tagger: seqeval entity P/R/F1 (NER) or token accuracy (POS)."""
+    from .workflow import evaluate_model, format_scores
+
+    scores = evaluate_model(model, dataset, split, tag_column=tag_column, scheme=scheme, batch_size=batch_size)
+    click.echo(json.dumps(scores, indent=None if as_json else 2) if as_json else format_scores(scores))
+
+
+@main.command()
+@click.argument("model", type=click.Path())
+@click.argument("input", type=click.File("r", encoding="utf-8"), default="-")
+@click.option("--input-format", type=click.Choice(["auto", "text", "conll"]), default="auto", show_default=True,
+              help="text: one text per line, tokenized by the model; conll: a token per line (first column).")
+@click.option("--output-format", type=click.Choice(["auto", "conll", "jsonl"]), default="auto", show_default=True)
+@click.option("--batch-size", type=int, default=128, show_default=True)
+@handle_errors
+def predict(model: str, input: TextIO, input_format: str, output_format: str, batch_size: int) -> None:
+    """Tag raw text or CoNLL tokens from FILE (or standard input)."""
+    from .workflow import predict_lines
+
+    for line in predict_lines(model, input, input_format, output_format, batch_size):
+        click.echo(line)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def plugins(as_json: bool) -> None:
+    """List every registered part by kind, with its distribution and a description."""
+    from .registry import REGISTRIES, autoload_enabled
+
+    rows = []
+    for kind, reg in REGISTRIES.items():
+        for info in reg.all():
+            rows.append({"kind": kind, "name": info.name, "distribution": info.distribution,
+                         "version": info.version, "description": info.description})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for kind in REGISTRIES:
+        click.echo(f"{kind}s:")
+        for r in (r for r in rows if r["kind"] == kind):
+            click.echo(f"  {r['name']:<22} {r['distribution'] + ' ' + (r['version'] or ''):<28} {r['description']}")
+    if not autoload_enabled():
+        click.echo("(third-party plugins are off: SEQTAG_DISABLE_PLUGIN_AUTOLOAD is set)")
+
+
+def _iter_lines(stream: TextIO) -> Iterator[str]:
+    for line in stream:
+        yield line.rstrip("\r\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,183 @@
+"""Configs: which part fills each slot, with its keyword arguments, checked against the part's signature.
+
+A config is a nested dict (read from TOML or given directly)::
+
+    [model.encoder]
+    type = "lstm.v1"
+    hidden_size = 200
+
+Sizes between parts (``input_dim``, ``labels``, ``scheme``) are wired by the model: a user who sets
+them gets an error. :func:`resolve` fills every default so a saved config is complete.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any, Mapping
+
+from . import registry
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["load_config", "apply_overrides", "resolve", "build_part", "check_kwargs", "merge", "WIRED"]
+
+# keyword arguments that the model passes; users never set them
+WIRED = {"embedding": set(), "encoder": {"input_dim"}, "head": {"input_dim", "labels", "scheme"}, "tokenizer": set()}
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a TOML (or JSON) config file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} not found")
+    text = p.read_text(encoding="utf-8")
+    try:
+        return json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{p}: not a valid {'JSON' if p.suffix == '.json' else 'TOML'} config: {exc}") from None
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``override`` into a copy of ``base``; a changed ``type`` drops the old part's keys."""
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            if "type" in value and value["type"] != out[key].get("type"):
+                out[key] = copy.deepcopy(dict(value))
+            else:
+                out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            return tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            return text
+
+
+def apply_overrides(config: Mapping[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``slot.key=value`` overrides (values parsed as JSON/TOML, else kept as strings).
+
+    Setting ``model.encoder.type`` to another part replaces the slot, dropping the old part's keys.
+    """
+    out = copy.deepcopy(dict(config))
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected slot.key=value, e.g. model.encoder.hidden_size=256")
+        dotted, raw = item.split("=", 1)
+        keys = dotted.strip().split(".")
+        node = out
+        for key in keys[:-1]:
+            nxt = node.get(key)
+            if not isinstance(nxt, dict):
+                nxt = node[key] = {}
+            node = nxt
+        value = _parse_value(raw.strip())
+        if keys[-1] == "type" and node.get("type") not in (None, value):
+            node.clear()
+        node[keys[-1]] = value
+    return out
+
+
+def _signature(kind: str, name: str) -> tuple[Any, inspect.Signature]:
+    obj = registry.get_registry(kind).get(name)
+    try:
+        return obj, inspect.signature(obj)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{kind} {name!r}: cannot read the signature of {obj!r}") from None
+
+
+def _type_ok(value: Any, annotation: Any) -> bool:
+    if annotation is inspect.Parameter.empty or annotation is Any:
+        return True
+    if isinstance(annotation, str):
+        try:
+            annotation = eval(annotation, {"typing": typing, "Any": Any, "Sequence": typing.Sequence,
+                                           "Mapping": typing.Mapping})  # noqa: S307 - annotations of registered code
+        except Exception:
+            return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation in (str, bool):
+        return isinstance(value, annotation)
+    if origin in (list, tuple, typing.Sequence, __import__("collections.abc").abc.Sequence):
+        return isinstance(value, (list, tuple))
+    if origin in (dict, typing.Mapping, __import__("collections.abc").abc.Mapping):
+        return isinstance(value, Mapping)
+    return True
+
+
+def check_kwargs(kind: str, cfg: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """Check a part config against the part's signature; return the factory and its kwargs."""
+    if not isinstance(cfg, Mapping) or "type" not in cfg:
+        raise ConfigError(f"the {kind} config must be a table with a 'type' key, got {cfg!r}")
+    name = cfg["type"]
+    obj, sig = _signature(kind, name)
+    kwargs = {k: v for k, v in cfg.items() if k != "type"}
+    params = sig.parameters
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    for key, value in kwargs.items():
+        if key in WIRED.get(kind, set()):
+            raise ConfigError(f"{kind} {name!r}: '{key}' is wired by the model from the parts around it; remove it")
+        if key not in params and not takes_any:
+            allowed = [p for p in params if p not in WIRED.get(kind, set()) and p != "self"
+                       and params[p].kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
+            raise ConfigError(f"{kind} {name!r} takes no argument '{key}'; it takes: {', '.join(allowed) or 'nothing'}")
+        if key in params and not _type_ok(value, params[key].annotation):
+            ann = params[key].annotation
+            ann = ann if isinstance(ann, str) else getattr(ann, "__name__", str(ann))
+            raise ConfigError(f"{kind} {name!r}: '{key}' must be {ann}, got {type(value).__name__} {value!r}")
+    return obj, kwargs
+
+
+def resolve(kind: str, cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The part config with every default filled in (recursing into nested part configs)."""
+    obj, kwargs = check_kwargs(kind, cfg)
+    sig = inspect.signature(obj)
+    out: dict[str, Any] = {"type": cfg["type"]}
+    for pname, param in sig.parameters.items():
+        if pname in WIRED.get(kind, set()) or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        if pname in kwargs:
+            out[pname] = kwargs[pname]
+        elif param.default is not inspect.Parameter.empty:
+            default = param.default
+            out[pname] = list(default) if isinstance(default, tuple) else default
+    for key, value in kwargs.items():  # **kwargs parts keep extra keys
+        out.setdefault(key, value)
+    for key, sub_kind in getattr(obj, "nested", {}).items():
+        if isinstance(out.get(key), (list, tuple)):
+            out[key] = [resolve(sub_kind, sub) for sub in out[key]]
+    return out
+
+
+def build_part(kind: str, cfg: Mapping[str, Any], **wired: Any) -> Any:
+    """Build the part named by ``cfg['type']`` with its kwargs and the wired arguments."""
+    obj, kwargs = check_kwargs(kind, cfg)
+    try:
+        return obj(**kwargs, **wired)
+    except TypeError as exc:
+        raise ConfigError(f"{kind} {cfg['type']!r}: {exc}") from None

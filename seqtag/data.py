@@ -1,0 +1,335 @@
+"""Corpora as Hugging Face ``DatasetDict`` objects: catalogue names, local files and hub ids.
+
+Every corpus becomes a ``DatasetDict`` whose splits have a ``tokens`` column and a ``tags`` column of
+``ClassLabel`` ids (the label names are the corpus's tags), plus ``line``, where each sentence starts
+in its file. NER tag schemes are detected (or declared), invalid sequences reported and repaired.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import DataError, HubUnavailableError
+from .labels import SCHEMES, convert, detect_scheme, invalid_positions, split_tag
+from .readers import Sentence, read_conll, read_conllu, read_jsonl
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["Corpus", "load_corpus", "catalogue", "corpora_root", "DEFAULT_CORPUS", "SPLIT_ALIASES"]
+
+DEFAULT_CORPUS = {"ner": "conll2003", "pos": "ud_english_ewt"}
+CORPORA_ENV = "SEQTAG_CORPORA"
+SPLIT_ALIASES = {"dev": ("dev", "validation", "valid", "testa"), "test": ("test", "testb"), "train": ("train",)}
+
+
+def catalogue() -> dict[str, dict[str, Any]]:
+    """The standard corpora seqtag knows by name (``seqtag/catalogue.toml``)."""
+    with open(Path(__file__).with_name("catalogue.toml"), "rb") as f:
+        return tomllib.load(f)
+
+
+def corpora_root() -> Path | None:
+    root = os.environ.get(CORPORA_ENV)
+    return Path(root) if root else None
+
+
+@dataclass
+class Corpus:
+    """A loaded corpus: its splits, its original tag scheme (NER) and where each split came from."""
+
+    name: str
+    task: str
+    splits: Any  # datasets.DatasetDict
+    scheme: str | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> list[str]:
+        first = next(iter(self.splits.values()))
+        return list(first.features["tags"].feature.names)
+
+    def split(self, name: str) -> Any:
+        """A split by name; ``dev`` also finds ``validation``/``testa`` and ``test`` finds ``testb``."""
+        for alias in SPLIT_ALIASES.get(name, (name,)):
+            if alias in self.splits:
+                return self.splits[alias]
+        if list(self.splits) == ["data"]:
+            return self.splits["data"]
+        raise DataError(f"the corpus {self.name!r} has no split {name!r}; its splits: {', '.join(self.splits)}")
+
+    def has_split(self, name: str) -> bool:
+        return any(a in self.splits for a in SPLIT_ALIASES.get(name, (name,))) or list(self.splits) == ["data"]
+
+    def sentences(self, name: str, scheme: str | None = None) -> list[tuple[list[str], list[str]]]:
+        """``(tokens, tags)`` pairs of a split, NER tags converted to ``scheme`` (repairing invalid ones)."""
+        ds = self.split(name)
+        names = ds.features["tags"].feature.names
+        out = []
+        for tokens, ids in zip(ds["tokens"], ds["tags"]):
+            tags = [names[i] for i in ids]
+            if scheme is not None and self.task == "ner":
+                tags = convert(tags, self.scheme or "IOB2", scheme)
+            out.append((tokens, tags))
+        return out
+
+
+def _to_dataset(sents: list[Sentence], labels: list[str]) -> Any:
+    import datasets
+
+    features = datasets.Features({
+        "tokens": datasets.Sequence(datasets.Value("string")),
+        "tags": datasets.Sequence(datasets.ClassLabel(names=labels)),
+        "line": datasets.Value("int64"),
+    })
+    index = {t: i for i, t in enumerate(labels)}
+    return datasets.Dataset.from_dict(
+        {"tokens": [s.tokens for s in sents], "tags": [[index[t] for t in s.tags] for s in sents],
+         "line": [s.line for s in sents]},
+        features=features,
+    )
+
+
+def _read_file(path: Path, fmt: str | None, opts: Mapping[str, Any]) -> list[Sentence]:
+    fmt = fmt or _format_of(path)
+    if fmt == "conllu":
+        return read_conllu(path, str(opts.get("tag_column", "upos")))
+    if fmt == "jsonl":
+        return read_jsonl(path, opts.get("tag_key"))
+    if fmt in ("parquet", "disk"):
+        return _read_datasets_file(path, fmt, opts)
+    tag_column = opts.get("tag_column", -1)
+    if not isinstance(tag_column, int):
+        raise DataError(f"tag column {tag_column!r} must be a column number for a CoNLL file", str(path))
+    return read_conll(path, tag_column=tag_column, token_column=int(opts.get("token_column", 0)),
+                      separator=opts.get("separator"), comment_prefix=opts.get("comment_prefix"))
+
+
+def _format_of(path: Path) -> str:
+    if path.is_dir():
+        return "disk"
+    suffix = path.suffix.lower()
+    return {".conllu": "conllu", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}.get(suffix, "conll")
+
+
+def _read_datasets_file(path: Path, fmt: str, opts: Mapping[str, Any]) -> list[Sentence]:
+    import datasets
+
+    if fmt == "parquet":
+        ds = datasets.Dataset.from_parquet(str(path))
+    else:
+        try:
+            ds = datasets.load_from_disk(str(path))
+        except Exception as exc:
+            raise DataError(f"not a dataset folder written by save_to_disk ({exc})", str(path)) from None
+    if isinstance(ds, datasets.DatasetDict):
+        raise DataError("holds several splits; pass the folder as the dataset, not as one split", str(path))
+    return _sentences_from_dataset(ds, str(path), opts.get("tag_key"))
+
+
+def _tag_column_of(ds: Any, wanted: str | None, where: str) -> str:
+    candidates = [wanted] if wanted else ["tags", "ner_tags", "upos", "pos_tags", "labels"]
+    for col in candidates:
+        if col in ds.column_names:
+            return col
+    raise DataError(f"no tag column {' or '.join(repr(c) for c in candidates)}; columns: {', '.join(ds.column_names)}",
+                    where)
+
+
+def _sentences_from_dataset(ds: Any, where: str, tag_key: str | None) -> list[Sentence]:
+    if "tokens" not in ds.column_names:
+        raise DataError(f"no 'tokens' column; columns: {', '.join(ds.column_names)}", where)
+    col = _tag_column_of(ds, tag_key, where)
+    feature = ds.features[col]
+    names = getattr(getattr(feature, "feature", None), "names", None)
+    sents = []
+    for i, (tokens, tags) in enumerate(zip(ds["tokens"], ds[col])):
+        if len(tokens) != len(tags):
+            raise DataError(f"row {i}: {len(tokens)} tokens but {len(tags)} tags", where)
+        if tokens:
+            sents.append(Sentence(list(tokens), [names[t] if names else str(t) for t in tags], i + 1))
+    if not sents:
+        raise DataError("the dataset has no sentences", where)
+    return sents
+
+
+def _check_tags(task: str, split_sents: Mapping[str, list[Sentence]], sources: Mapping[str, str],
+                scheme: str | None, strict: bool, warn: Any) -> str | None:
+    if task != "ner":
+        return None
+    for split, sents in split_sents.items():
+        for s in sents:
+            for i, tag in enumerate(s.tags):
+                if split_tag(tag)[0] == "?":
+                    raise DataError(f"tag {tag!r} is outside the IOB/BIOES scheme; expected O, B-TYPE, I-TYPE "
+                                    f"(or E-/S- in BIOES)", sources.get(split, split), s.line + i)
+    if scheme is None:
+        scheme = detect_scheme(s.tags for sents in split_sents.values() for s in sents)
+    elif scheme not in SCHEMES:
+        raise DataError(f"unknown tag scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
+    for split, sents in split_sents.items():
+        bad = [(s, invalid_positions(s.tags, scheme)) for s in sents]
+        bad = [(s, pos) for s, pos in bad if pos]
+        if bad:
+            s, pos = bad[0]
+            where = f"{sources.get(split, split)}:{s.line + pos[0]}"
+            msg = (f"{len(bad)} sentence(s) in {split} break {scheme} (first at {where}: "
+                   f"{s.tags[pos[0]]!r} after {s.tags[pos[0] - 1] if pos[0] else 'the sentence start'!r})")
+            if strict:
+                raise DataError(msg + "; fix the data or train without --strict to repair it")
+            warn(msg + "; repaired")
+            for s, _ in bad:
+                s.tags = convert(convert(s.tags, scheme, "IOB2"), "IOB2", scheme)
+    return scheme
+
+
+def _probe_hub(timeout: float = 3.0) -> str | None:
+    """``None`` when the hub answers, else a short reason. Never waits longer than ``timeout``."""
+    from urllib.parse import urlparse
+
+    try:
+        from huggingface_hub import constants
+
+        endpoint = constants.ENDPOINT
+    except Exception:  # pragma: no cover - huggingface_hub comes with datasets
+        return "huggingface_hub is not installed"
+    host = urlparse(endpoint).hostname or ""
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return None
+    except OSError as exc:
+        return f"{host} cannot be reached ({type(exc).__name__})"
+
+
+def _load_hub(name: str, config: str | None, tag_key: str | None) -> tuple[dict[str, list[Sentence]], dict[str, str]]:
+    import datasets
+
+    local = Path(name).is_dir()
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or \
+        os.environ.get("HF_DATASETS_OFFLINE", "") not in ("", "0")
+    if not local and not offline:
+        reason = _probe_hub()
+        if reason is not None:
+            raise HubUnavailableError(
+                f"the Hugging Face hub is out of reach ({reason}), so dataset {name!r} cannot be downloaded; "
+                f"use local files (set SEQTAG_CORPORA or pass --dataset PATH) or HF_HUB_OFFLINE=1 for a cached copy")
+    try:
+        dd = datasets.load_dataset(name, config) if config else datasets.load_dataset(name)
+    except Exception as exc:
+        first = " ".join(str(exc).split())[:200]
+        if local:
+            raise DataError(f"cannot load the dataset folder: {type(exc).__name__}: {first}", name) from None
+        raise HubUnavailableError(f"dataset {name!r}{f' ({config})' if config else ''} is not available "
+                                  f"{'offline (not in the local cache)' if offline else 'from the hub'}: {first}") from None
+    out: dict[str, list[Sentence]] = {}
+    sources: dict[str, str] = {}
+    for split, ds in dd.items():
+        out[split] = _sentences_from_dataset(ds, f"{name}[{split}]", tag_key)
+        sources[split] = f"{name}[{split}]"
+    return out, sources
+
+
+def _find_split_files(folder: Path) -> dict[str, Path]:
+    files = [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")
+             and p.suffix.lower() in ("", ".conll", ".conllu", ".txt", ".jsonl", ".json", ".parquet", ".iob2",
+                                      ".bio", ".tsv", ".train", ".testa", ".testb", ".dev", ".test")]
+    found: dict[str, Path] = {}
+    for split, aliases in (("train", ("train",)), ("dev", ("dev", "valid", "testa")), ("test", ("testb", "test"))):
+        for p in files:
+            if p not in found.values() and any(a in p.name.lower() for a in aliases):
+                found[split] = p
+                break
+    return found
+
+
+def load_corpus(spec: str | None = None, task: str = "ner", *, tag_column: Any = None, scheme: str | None = None,
+                strict: bool = False, warn: Any = None) -> Corpus:
+    """Load a corpus by catalogue name, local path (file, folder, ``split=path,...``) or hub id (``name[:config]``).
+
+    Args:
+        spec: What to load; ``None`` takes the task's default corpus.
+        task: ``ner`` or ``pos``.
+        tag_column: The tag column (a number for CoNLL files, ``upos``/``xpos`` for CoNLL-U, a name for datasets).
+        scheme: The NER tag scheme of the data (detected when ``None``).
+        strict: Invalid tag sequences are an error instead of being repaired.
+        warn: Called with a one-line message about repairs (default: print to stderr).
+    """
+    import datasets
+
+    warn = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr))
+    spec = spec or DEFAULT_CORPUS.get(task)
+    if spec is None:
+        raise DataError(f"no default corpus for task {task!r}; pass --dataset")
+    opts: dict[str, Any] = {}
+    if tag_column is not None:
+        opts["tag_column" if not isinstance(tag_column, str) or task == "pos" else "tag_key"] = tag_column
+        if isinstance(tag_column, str) and tag_column.lstrip("-").isdigit():
+            opts = {"tag_column": int(tag_column)}
+    cat = catalogue()
+    name = spec
+    split_sents: dict[str, list[Sentence]] = {}
+    sources: dict[str, str] = {}
+    if spec in cat:
+        entry = cat[spec]
+        scheme = scheme or entry.get("scheme")
+        root = corpora_root()
+        files = {k: (root / v) for k, v in entry.get("files", {}).items()} if root else {}
+        if files and all(p.is_file() for p in files.values()):
+            eopts = {k: entry[k] for k in ("tag_column", "token_column", "separator", "comment_prefix") if k in entry}
+            eopts.update(opts)
+            for split, p in files.items():
+                split_sents[split] = _read_file(p, entry.get("format"), eopts)
+                sources[split] = str(p)
+        elif "hub" in entry:
+            if not root and not os.environ.get("HF_HUB_OFFLINE") and _probe_hub(1.5) is not None:
+                first = next(iter(entry.get("files", {}).values()), "")
+                raise HubUnavailableError(
+                    f"corpus {spec!r} not found: set SEQTAG_CORPORA to the folder that holds {first} "
+                    f"(e.g. export SEQTAG_CORPORA=../shared/corpora) or pass --dataset PATH")
+            split_sents, sources = _load_hub(entry["hub"], entry.get("hub_config"),
+                                             opts.get("tag_key") or entry.get("hub_tag_column"))
+        else:
+            raise DataError(f"corpus {spec!r}: its files are not under {root or '$' + CORPORA_ENV}")
+    elif "=" in spec:
+        for item in spec.split(","):
+            split, _, p = item.partition("=")
+            path = Path(p.strip())
+            split_sents[split.strip()] = _read_file(path, None, opts)
+            sources[split.strip()] = str(path)
+    elif Path(spec).exists():
+        path = Path(spec)
+        if path.is_dir() and (path / "dataset_dict.json").is_file():
+            dd = datasets.load_from_disk(str(path))
+            for split, ds in dd.items():
+                split_sents[split] = _sentences_from_dataset(ds, f"{path}[{split}]", opts.get("tag_key"))
+                sources[split] = f"{path}[{split}]"
+        elif path.is_dir() and (path / "dataset_info.json").is_file():
+            split_sents["data"] = _read_file(path, "disk", opts)
+            sources["data"] = str(path)
+        elif path.is_dir():
+            found = _find_split_files(path)
+            if not found:
+                split_sents, sources = _load_hub(str(path), None, opts.get("tag_key"))
+            for split, p in found.items():
+                split_sents[split] = _read_file(p, None, opts)
+                sources[split] = str(p)
+        else:
+            split_sents["data"] = _read_file(path, None, opts)
+            sources["data"] = str(path)
+    elif "/" in spec or spec.startswith("hf:"):
+        hub_name, _, config = spec.removeprefix("hf:").partition(":")
+        split_sents, sources = _load_hub(hub_name, config or None, opts.get("tag_key"))
+    else:
+        raise DataError(f"no corpus, file or folder named {spec!r}; known corpora: {', '.join(sorted(cat))}; "
+                        f"a hub dataset is given as owner/name[:config] or hf:name[:config]")
+    detected = _check_tags(task, split_sents, sources, scheme, strict, warn)
+    labels = sorted({t for sents in split_sents.values() for s in sents for t in s.tags})
+    dd = datasets.DatasetDict({split: _to_dataset(sents, labels) for split, sents in split_sents.items()})
+    return Corpus(name, task, dd, detected, sources)

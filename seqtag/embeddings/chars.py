@@ -1,0 +1,120 @@
+"""Character-level word representations: a character CNN and a character BiLSTM.
+
+Each batch is reduced to its distinct words first, so a word that occurs many times in a batch is
+encoded once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Iterable, Sequence
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from .. import registry
+from ..errors import ConfigError
+from .base import Embedding, Features, pad_ids
+from .vocab import Vocab
+
+
+class CharEmbeddingBase(Embedding):
+    """Shared parts: the character vocabulary and the distinct-word featurization."""
+
+    def __init__(self, char_dim: int, min_freq: int, max_word_length: int) -> None:
+        super().__init__()
+        if char_dim <= 0 or max_word_length <= 0:
+            raise ConfigError(f"{type(self).__name__}: char_dim and max_word_length must be positive")
+        self.char_dim, self.min_freq, self.max_word_length = char_dim, min_freq, max_word_length
+        self.chars = Vocab()
+        self.char_embed = nn.Embedding(2, char_dim, padding_idx=0)
+
+    def initialize(self, sentences: Iterable[Sequence[str]]) -> None:
+        counts: Counter[str] = Counter(ch for s in sentences for w in s for ch in w)
+        self.set_assets({"chars": Vocab.from_counts(counts, self.min_freq).to_list()})
+
+    def get_assets(self) -> dict[str, Any]:
+        return {"chars": self.chars.to_list()}
+
+    def set_assets(self, assets: dict[str, Any] | None) -> None:
+        self.chars = Vocab((assets or {}).get("chars", []))
+        self.char_embed = nn.Embedding(len(self.chars), self.char_dim, padding_idx=0)
+
+    def featurize(self, batch: Sequence[Sequence[str]]) -> Features:
+        index: dict[str, int] = {}
+        positions = []
+        for sent in batch:
+            row = []
+            for w in sent:
+                i = index.get(w)
+                if i is None:
+                    i = index[w] = len(index) + 1  # 0 is the padding word
+                row.append(i)
+            positions.append(row)
+        lookup = self.chars.stoi.get
+        words = [[lookup(ch, 1) for ch in w[: self.max_word_length]] or [1] for w in index]
+        lengths = torch.tensor([len(w) for w in words] or [1], dtype=torch.long)
+        return {"word_index": pad_ids(positions), "chars": pad_ids(words or [[1]]), "lengths": lengths}
+
+    def encode_words(self, chars: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, features: Features) -> torch.Tensor:
+        words = self.encode_words(features["chars"], features["lengths"])  # shape: (n_words, output_dim)
+        words = torch.cat([words.new_zeros(1, words.size(1)), words], dim=0)  # row 0 = padding
+        return words[features["word_index"]]  # shape: (batch, seq, output_dim)
+
+
+@registry.embeddings.register("char_cnn.v1")
+class CharCNNEmbedding(CharEmbeddingBase):
+    """A character CNN with max pooling over each word (Ma and Hovy, 2016).
+
+    Args:
+        char_dim: Size of a character vector.
+        filters: Number of convolution filters (the output size).
+        kernel_size: Width of the convolution window in characters.
+        min_freq: Characters seen fewer times become ``<unk>``.
+        max_word_length: Characters beyond this are ignored.
+    """
+
+    def __init__(self, char_dim: int = 30, filters: int = 50, kernel_size: int = 3, min_freq: int = 1,
+                 max_word_length: int = 30) -> None:
+        super().__init__(char_dim, min_freq, max_word_length)
+        if filters <= 0 or kernel_size <= 0:
+            raise ConfigError("char_cnn.v1: filters and kernel_size must be positive")
+        self.filters, self.kernel_size = filters, kernel_size
+        self.output_dim = filters
+        self.conv = nn.Conv1d(char_dim, filters, kernel_size, padding=kernel_size // 2)
+
+    def encode_words(self, chars: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        x = self.char_embed(chars).transpose(1, 2)  # shape: (n_words, char_dim, n_chars)
+        h = self.conv(x)  # shape: (n_words, filters, n_chars')
+        n = h.size(2)
+        valid = torch.arange(n).unsqueeze(0) < lengths.unsqueeze(1)  # shape: (n_words, n_chars')
+        h = h.masked_fill(~valid.unsqueeze(1), float("-inf"))
+        return h.max(dim=2).values  # shape: (n_words, filters)
+
+
+@registry.embeddings.register("char_lstm.v1")
+class CharLSTMEmbedding(CharEmbeddingBase):
+    """A character BiLSTM whose last states (both directions) represent a word (Lample et al., 2016).
+
+    Args:
+        char_dim: Size of a character vector.
+        hidden_size: LSTM size per direction; the output is twice this.
+        min_freq: Characters seen fewer times become ``<unk>``.
+        max_word_length: Characters beyond this are ignored.
+    """
+
+    def __init__(self, char_dim: int = 25, hidden_size: int = 25, min_freq: int = 1, max_word_length: int = 30) -> None:
+        super().__init__(char_dim, min_freq, max_word_length)
+        self.hidden_size = hidden_size
+        self.output_dim = 2 * hidden_size
+        self.lstm = nn.LSTM(char_dim, hidden_size, batch_first=True, bidirectional=True)
+
+    def encode_words(self, chars: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        x = self.char_embed(chars)  # shape: (n_words, n_chars, char_dim)
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, (h, _) = self.lstm(packed)  # h shape: (2, n_words, hidden)
+        return torch.cat([h[0], h[1]], dim=-1)  # shape: (n_words, 2 * hidden)

@@ -1,0 +1,53 @@
+"""A concatenation of several embeddings (e.g. words and characters)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import torch
+from torch import nn
+
+from .. import registry
+from ..errors import ConfigError
+from .base import Embedding, Features
+
+
+@registry.embeddings.register("concat.v1")
+class ConcatEmbedding(Embedding):
+    """Concatenates the vectors of several embeddings, each given as a config table.
+
+    Args:
+        parts: Configs of the embeddings, e.g. ``[{type = "word.v1"}, {type = "char_cnn.v1"}]``.
+    """
+
+    nested = {"parts": "embedding"}
+
+    def __init__(self, parts: Sequence[dict[str, Any]] = ()) -> None:
+        super().__init__()
+        from ..config import build_part
+
+        if not parts:
+            raise ConfigError("concat.v1: 'parts' must name at least one embedding")
+        self.parts = nn.ModuleList([build_part("embedding", cfg) for cfg in parts])
+
+    @property
+    def output_dim(self) -> int:  # type: ignore[override]
+        return sum(p.output_dim for p in self.parts)
+
+    def initialize(self, sentences: Iterable[Sequence[str]]) -> None:
+        sentences = list(sentences)
+        for part in self.parts:
+            part.initialize(sentences)
+
+    def get_assets(self) -> dict[str, Any]:
+        return {str(i): p.get_assets() for i, p in enumerate(self.parts)}
+
+    def set_assets(self, assets: dict[str, Any] | None) -> None:
+        for i, p in enumerate(self.parts):
+            p.set_assets((assets or {}).get(str(i)))
+
+    def featurize(self, batch: Sequence[Sequence[str]]) -> Features:
+        return {str(i): p.featurize(batch) for i, p in enumerate(self.parts)}
+
+    def forward(self, features: Features) -> torch.Tensor:
+        return torch.cat([p(features[str(i)]) for i, p in enumerate(self.parts)], dim=-1)

@@ -1,0 +1,34 @@
+"""The base class of encoders: ``(batch, seq, input_dim)`` in, ``(batch, seq, output_dim)`` out."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Encoder(nn.Module):
+    """Contextualizes token vectors. ``input_dim`` is wired by the model, never set by the user.
+
+    ``forward(x, mask)`` takes ``x`` of shape ``(batch, seq, input_dim)`` and a bool ``mask`` of
+    shape ``(batch, seq)`` (``None`` means every position is real) and returns
+    ``(batch, seq, output_dim)``. Padding must not change any real position.
+    """
+
+    input_dim: int
+    output_dim: int
+
+    def get_input_dim(self) -> int:
+        return self.input_dim
+
+    def get_output_dim(self) -> int:
+        return self.output_dim
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+def lengths_of(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Sequence lengths ``(batch,)`` from a bool mask ``(batch, seq)`` (all ``seq`` when ``None``)."""
+    if mask is None:
+        return torch.full((x.size(0),), x.size(1), dtype=torch.long)
+    return mask.sum(dim=1).to(torch.long)

@@ -1,0 +1,103 @@
+"""Recurrent encoders: the Elman RNN ``s_t = f(U x_t + W s_{t-1})``, the LSTM and the GRU.
+
+Each runs ``torch.nn.RNN``/``LSTM``/``GRU`` over packed sequences, so padding never changes a real
+position, and holds exactly their weights (``encoder.rnn``), so results agree with them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .. import registry
+from ..errors import ConfigError
+from .base import Encoder, lengths_of
+
+
+class RecurrentEncoder(Encoder):
+    """Shared code of the RNN, LSTM and GRU encoders."""
+
+    rnn: nn.RNNBase
+
+    def __init__(self, input_dim: int, hidden_size: int, num_layers: int, bidirectional: bool, dropout: float) -> None:
+        super().__init__()
+        if hidden_size <= 0 or num_layers <= 0:
+            raise ConfigError(f"{type(self).__name__}: hidden_size and num_layers must be positive")
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError(f"{type(self).__name__}: dropout must be in [0, 1), got {dropout}")
+        self.input_dim, self.hidden_size, self.num_layers = input_dim, hidden_size, num_layers
+        self.bidirectional, self.dropout = bidirectional, dropout
+        self.output_dim = hidden_size * (2 if bidirectional else 1)
+
+    def _rnn_kwargs(self) -> dict[str, object]:
+        return dict(input_size=self.input_dim, hidden_size=self.hidden_size, num_layers=self.num_layers,
+                    bidirectional=self.bidirectional, dropout=self.dropout if self.num_layers > 1 else 0.0,
+                    batch_first=True)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if x.dim() != 3 or x.size(2) != self.input_dim:
+            raise ValueError(f"{type(self).__name__} expects (batch, seq, {self.input_dim}), got {tuple(x.shape)}")
+        lengths = lengths_of(x, mask)  # shape: (batch,)
+        if mask is None or bool((lengths == x.size(1)).all()):
+            out, _ = self.rnn(x)  # shape: (batch, seq, output_dim)
+            return out
+        packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = self.rnn(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))  # shape: (batch, seq, output_dim)
+        return out
+
+
+@registry.encoders.register("rnn.v1")
+class RNNEncoder(RecurrentEncoder):
+    """Elman RNN, ``s_t = f(U x_t + W s_{t-1})`` with ``f`` tanh or relu; stacked and/or bidirectional.
+
+    Args:
+        hidden_size: State size per direction.
+        num_layers: Number of stacked layers.
+        bidirectional: Run a second RNN right to left and concatenate.
+        dropout: Dropout between stacked layers.
+        nonlinearity: ``"tanh"`` or ``"relu"``.
+    """
+
+    def __init__(self, input_dim: int, hidden_size: int = 128, num_layers: int = 1, bidirectional: bool = True,
+                 dropout: float = 0.0, nonlinearity: str = "tanh") -> None:
+        super().__init__(input_dim, hidden_size, num_layers, bidirectional, dropout)
+        if nonlinearity not in ("tanh", "relu"):
+            raise ConfigError(f"rnn.v1: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        self.rnn = nn.RNN(nonlinearity=nonlinearity, **self._rnn_kwargs())  # type: ignore[arg-type]
+
+
+@registry.encoders.register("lstm.v1")
+class LSTMEncoder(RecurrentEncoder):
+    """LSTM (forget, input and output gates over a cell state); stacked and/or bidirectional.
+
+    Args:
+        hidden_size: State size per direction.
+        num_layers: Number of stacked layers.
+        bidirectional: Run a second LSTM right to left and concatenate.
+        dropout: Dropout between stacked layers.
+    """
+
+    def __init__(self, input_dim: int, hidden_size: int = 200, num_layers: int = 1, bidirectional: bool = True,
+                 dropout: float = 0.0) -> None:
+        super().__init__(input_dim, hidden_size, num_layers, bidirectional, dropout)
+        self.rnn = nn.LSTM(**self._rnn_kwargs())  # type: ignore[arg-type]
+
+
+@registry.encoders.register("gru.v1")
+class GRUEncoder(RecurrentEncoder):
+    """GRU (update and reset gates); stacked and/or bidirectional.
+
+    Args:
+        hidden_size: State size per direction.
+        num_layers: Number of stacked layers.
+        bidirectional: Run a second GRU right to left and concatenate.
+        dropout: Dropout between stacked layers.
+    """
+
+    def __init__(self, input_dim: int, hidden_size: int = 200, num_layers: int = 1, bidirectional: bool = True,
+                 dropout: float = 0.0) -> None:
+        super().__init__(input_dim, hidden_size, num_layers, bidirectional, dropout)
+        self.rnn = nn.GRU(**self._rnn_kwargs())  # type: ignore[arg-type]

@@ -1,0 +1,65 @@
+"""Errors that seqtag reports to its users.
+
+Every error a user can cause derives from :class:`SeqtagError`. The CLI prints such an error as
+one line (no traceback) and exits with status 2. Messages say what was wrong, where it was
+(``file:line`` for data) and what would have been right.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SeqtagError",
+    "ConfigError",
+    "DataError",
+    "RegistryError",
+    "ModelLoadError",
+    "PluginMissingError",
+    "HubUnavailableError",
+    "TrainingDivergedError",
+]
+
+
+class SeqtagError(Exception):
+    """Base class of every error that a user's input can cause."""
+
+    exit_code = 2
+
+    def one_line(self) -> str:
+        """The message on one line, as the CLI prints it."""
+        return " ".join(str(self).split())
+
+
+class ConfigError(SeqtagError):
+    """A configuration names an unknown part, a key a part does not take, or a wrong value type."""
+
+
+class RegistryError(ConfigError):
+    """A registry lookup or registration failed (unknown or duplicate name)."""
+
+
+class DataError(SeqtagError):
+    """Bad data: the message starts with ``file:line:`` when the place is known."""
+
+    def __init__(self, message: str, path: str | None = None, line: int | None = None) -> None:
+        where = ""
+        if path is not None:
+            where = f"{path}:{line}: " if line is not None else f"{path}: "
+        super().__init__(where + message)
+        self.path = path
+        self.line = line
+
+
+class ModelLoadError(SeqtagError):
+    """A saved tagger directory cannot be loaded (missing, truncated, wrong format version...)."""
+
+
+class PluginMissingError(ModelLoadError):
+    """A saved tagger needs a plugin distribution that is not installed."""
+
+
+class HubUnavailableError(SeqtagError):
+    """The Hugging Face hub cannot be reached and the dataset is not cached."""
+
+
+class TrainingDivergedError(SeqtagError):
+    """The training loss became NaN or infinite."""

@@ -1,0 +1,130 @@
+"""A linear-chain CRF head: forward algorithm, Viterbi and marginals, vectorized over the batch.
+
+Optionally constrained to the transitions that are valid in the tag scheme (IOB2, BIOES): invalid
+starts, transitions and ends get a large negative score, so decoding never yields them.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .. import registry
+from ..labels import allowed_transitions
+from .base import Head
+
+NEG = -1.0e4
+
+
+@registry.heads.register("crf.v1")
+class CRFHead(Head):
+    """Emission scores from a linear layer plus learned tag transitions, trained by log-likelihood.
+
+    Args:
+        constrained: Forbid transitions that are invalid in the tag scheme.
+    """
+
+    def __init__(self, input_dim: int, labels: Sequence[str], scheme: str = "IOB2", constrained: bool = True) -> None:
+        super().__init__(input_dim, labels, scheme)
+        self.constrained = constrained
+        k = self.num_tags
+        self.proj = nn.Linear(input_dim, k)
+        self.start_transitions = nn.Parameter(torch.empty(k).uniform_(-0.1, 0.1))
+        self.end_transitions = nn.Parameter(torch.empty(k).uniform_(-0.1, 0.1))
+        self.transitions = nn.Parameter(torch.empty(k, k).uniform_(-0.1, 0.1))
+        start_ok, trans_ok, end_ok = allowed_transitions(self.labels, scheme) if constrained else (
+            [True] * k, [[True] * k] * k, [True] * k)
+        self.register_buffer("start_penalty", (~torch.tensor(start_ok)).float() * NEG, persistent=False)
+        self.register_buffer("trans_penalty", (~torch.tensor(trans_ok).view(k, k)).float() * NEG, persistent=False)
+        self.register_buffer("end_penalty", (~torch.tensor(end_ok)).float() * NEG, persistent=False)
+
+    # -- scores -----------------------------------------------------------------------------------
+    def _params(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return (self.start_transitions + self.start_penalty, self.transitions + self.trans_penalty,
+                self.end_transitions + self.end_penalty)
+
+    def emissions(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x)  # shape: (batch, seq, num_tags)
+
+    def loss(self, x: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return -self.log_likelihood(self.emissions(x), tags, mask).sum() / x.size(0)
+
+    def log_likelihood(self, em: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Log-probability of ``tags`` per sequence, shape ``(batch,)``."""
+        return self._score(em, tags, mask) - self.log_partition(em, mask)
+
+    def _score(self, em: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        start, trans, end = self._params()
+        maskf = mask.to(em.dtype)  # shape: (batch, seq)
+        emit = em.gather(2, tags.unsqueeze(2)).squeeze(2) * maskf  # shape: (batch, seq)
+        step = trans[tags[:, :-1], tags[:, 1:]] * maskf[:, 1:]  # shape: (batch, seq - 1)
+        last = tags.gather(1, (mask.sum(1) - 1).clamp(min=0).unsqueeze(1)).squeeze(1)  # shape: (batch,)
+        return start[tags[:, 0]] + emit.sum(1) + step.sum(1) + end[last]
+
+    def _forward_alphas(self, em: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        start, trans, _ = self._params()
+        alpha = start.unsqueeze(0) + em[:, 0]  # shape: (batch, num_tags)
+        alphas = [alpha]
+        for t in range(1, em.size(1)):
+            nxt = torch.logsumexp(alpha.unsqueeze(2) + trans.unsqueeze(0), dim=1) + em[:, t]  # shape: (batch, num_tags)
+            alpha = torch.where(mask[:, t].unsqueeze(1), nxt, alpha)
+            alphas.append(alpha)
+        return torch.stack(alphas, dim=1)  # shape: (batch, seq, num_tags)
+
+    def log_partition(self, em: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``log Z`` per sequence by the forward algorithm, shape ``(batch,)``."""
+        start, trans, end = self._params()
+        alpha = start.unsqueeze(0) + em[:, 0]  # shape: (batch, num_tags)
+        for t in range(1, em.size(1)):
+            nxt = torch.logsumexp(alpha.unsqueeze(2) + trans.unsqueeze(0), dim=1) + em[:, t]
+            alpha = torch.where(mask[:, t].unsqueeze(1), nxt, alpha)
+        return torch.logsumexp(alpha + end.unsqueeze(0), dim=1)
+
+    # -- decoding ---------------------------------------------------------------------------------
+    def viterbi(self, em: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Best tag sequences ``(batch, seq)`` and their scores ``(batch,)``; padding holds the last tag."""
+        start, trans, end = self._params()
+        batch, seq, k = em.shape
+        score = start.unsqueeze(0) + em[:, 0]  # shape: (batch, num_tags)
+        keep = torch.arange(k).unsqueeze(0).expand(batch, k)
+        history = []
+        for t in range(1, seq):
+            best, idx = (score.unsqueeze(2) + trans.unsqueeze(0)).max(dim=1)  # shape: (batch, num_tags)
+            m = mask[:, t].unsqueeze(1)
+            score = torch.where(m, best + em[:, t], score)
+            history.append(torch.where(m, idx, keep))  # padded steps point to themselves
+        final, last = (score + end.unsqueeze(0)).max(dim=1)  # shape: (batch,)
+        path = [last]
+        for idx in reversed(history):
+            last = idx.gather(1, last.unsqueeze(1)).squeeze(1)
+            path.append(last)
+        path.reverse()
+        return torch.stack(path, dim=1), final  # shape: (batch, seq), (batch,)
+
+    def marginals(self, em: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Posterior probability of each tag at each position, shape ``(batch, seq, num_tags)``."""
+        start, trans, end = self._params()
+        alphas = self._forward_alphas(em, mask)  # shape: (batch, seq, num_tags)
+        lengths = mask.sum(1)
+        beta = end.unsqueeze(0).expand(em.size(0), -1)  # shape: (batch, num_tags)
+        betas = [beta] * em.size(1)
+        seq = em.size(1)
+        for t in range(seq - 2, -1, -1):
+            prev = torch.logsumexp(trans.unsqueeze(0) + (em[:, t + 1] + beta).unsqueeze(1), dim=2)
+            is_last = (lengths - 1 == t).unsqueeze(1)
+            inside = mask[:, t + 1].unsqueeze(1)
+            beta = torch.where(inside, prev, torch.where(is_last, end.unsqueeze(0), beta))
+            betas[t] = beta
+        log_z = torch.logsumexp(alphas.gather(1, (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, em.size(2)))
+                                .squeeze(1) + end.unsqueeze(0), dim=1)  # shape: (batch,)
+        return (alphas + torch.stack(betas, dim=1) - log_z.view(-1, 1, 1)).exp()
+
+    def decode(self, x: torch.Tensor, mask: torch.Tensor, with_confidence: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        em = self.emissions(x)
+        path, _ = self.viterbi(em, mask)
+        if not with_confidence:
+            return path.masked_fill(~mask, 0), mask.to(em.dtype)
+        conf = self.marginals(em, mask).gather(2, path.unsqueeze(2)).squeeze(2)  # shape: (batch, seq)
+        return path.masked_fill(~mask, 0), conf.masked_fill(~mask, 0.0)

@@ -1,0 +1,37 @@
+"""A softmax head: each token's tag is chosen independently."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import registry
+from .base import Head
+
+
+@registry.heads.register("softmax.v1")
+class SoftmaxHead(Head):
+    """A linear layer and a softmax per token, trained with cross-entropy.
+
+    Args:
+        label_smoothing: Cross-entropy label smoothing (0 turns it off).
+    """
+
+    def __init__(self, input_dim: int, labels: Sequence[str], scheme: str = "IOB2",
+                 label_smoothing: float = 0.0) -> None:
+        super().__init__(input_dim, labels, scheme)
+        self.label_smoothing = label_smoothing
+        self.proj = nn.Linear(input_dim, self.num_tags)
+
+    def loss(self, x: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        logits = self.proj(x)  # shape: (batch, seq, num_tags)
+        return F.cross_entropy(logits[mask], tags[mask], label_smoothing=self.label_smoothing,
+                               reduction="sum") / x.size(0)
+
+    def decode(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        probs = self.proj(x).softmax(dim=-1)  # shape: (batch, seq, num_tags)
+        conf, best = probs.max(dim=-1)  # shape: (batch, seq)
+        return best.masked_fill(~mask, 0), conf.masked_fill(~mask, 0.0)

@@ -1,0 +1,91 @@
+"""The tagging network: embedding → dropout → encoder → dropout → head, wired from a config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from .config import build_part
+from .embeddings.base import Embedding, Features
+from .encoders.base import Encoder
+from .errors import ConfigError
+from .heads.base import Head
+
+__all__ = ["TaggerModel", "Batch", "make_batch"]
+
+
+@dataclass
+class Batch:
+    """A featurized batch: ``mask`` bool ``(batch, seq)``, ``tags`` long ``(batch, seq)`` or ``None``."""
+
+    tokens: list[list[str]]
+    features: Features
+    mask: torch.Tensor
+    tags: torch.Tensor | None = None
+    index: list[int] = field(default_factory=list)
+
+
+class TaggerModel(nn.Module):
+    """Composes the registered parts named in ``model_cfg``.
+
+    Args:
+        model_cfg: The ``model`` table of a config: ``embedding``, ``encoder``, ``head`` and ``dropout``.
+        labels: The tag labels, in the scheme the model trains on.
+        scheme: That scheme (``IOB2``, ``BIOES``, or ``none`` for POS tags).
+        sentences: Training sentences, to build the vocabularies (for a new model).
+        assets: Saved vocabularies (for a loaded model).
+    """
+
+    def __init__(self, model_cfg: Mapping[str, Any], labels: Sequence[str], scheme: str,
+                 sentences: Iterable[Sequence[str]] | None = None, assets: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        for slot in ("embedding", "encoder", "head"):
+            if slot not in model_cfg:
+                raise ConfigError(f"the model config has no '{slot}' table (model.{slot}.type = ...)")
+        self.embedding: Embedding = build_part("embedding", model_cfg["embedding"])
+        if assets is not None:
+            self.embedding.set_assets(assets.get("embedding"))
+        else:
+            self.embedding.initialize(list(sentences or []))
+        dropout = float(model_cfg.get("dropout", 0.0))
+        self.dropout = nn.Dropout(dropout)
+        self.encoder: Encoder = build_part("encoder", model_cfg["encoder"], input_dim=self.embedding.output_dim)
+        self.head: Head = build_part("head", model_cfg["head"], input_dim=self.encoder.output_dim,
+                                     labels=list(labels), scheme=scheme)
+
+    def get_assets(self) -> dict[str, Any]:
+        return {"embedding": self.embedding.get_assets()}
+
+    def encode(self, batch: Batch) -> torch.Tensor:
+        x = self.dropout(self.embedding(batch.features))  # shape: (batch, seq, emb_dim)
+        return self.dropout(self.encoder(x, batch.mask))  # shape: (batch, seq, enc_dim)
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        assert batch.tags is not None
+        return self.head.loss(self.encode(batch), batch.tags, batch.mask)
+
+    def decode(self, batch: Batch, with_confidence: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.encode(batch)
+        if with_confidence:
+            return self.head.decode(x, batch.mask)
+        try:
+            return self.head.decode(x, batch.mask, with_confidence=False)  # type: ignore[call-arg]
+        except TypeError:
+            return self.head.decode(x, batch.mask)
+
+
+def make_batch(model: TaggerModel, tokens: list[list[str]], tags: list[list[int]] | None = None,
+               index: list[int] | None = None) -> Batch:
+    """Featurize token lists (and tag ids) into a :class:`Batch`; sentences must not be empty."""
+    lengths = torch.tensor([len(t) for t in tokens], dtype=torch.long)
+    width = int(lengths.max()) if len(tokens) else 1
+    mask = torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)  # shape: (batch, seq)
+    tag_tensor = None
+    if tags is not None:
+        tag_tensor = torch.zeros((len(tags), width), dtype=torch.long)
+        for i, row in enumerate(tags):
+            tag_tensor[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+    return Batch(tokens, model.embedding.featurize(tokens), mask, tag_tensor, index or [])

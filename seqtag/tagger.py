@@ -1,0 +1,267 @@
+"""A trained tagger: predict on texts or token lists, save to and load from a directory of plain data.
+
+The saved directory holds ``config.json`` (every default filled in), ``meta.json`` (format version,
+seqtag version, task, tag scheme, plugin distributions, scores), ``labels.json``,
+``model.safetensors`` and ``assets/`` (vocabularies as JSON). No pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version as dist_version
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+import torch
+
+from . import registry
+from .about import FORMAT_VERSION, __version__
+from .config import build_part
+from .errors import ModelLoadError, PluginMissingError, SeqtagError
+from .labels import convert, spans_from_tags
+from .model import TaggerModel, make_batch
+from .serialize import atomic_directory, write_json
+from .tokenizers import Token, Tokenizer, tokens_from_words
+
+__all__ = ["Tagger", "Prediction", "Entity", "load", "plugin_requirements"]
+
+FILES = ("config.json", "meta.json", "labels.json", "model.safetensors")
+
+
+@dataclass
+class Entity:
+    """An entity span: tokens ``[start, end)``, characters ``[start_char, end_char)``, a confidence in [0, 1]."""
+
+    label: str
+    start: int
+    end: int
+    start_char: int
+    end_char: int
+    text: str
+    score: float
+
+
+@dataclass
+class Prediction:
+    """The tags of one sentence (IOB2 for NER), a confidence per tag, and the entity spans (NER)."""
+
+    tokens: list[str]
+    tags: list[str]
+    scores: list[float]
+    entities: list[Entity] = field(default_factory=list)
+    offsets: list[tuple[int, int]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _walk_parts(model_cfg: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """Every ``(kind, name)`` used by a model config, nested parts included."""
+    for slot in ("tokenizer", "embedding", "encoder", "head"):
+        if isinstance(model_cfg.get(slot), Mapping):
+            yield from _walk_part(slot, model_cfg[slot])
+
+
+def _walk_part(kind: str, cfg: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    name = cfg.get("type")
+    if not isinstance(name, str):
+        return
+    yield kind, name
+    obj = registry.get_registry(kind).get(name)
+    for key, sub_kind in getattr(obj, "nested", {}).items():
+        for sub in cfg.get(key) or []:
+            if isinstance(sub, Mapping):
+                yield from _walk_part(sub_kind, sub)
+
+
+def plugin_requirements(model_cfg: Mapping[str, Any]) -> dict[str, str]:
+    """The third-party distributions (and versions) whose parts a model config uses."""
+    out: dict[str, str] = {}
+    for kind, name in _walk_parts(model_cfg):
+        info = registry.get_registry(kind).info(name)
+        if info.distribution != registry.BUILTIN_DIST:
+            out[info.distribution] = info.version or ""
+    return out
+
+
+class Tagger:
+    """A part-of-speech tagger or named-entity recogniser.
+
+    Args:
+        config: The full config (``task``, ``scheme``, ``model``, ...), defaults filled in.
+        labels: Tag labels in the scheme the model was trained on.
+        model: The network.
+        meta: Metadata written to ``meta.json``.
+    """
+
+    def __init__(self, config: dict[str, Any], labels: list[str], model: TaggerModel,
+                 meta: dict[str, Any] | None = None) -> None:
+        self.config, self.labels, self.model = config, labels, model
+        self.meta = dict(meta or {})
+        self.task: str = config.get("task", "ner")
+        self.scheme: str = config.get("scheme", "IOB2")
+        self.tokenizer: Tokenizer = build_part("tokenizer", config["model"].get("tokenizer", {"type": "whitespace.v1"}))
+        self.model.eval()
+
+    # -- prediction -------------------------------------------------------------------------------
+    def _tokenize(self, item: str | Sequence[str]) -> list[Token]:
+        if isinstance(item, str):
+            return self.tokenizer(item)
+        return tokens_from_words(list(item))
+
+    def predict(self, inputs: str | Sequence[str] | Sequence[Sequence[str]] | Iterable[Any], batch_size: int = 128,
+                with_confidence: bool = True) -> list[Prediction]:
+        """Tag texts (tokenized by the tagger's tokenizer) or token lists, in length-sorted batches.
+
+        ``inputs`` is one text, a list of texts, or a list of token lists (``[["EU", "rejects"]]``).
+        """
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        return list(self.predict_stream(inputs, batch_size=batch_size, with_confidence=with_confidence))
+
+    def predict_stream(self, inputs: Iterable[str | Sequence[str]], batch_size: int = 128,
+                       with_confidence: bool = True, chunk_size: int = 4096) -> Iterator[Prediction]:
+        """Like :meth:`predict` but lazy: reads ``chunk_size`` inputs at a time, so memory stays flat."""
+        chunk: list[list[Token]] = []
+        for item in inputs:
+            chunk.append(self._tokenize(item))
+            if len(chunk) >= chunk_size:
+                yield from self._predict_tokens(chunk, batch_size, with_confidence)
+                chunk = []
+        if chunk:
+            yield from self._predict_tokens(chunk, batch_size, with_confidence)
+
+    def _predict_tokens(self, sents: list[list[Token]], batch_size: int, with_confidence: bool) -> list[Prediction]:
+        results: list[Prediction | None] = [None] * len(sents)
+        order = sorted((i for i, s in enumerate(sents) if s), key=lambda i: len(sents[i]))
+        for i, s in enumerate(sents):
+            if not s:
+                results[i] = Prediction([], [], [])
+        with torch.inference_mode():
+            for b in range(0, len(order), batch_size):
+                idx = order[b: b + batch_size]
+                words = [[t.text for t in sents[i]] for i in idx]
+                batch = make_batch(self.model, words)
+                tags, conf = self.model.decode(batch, with_confidence=with_confidence)
+                tag_rows, conf_rows = tags.tolist(), conf.tolist()
+                for row, i in enumerate(idx):
+                    n = len(sents[i])
+                    results[i] = self._make_prediction(sents[i], tag_rows[row][:n], conf_rows[row][:n])
+        return results  # type: ignore[return-value]
+
+    def _make_prediction(self, toks: list[Token], tag_ids: list[int], conf: list[float]) -> Prediction:
+        tags = [self.labels[t] for t in tag_ids]
+        entities: list[Entity] = []
+        if self.task == "ner":
+            if self.scheme != "IOB2":
+                tags = convert(tags, self.scheme, "IOB2")
+            for start, end, label in spans_from_tags(tags, "IOB2"):
+                score = sum(conf[start:end]) / (end - start)
+                first, last = toks[start], toks[end - 1]
+                entities.append(Entity(label, start, end, first.start, last.end,
+                                       " ".join(t.text for t in toks[start:end]), round(score, 6)))
+        return Prediction([t.text for t in toks], tags, [round(c, 6) for c in conf], entities,
+                          [(t.start, t.end) for t in toks])
+
+    # -- saving -----------------------------------------------------------------------------------
+    def save(self, path: str | Path, scores: Mapping[str, Any] | None = None) -> None:
+        """Write the tagger to the directory ``path`` atomically (old contents replaced only when complete)."""
+        from safetensors.torch import save_file
+
+        meta = dict(self.meta)
+        meta.update({
+            "format_version": FORMAT_VERSION,
+            "seqtag_version": __version__,
+            "task": self.task,
+            "scheme": self.scheme,
+            "plugins": plugin_requirements(self.config["model"]),
+        })
+        if scores is not None:
+            meta["scores"] = dict(scores)
+        self.meta = meta
+        state = {k: v.detach().contiguous().cpu() for k, v in self.model.state_dict().items()}
+
+        def fill(tmp: Path) -> None:
+            write_json(tmp / "config.json", self.config)
+            write_json(tmp / "meta.json", meta)
+            write_json(tmp / "labels.json", {"labels": self.labels, "scheme": self.scheme})
+            (tmp / "assets").mkdir()
+            for part, assets in self.model.get_assets().items():
+                write_json(tmp / "assets" / f"{part}.json", assets)
+            save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+            with open(tmp / "model.safetensors", "rb") as f:
+                os.fsync(f.fileno())
+
+        atomic_directory(path, fill, keep_others=True)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Tagger":
+        """Load a saved tagger: checks the format version and plugins first, then loads weights strictly."""
+        p = Path(path)
+        if not p.is_dir():
+            raise ModelLoadError(f"{p}: no such model directory (save one with `seqtag train --output {p}`)")
+        meta = _read_json(p / "meta.json")
+        fmt = meta.get("format_version")
+        if not isinstance(fmt, int):
+            raise ModelLoadError(f"{p / 'meta.json'}: no integer format_version; not a seqtag model")
+        if fmt > FORMAT_VERSION:
+            raise ModelLoadError(f"{p}: model format version {fmt} is newer than this seqtag reads ({FORMAT_VERSION}); "
+                                 f"upgrade seqtag (the model was written by seqtag {meta.get('seqtag_version', '?')})")
+        for dist, ver in (meta.get("plugins") or {}).items():
+            try:
+                dist_version(dist)
+            except PackageNotFoundError:
+                raise PluginMissingError(f"{p}: this model needs the plugin distribution {dist!r} "
+                                         f"(version {ver or 'any'}); install it with `pip install {dist}`") from None
+        config = _read_json(p / "config.json")
+        label_data = _read_json(p / "labels.json")
+        assets: dict[str, Any] = {}
+        adir = p / "assets"
+        if adir.is_dir():
+            for f in sorted(adir.glob("*.json")):
+                assets[f.stem] = _read_json(f)
+        labels = list(label_data.get("labels", []))
+        try:
+            model = TaggerModel(config["model"], labels, label_data.get("scheme", config.get("scheme", "IOB2")),
+                                assets=assets)
+        except SeqtagError as exc:
+            raise ModelLoadError(f"{p / 'config.json'}: {exc}") from None
+        state = _read_safetensors(p / "model.safetensors")
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()
+            detail = " ".join(" ".join(first[:3]).split())[:300]
+            raise ModelLoadError(f"{p / 'model.safetensors'}: weights do not match the config: {detail}") from None
+        return cls(config, labels, model, meta)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: missing; not a complete seqtag model directory")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{path}: expected a JSON object")
+    return data
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: missing; the model directory holds no weights")
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # safetensors raises SafetensorError / OSError on bad files
+        raise ModelLoadError(f"{path}: not a valid safetensors file (truncated or another format): "
+                             f"{' '.join(str(exc).split())[:160]}") from None
+
+
+def load(path: str | Path) -> Tagger:
+    """Load a saved tagger from a directory."""
+    return Tagger.load(path)

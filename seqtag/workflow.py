@@ -1,0 +1,216 @@
+"""What the CLI commands do, as functions: train (one seed or several), resume, evaluate, predict."""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, TextIO
+
+from .data import Corpus, load_corpus
+from .errors import ConfigError, DataError
+from .serialize import atomic_write_json
+
+__all__ = ["run_training", "resume_training", "evaluate_model", "format_scores", "predict_lines", "corpus_for"]
+
+
+def corpus_for(task: str, data: dict[str, Any], warn: Callable[[str], None] | None = None) -> Corpus:
+    """Load the corpus named in a config's ``data`` table."""
+    return load_corpus(data.get("dataset"), task, tag_column=data.get("tag_column"), scheme=data.get("scheme"),
+                       strict=bool(data.get("strict", False)), warn=warn)
+
+
+def _splits(corpus: Corpus, cfg: dict[str, Any], log: Callable[[str], None]) -> tuple[list, list]:
+    task = cfg["task"]
+    train_scheme = cfg["scheme"] if task == "ner" else None
+    eval_scheme = "IOB2" if task == "ner" else None
+    if not corpus.has_split("train"):
+        raise DataError(f"the corpus {corpus.name!r} has no train split; its splits: {', '.join(corpus.splits)}")
+    train = corpus.sentences("train", train_scheme)
+    if corpus.has_split("dev") and list(corpus.splits) != ["data"]:
+        dev = corpus.sentences("dev", eval_scheme)
+    else:
+        rng = random.Random(0)
+        order = list(range(len(train)))
+        rng.shuffle(order)
+        cut = max(1, len(train) // 10)
+        held = set(order[:cut])
+        dev_pairs = [p for i, p in enumerate(corpus.sentences("train", eval_scheme)) if i in held]
+        train = [p for i, p in enumerate(train) if i not in held]
+        dev = dev_pairs
+        log(f"no dev split: holding out {cut} training sentences for model selection")
+    return train, dev
+
+
+def run_training(cfg: dict[str, Any], output: Path, seeds: int = 1, progress: bool = True,
+                 log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train on the configured corpus, keep the best model in ``output``, score it on the test split."""
+    from .train import train
+
+    task = cfg["task"]
+    corpus = corpus_for(task, cfg.get("data", {}), warn=lambda m: log(f"warning: {m}"))
+    train_sents, dev = _splits(corpus, cfg, log)
+    log(f"{corpus.name}: {len(train_sents)} training and {len(dev)} dev sentences, {len(corpus.labels)} labels"
+        f"{f', data scheme {corpus.scheme}, training scheme ' + cfg['scheme'] if task == 'ner' else ''}")
+    if seeds > 1:
+        return _run_seeds(cfg, output, seeds, corpus, train_sents, dev, progress, log)
+    meta = {"data": {"corpus": corpus.name, "scheme": corpus.scheme, "sources": corpus.sources}}
+    tagger, summary = train(cfg, train_sents, dev, output, progress=progress, log=log, meta=meta)
+    return _finish(tagger, summary, corpus, train_sents, output, log)
+
+
+def _finish(tagger: Any, summary: dict[str, Any], corpus: Corpus, train_sents: list, output: Path,
+            log: Callable[[str], None]) -> dict[str, Any]:
+    from .evaluate import evaluate, main_score
+
+    task = tagger.task
+    result = {"dev": summary["best_dev"], "best_epoch": summary["best_epoch"],
+              "seconds_to_best": summary["seconds_to_best"], "seconds": summary["seconds"]}
+    if corpus.has_split("test") and list(corpus.splits) != ["data"]:
+        test = corpus.sentences("test", "IOB2" if task == "ner" else None)
+        scores = evaluate(tagger, test, task, breakdown=False)
+        result["test"] = main_score(task, scores)
+        meta_scores = dict(tagger.meta.get("scores", {}))
+        meta_scores["test"] = {k: round(float(scores[k]), 4) for k in
+                               (("f1", "precision", "recall") if task == "ner" else ("accuracy",))}
+        tagger.save(output, scores=meta_scores)
+    metric = "F1" if task == "ner" else "accuracy"
+    log(f"best dev {metric} {summary['best_dev']:.2f} at epoch {summary['best_epoch']} "
+        f"({summary['seconds_to_best']:.0f}s)" + (f"; test {metric} {result['test']:.2f}" if "test" in result else "")
+        + f"; model saved in {output}")
+    return result
+
+
+def _run_seeds(cfg: dict[str, Any], output: Path, seeds: int, corpus: Corpus, train_sents: list, dev: list,
+               progress: bool, log: Callable[[str], None]) -> dict[str, Any]:
+    from .train import train
+
+    base = int(cfg["training"]["seed"])
+    runs = []
+    for k in range(seeds):
+        seed_cfg = json.loads(json.dumps(cfg))
+        seed_cfg["training"]["seed"] = base + k
+        out = output / f"seed{base + k}"
+        log(f"--- seed {base + k} ---")
+        tagger, summary = train(seed_cfg, train_sents, dev, out, progress=progress, log=log)
+        runs.append({"seed": base + k, **_finish(tagger, summary, corpus, train_sents, out, log)})
+    report: dict[str, Any] = {"runs": runs}
+    for key in ("dev", "test", "seconds_to_best"):
+        values = [r[key] for r in runs if key in r]
+        if values:
+            report[key] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
+    atomic_write_json(output / "seeds.json", report)
+    log("over %d seeds: " % seeds + ", ".join(
+        f"{k} median {v['median']:.2f} (min {v['min']:.2f}, max {v['max']:.2f})"
+        for k, v in report.items() if isinstance(v, dict)))
+    return report
+
+
+def resume_training(output: Path, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Continue an interrupted run from ``output/checkpoint``."""
+    from .checkpoint import CHECKPOINT_DIR
+    from .train import train
+
+    state_file = output / CHECKPOINT_DIR / "trainer.json"
+    if not state_file.is_file():
+        raise ConfigError(f"{output}: nothing to resume ({state_file} is missing)")
+    cfg = json.loads(state_file.read_text(encoding="utf-8"))["progress"]["config"]
+    corpus = corpus_for(cfg["task"], cfg.get("data", {}), warn=lambda m: None)
+    train_sents, dev = _splits(corpus, cfg, log)
+    meta = {"data": {"corpus": corpus.name, "scheme": corpus.scheme, "sources": corpus.sources}}
+    tagger, summary = train(cfg, train_sents, dev, output, resume=True, progress=progress, log=log, meta=meta)
+    return _finish(tagger, summary, corpus, train_sents, output, log)
+
+
+def evaluate_model(model: str, dataset: str | None, split: str, tag_column: str | None = None,
+                   scheme: str | None = None, batch_size: int = 256) -> dict[str, Any]:
+    """Scores of a saved tagger on a split, with breakdowns; NER gold is scored in IOB2."""
+    from .evaluate import evaluate
+    from .tagger import Tagger
+
+    tagger = Tagger.load(model)
+    data = dict(tagger.config.get("data", {}))
+    if dataset is not None:
+        data = {"dataset": dataset}
+    if tag_column is not None:
+        data["tag_column"] = tag_column
+    if scheme is not None:
+        data["scheme"] = scheme
+    corpus = corpus_for(tagger.task, data, warn=lambda m: None)
+    gold = corpus.sentences(split, "IOB2" if tagger.task == "ner" else None)
+    if tagger.task == "pos":
+        unknown = {t for _, tags in gold for t in tags} - set(tagger.labels)
+        if unknown and len(unknown) == len({t for _, tags in gold for t in tags}):
+            raise DataError(f"none of the gold tags ({', '.join(sorted(unknown)[:5])}) are the model's labels "
+                            f"({', '.join(tagger.labels[:5])}...); choose the tag column with --tag-column")
+    train_sents = corpus.sentences("train", "IOB2" if tagger.task == "ner" else None) \
+        if corpus.has_split("train") and list(corpus.splits) != ["data"] else None
+    scores = evaluate(tagger, gold, tagger.task, train_sentences=train_sents, batch_size=batch_size)
+    scores.update({"task": tagger.task, "split": split, "dataset": corpus.name, "sentences": len(gold)})
+    return scores
+
+
+def format_scores(scores: dict[str, Any]) -> str:
+    """A readable report of :func:`evaluate_model`'s scores."""
+    lines = [f"{scores['dataset']} [{scores['split']}], {scores['sentences']} sentences"]
+    if scores["task"] == "ner":
+        s = scores["strict"]
+        lines.append(f"entity F1 {scores['f1']:.2f}  precision {scores['precision']:.2f}  recall {scores['recall']:.2f}"
+                     f"   (strict: F1 {s['f1']:.2f}  P {s['precision']:.2f}  R {s['recall']:.2f})")
+        lines.append(f"{'type':<10}{'P':>8}{'R':>8}{'F1':>8}{'support':>9}")
+        for t, v in sorted(scores["per_type"].items()):
+            lines.append(f"{t:<10}{v['precision']:8.2f}{v['recall']:8.2f}{v['f1']:8.2f}{v['support']:9d}")
+        b = scores.get("breakdown", {})
+        if b:
+            lines.append("errors: " + ", ".join(f"{k} {v}" for k, v in sorted(b["errors"].items())))
+            if b.get("recall_seen") is not None:
+                lines.append(f"recall on entities seen in training {b['recall_seen']:.2f} ({b['entities_seen']}), "
+                             f"unseen {b['recall_unseen'] or 0:.2f} ({b['entities_unseen']})")
+    else:
+        lines.append(f"accuracy {scores['accuracy']:.2f} over {scores['tokens']} tokens"
+                     + (f"; on words unseen in training {scores['unseen_accuracy']:.2f} ({scores['unseen_tokens']})"
+                        if scores.get("unseen_accuracy") is not None else ""))
+        lines.append("most frequent confusions: " + ", ".join(
+            f"{c['gold']}->{c['predicted']} {c['count']}" for c in scores["confusions"][:8]))
+    return "\n".join(lines)
+
+
+def _read_conll_blocks(lines: Iterable[str], where: str) -> Iterator[list[str]]:
+    block: list[str] = []
+    for lineno, line in enumerate(lines, 1):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            if block:
+                yield block
+                block = []
+            continue
+        first = line.split()[0]
+        if first == "-DOCSTART-":
+            continue
+        block.append(first)
+    if block:
+        yield block
+
+
+def predict_lines(model: str, stream: TextIO, input_format: str = "auto", output_format: str = "auto",
+                  batch_size: int = 128) -> Iterator[str]:
+    """Tag a stream: text lines (tokenized by the model) or CoNLL tokens; yield CoNLL or JSON lines."""
+    from .tagger import Tagger
+
+    tagger = Tagger.load(model)
+    name = getattr(stream, "name", "-")
+    if input_format == "auto":
+        input_format = "conll" if str(name).endswith((".conll", ".conllu", ".iob", ".iob2", ".bio", ".tsv")) else "text"
+    if output_format == "auto":
+        output_format = "conll" if input_format == "conll" else "jsonl"
+    inputs: Iterable[Any]
+    if input_format == "conll":
+        inputs = _read_conll_blocks(stream, str(name))
+    else:
+        inputs = (line.rstrip("\r\n") for line in stream)
+    for pred in tagger.predict_stream(inputs, batch_size=batch_size):
+        if output_format == "jsonl":
+            yield json.dumps(pred.to_dict(), ensure_ascii=False)
+        else:
+            yield "\n".join(f"{tok}\t{tag}" for tok, tag in zip(pred.tokens, pred.tags)) + "\n"

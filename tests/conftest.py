@@ -1,0 +1,67 @@
+"""Shared fixtures: tiny taggers trained on the sample corpora in corpora/ (seconds on one core)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "corpora"
+
+
+def corpora_dir() -> Path | None:
+    """The folder of real corpora (``SEQTAG_CORPORA``), or ``None``."""
+    root = os.environ.get("SEQTAG_CORPORA")
+    return Path(root) if root and Path(root).is_dir() else None
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+SMALL = {
+    "model": {
+        "tokenizer": {"type": "whitespace.v1"},
+        "embedding": {"type": "concat.v1", "parts": [{"type": "word.v1", "dim": 24, "casing_dim": 4},
+                                                     {"type": "char_cnn.v1", "char_dim": 12, "filters": 16}]},
+        "encoder": {"type": "lstm.v1", "hidden_size": 24},
+        "dropout": 0.1,
+    },
+    "training": {"max_epochs": 12, "batch_size": 8, "lr": 0.01, "threads": 1, "patience": 12},
+}
+
+
+def train_small(task: str, out: Path, overrides: dict | None = None) -> tuple[object, dict]:
+    """Train a small tagger on the sample corpus of ``task``; returns (tagger, summary)."""
+    from seqtag.config import merge
+    from seqtag.data import load_corpus
+    from seqtag.train import build_config, train
+
+    cfg = build_config(task, merge(SMALL, overrides or {}))
+    corpus = load_corpus(str(SAMPLES / f"sample_{task}"), task)
+    scheme = cfg["scheme"] if task == "ner" else None
+    gold = "IOB2" if task == "ner" else None
+    return train(cfg, corpus.sentences("train", scheme), corpus.sentences("dev", gold), out, progress=False,
+                 log=lambda m: None)
+
+
+@pytest.fixture(scope="session")
+def ner_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("models") / "ner"
+    train_small("ner", out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def pos_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("models") / "pos"
+    train_small("pos", out)
+    return out

@@ -1,0 +1,107 @@
+"""The CRF against brute-force enumeration over every tag sequence (pytorch-crf's test recipe)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from seqtag.heads.crf import CRFHead
+from seqtag.labels import is_valid
+
+LABELS = ["B-PER", "I-PER", "B-LOC", "I-LOC", "O"]
+
+
+def make(seed: int, constrained: bool = False, labels: list[str] = LABELS, scheme: str = "IOB2") -> CRFHead:
+    torch.manual_seed(seed)
+    crf = CRFHead(input_dim=4, labels=labels, scheme=scheme, constrained=constrained)
+    with torch.no_grad():
+        crf.transitions.normal_()
+        crf.start_transitions.normal_()
+        crf.end_transitions.normal_()
+    return crf
+
+
+def brute(crf: CRFHead, em: torch.Tensor, n: int) -> tuple[float, list[int], dict[tuple[int, ...], float]]:
+    start, trans, end = crf._params()
+    k = em.size(-1)
+    scores = {}
+    for path in itertools.product(range(k), repeat=n):
+        s = start[path[0]] + em[0, path[0]]
+        for t in range(1, n):
+            s = s + trans[path[t - 1], path[t]] + em[t, path[t]]
+        scores[path] = float(s + end[path[-1]])
+    log_z = math.log(sum(math.exp(v) for v in scores.values()))
+    best = max(scores, key=scores.get)
+    return log_z, list(best), scores
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("constrained", [False, True])
+def test_likelihood_and_viterbi_equal_brute_force(seed: int, constrained: bool) -> None:
+    crf = make(seed, constrained)
+    lengths = [4, 2, 3]
+    em = torch.randn(3, 4, len(LABELS), generator=torch.Generator().manual_seed(seed))
+    mask = torch.arange(4).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
+    tags = torch.randint(0, len(LABELS), (3, 4), generator=torch.Generator().manual_seed(seed + 100))
+    ll = crf.log_likelihood(em, tags, mask)
+    path, _ = crf.viterbi(em, mask)
+    marg = crf.marginals(em, mask)
+    for i, n in enumerate(lengths):
+        log_z, best, scores = brute(crf, em[i], n)
+        gold = tuple(tags[i, :n].tolist())
+        assert ll[i].item() == pytest.approx(scores[gold] - log_z, rel=1e-6, abs=1e-3)
+        assert path[i, :n].tolist() == best
+        # marginals: P(y_t = j) summed over all paths
+        for t in range(n):
+            for j in range(len(LABELS)):
+                p = sum(math.exp(v - log_z) for pth, v in scores.items() if pth[t] == j)
+                assert marg[i, t, j].item() == pytest.approx(p, abs=1e-4)
+
+
+@pytest.mark.parametrize("scheme,labels", [
+    ("IOB2", LABELS),
+    ("BIOES", ["B-PER", "I-PER", "E-PER", "S-PER", "B-LOC", "I-LOC", "E-LOC", "S-LOC", "O"]),
+])
+def test_constrained_decoding_is_always_valid(scheme: str, labels: list[str]) -> None:
+    crf = make(0, constrained=True, labels=labels, scheme=scheme)
+    with torch.no_grad():  # make invalid transitions tempting
+        crf.transitions.fill_(5.0)
+    for seed in range(30):
+        g = torch.Generator().manual_seed(seed)
+        em = torch.randn(8, 9, len(labels), generator=g) * 4
+        lengths = torch.randint(1, 10, (8,), generator=g)
+        mask = torch.arange(9).unsqueeze(0) < lengths.unsqueeze(1)
+        path, _ = crf.viterbi(em, mask)
+        for i in range(8):
+            tags = [labels[j] for j in path[i, : int(lengths[i])].tolist()]
+            assert is_valid(tags, scheme), tags
+
+
+def test_unconstrained_decoding_can_be_invalid() -> None:
+    """The test above can fail: without constraints the same scores give an orphan I- tag."""
+    crf = make(0, constrained=False)
+    em = torch.full((1, 2, len(LABELS)), -5.0)
+    em[0, :, 1] = 5.0  # I-PER everywhere
+    path, _ = crf.viterbi(em, torch.ones(1, 2, dtype=torch.bool))
+    assert not is_valid([LABELS[j] for j in path[0].tolist()], "IOB2")
+
+
+def test_loss_trains_towards_gold() -> None:
+    crf = make(1)
+    x = torch.randn(2, 5, 4)
+    tags = torch.tensor([[4, 0, 1, 4, 2], [2, 3, 4, 4, 4]])
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    opt = torch.optim.Adam(crf.parameters(), lr=0.1)
+    first = crf.loss(x, tags, mask).item()
+    for _ in range(60):
+        opt.zero_grad()
+        loss = crf.loss(x, tags, mask)
+        loss.backward()
+        opt.step()
+    assert loss.item() < first * 0.1
+    decoded, conf = crf.decode(x, mask)
+    assert torch.equal(decoded, tags)
+    assert torch.all((conf > 0.5) & (conf <= 1.0))

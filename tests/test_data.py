@@ -1,0 +1,143 @@
+"""Corpora through datasets: each local format, the hub code path offline, tag schemes, catalogue."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from seqtag.data import catalogue, load_corpus
+from seqtag.errors import DataError
+
+from .conftest import SAMPLES, corpora_dir
+
+CONLL = "EU NNP B-ORG\nrejects VBZ O\nGerman JJ B-MISC\n\nPeter NNP B-PER\nBlackburn NNP I-PER\n"
+IOB1 = "-DOCSTART- -X- O O\n\nEU NNP I-ORG\nrejects VBZ O\nGerman JJ I-MISC\n   \nPeter NNP I-PER\nBlackburn NNP I-PER\n"
+
+
+def check(corpus, split: str = "data") -> None:
+    ds = corpus.split(split)
+    assert ds.column_names[:2] == ["tokens", "tags"]
+    assert ds.features["tags"].feature.names == corpus.labels
+    tags = [[corpus.labels[i] for i in row] for row in ds["tags"]]
+    assert ds["tokens"][0] == ["EU", "rejects", "German"]
+    assert tags[0] == ["B-ORG", "O", "B-MISC"] or tags[0] == ["I-ORG", "O", "I-MISC"]
+    assert ds["tokens"][1] == ["Peter", "Blackburn"]
+
+
+def test_conll_file(tmp_path: Path) -> None:
+    f = tmp_path / "x.conll"
+    f.write_text(CONLL)
+    c = load_corpus(str(f), "ner")
+    check(c)
+    assert c.scheme == "IOB2" and c.split("data")["line"] == [1, 5]
+
+
+def test_conll_iob1_docstart_and_whitespace_lines(tmp_path: Path) -> None:
+    f = tmp_path / "x.conll"
+    f.write_text(IOB1)
+    c = load_corpus(str(f), "ner")
+    check(c)
+    assert c.scheme == "IOB1"
+    assert c.sentences("data", "IOB2")[0][1] == ["B-ORG", "O", "B-MISC"]
+    assert c.sentences("data", "BIOES")[1][1] == ["B-PER", "E-PER"]
+
+
+def test_conll_tag_column_choice(tmp_path: Path) -> None:
+    f = tmp_path / "x.conll"
+    f.write_text(CONLL)
+    c = load_corpus(str(f), "pos", tag_column="1")
+    assert c.sentences("data")[0][1] == ["NNP", "VBZ", "JJ"]
+
+
+def test_conllu_upos_xpos_multiword_and_empty_nodes(tmp_path: Path) -> None:
+    f = tmp_path / "x.conllu"
+    f.write_text("# text = I don't\n1\tI\tI\tPRON\tPRP\t_\t2\tnsubj\t_\t_\n2-3\tdon't\t_\t_\t_\t_\t_\t_\t_\t_\n"
+                 "2\tdo\tdo\tAUX\tVBP\t_\t0\troot\t_\t_\n3\tn't\tnot\tPART\tRB\t_\t2\tadvmod\t_\t_\n"
+                 "3.1\tgo\tgo\tVERB\tVB\t_\t_\t_\t2:conj\t_\n\n")
+    up = load_corpus(str(f), "pos")
+    assert up.sentences("data") == [(["I", "do", "n't"], ["PRON", "AUX", "PART"])]
+    xp = load_corpus(str(f), "pos", tag_column="xpos")
+    assert xp.sentences("data")[0][1] == ["PRP", "VBP", "RB"]
+
+
+def test_jsonl_parquet_and_save_to_disk(tmp_path: Path) -> None:
+    import datasets
+
+    rows = [{"tokens": ["EU", "rejects", "German"], "ner_tags": ["B-ORG", "O", "B-MISC"]},
+            {"tokens": ["Peter", "Blackburn"], "ner_tags": ["B-PER", "I-PER"]}]
+    f = tmp_path / "x.jsonl"
+    f.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    check(load_corpus(str(f), "ner"))
+    names = ["B-MISC", "B-ORG", "B-PER", "I-PER", "O"]
+    feats = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
+                               "ner_tags": datasets.Sequence(datasets.ClassLabel(names=names))})
+    ds = datasets.Dataset.from_dict({"tokens": [r["tokens"] for r in rows],
+                                     "ner_tags": [[names.index(t) for t in r["ner_tags"]] for r in rows]}, features=feats)
+    ds.to_parquet(str(tmp_path / "x.parquet"))
+    check(load_corpus(str(tmp_path / "x.parquet"), "ner"))
+    datasets.DatasetDict({"train": ds, "validation": ds}).save_to_disk(str(tmp_path / "disk"))
+    c = load_corpus(str(tmp_path / "disk"), "ner")
+    check(c, "train")
+    check(c, "dev")  # 'dev' finds 'validation'
+
+
+def test_hub_code_path_offline_from_a_local_repo_folder(tmp_path: Path) -> None:
+    """A folder laid out like a hub dataset repo goes through datasets.load_dataset (offline)."""
+    import datasets
+
+    repo = tmp_path / "repo"
+    (repo / "data").mkdir(parents=True)
+    names = ["B-MISC", "B-ORG", "B-PER", "I-PER", "O"]
+    feats = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
+                               "ner_tags": datasets.Sequence(datasets.ClassLabel(names=names))})
+    ds = datasets.Dataset.from_dict({"tokens": [["EU", "rejects", "German"], ["Peter", "Blackburn"]],
+                                     "ner_tags": [[1, 4, 0], [2, 3]]}, features=feats)
+    ds.to_parquet(str(repo / "data" / "train-00000-of-00001.parquet"))
+    ds.to_parquet(str(repo / "data" / "test-00000-of-00001.parquet"))
+    c = load_corpus(str(repo), "ner")
+    assert set(c.splits) == {"train", "test"}
+    check(c, "train")
+
+
+def test_hub_id_offline_fails_in_one_line_at_once() -> None:
+    import time
+
+    from seqtag.errors import HubUnavailableError
+
+    t = time.time()
+    with pytest.raises(HubUnavailableError) as err:
+        load_corpus("nobody-here/no-such-dataset", "ner")
+    assert time.time() - t < 20
+    assert "\n" not in str(err.value) and "no-such-dataset" in str(err.value)
+
+
+def test_samples_and_catalogue() -> None:
+    c = load_corpus(str(SAMPLES / "sample_ner"), "ner")
+    assert set(c.splits) == {"train", "dev", "test"} and len(c.split("train")) == 120
+    cat = catalogue()
+    assert cat["conll2003"]["files"]["dev"] == "conll2003/eng.testa" and cat["conll2003"]["scheme"] == "IOB1"
+    assert cat["ud_english_ewt"]["hub"] == "universal_dependencies"
+
+
+def test_invalid_sequences_are_reported_and_repaired(tmp_path: Path) -> None:
+    f = tmp_path / "x.conll"
+    f.write_text("a O\nb I-PER\nc O\n\nd B-LOC\n")
+    warnings: list[str] = []
+    c = load_corpus(str(f), "ner", scheme="IOB2", warn=warnings.append)
+    assert len(warnings) == 1 and "1 sentence(s)" in warnings[0] and f"{f}:2" in warnings[0]
+    assert c.sentences("data")[0][1] == ["O", "B-PER", "O"]
+    with pytest.raises(DataError, match=f"{f}:2"):
+        load_corpus(str(f), "ner", scheme="IOB2", strict=True)
+
+
+@pytest.mark.skipif(corpora_dir() is None, reason="SEQTAG_CORPORA is not set")
+def test_real_corpora_counts() -> None:
+    c = load_corpus("conll2003", "ner")
+    assert c.scheme == "IOB1"
+    assert [len(c.split(s)) for s in ("train", "dev", "test")] == [14041, 3250, 3453]
+    n_ents = sum(1 for _, tags in c.sentences("test", "IOB2") for t in tags if t.startswith("B-"))
+    assert n_ents == 5648
+    u = load_corpus("ud_english_ewt", "pos")
+    assert len(u.split("train")) == 12544 and "PROPN" in u.labels

@@ -154,5 +154,22 @@ def _iter_lines(stream: TextIO) -> Iterator[str]:
         yield line.rstrip("\r\n")
 
 
+@main.command("spacy-package")
+@click.argument("model", type=click.Path())
+@click.argument("output_dir", type=click.Path(file_okay=False))
+@click.option("--lang", default="en", show_default=True, help="Language of the spaCy tokenizer (spacy.blank code).")
+@click.option("--name", default=None, help="Pipeline name in meta.json (default seqtag_TASK).")
+@click.option("--spans-key", default=None, help="NER: write the span group doc.spans[KEY] instead of doc.ents.")
+@click.option("--force", is_flag=True, help="Write into OUTPUT_DIR even when it is not empty.")
+@handle_errors
+def spacy_package(model: str, output_dir: str, lang: str, name: str | None, spans_key: str | None,
+                  force: bool) -> None:
+    """Turn a saved tagger into a spaCy pipeline folder that spacy.load opens."""
+    from .spacy_component import package_pipeline
+
+    out = package_pipeline(model, output_dir, lang=lang, name=name, spans_key=spans_key, force=force)
+    click.echo(f"spaCy pipeline written to {out}; open it with spacy.load({str(out)!r})")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -29,10 +29,26 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["load_config", "apply_overrides", "resolve", "build_part", "check_kwargs", "merge", "WIRED"]
+__all__ = ["load_config", "apply_overrides", "resolve", "build_part", "check_kwargs", "merge", "WIRED",
+           "check_model_table"]
 
 # keyword arguments that the model passes; users never set them
 WIRED = {"embedding": set(), "encoder": {"input_dim"}, "head": {"input_dim", "labels", "scheme"}, "tokenizer": set()}
+
+
+MODEL_KEYS = ("tokenizer", "embedding", "encoder", "head", "dropout")
+
+
+def check_model_table(model: Any) -> None:
+    """``[model]`` holds the part tables and ``dropout`` (a number in [0, 1)), nothing else."""
+    if not isinstance(model, Mapping):
+        raise ConfigError(f"[model] must be a table, got {type(model).__name__} {model!r}")
+    unknown = [k for k in model if k not in MODEL_KEYS]
+    if unknown:
+        raise ConfigError(f"[model] takes no key {unknown[0]!r}; it takes: {', '.join(MODEL_KEYS)}")
+    dropout = model.get("dropout", 0.0)
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"[model] dropout must be a number in [0, 1), got {type(dropout).__name__} {dropout!r}")
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

@@ -160,6 +160,21 @@ def _sentences_from_dataset(ds: Any, where: str, tag_key: str | None) -> list[Se
     return sents
 
 
+def _scheme_hint(tag: str, prev: str, scheme: str) -> str:
+    """What ``scheme`` expects instead of the invalid ``tag`` (which follows ``prev``)."""
+    p, t = split_tag(tag)
+    pp, pt = split_tag(prev)
+    if p in ("E", "S") and scheme != "BIOES":
+        return "E- and S- tags exist only in BIOES; pass --scheme BIOES if the data is BIOES"
+    if scheme == "IOB2":
+        return f"expected an entity to start with B-{t}"
+    if scheme == "IOB1":
+        return f"expected I-{t} to start an entity; B-{t} only follows another {t} entity"
+    if p in ("I", "E") and not (pp in ("B", "I") and pt == t):
+        return f"expected an entity to start with B-{t} (a one-token entity is S-{t})"
+    return f"expected the entity to end with E-{t} (a one-token entity is S-{t})"
+
+
 def _check_tags(task: str, split_sents: Mapping[str, list[Sentence]], sources: Mapping[str, str],
                 scheme: str | None, strict: bool, warn: Any) -> str | None:
     if task != "ner":
@@ -179,9 +194,12 @@ def _check_tags(task: str, split_sents: Mapping[str, list[Sentence]], sources: M
         bad = [(s, pos) for s, pos in bad if pos]
         if bad:
             s, pos = bad[0]
-            where = f"{sources.get(split, split)}:{s.line + pos[0]}"
-            msg = (f"{len(bad)} sentence(s) in {split} break {scheme} (first at {where}: "
-                   f"{s.tags[pos[0]]!r} after {s.tags[pos[0] - 1] if pos[0] else 'the sentence start'!r})")
+            src = sources.get(split, split)
+            where = f"{src}:{s.line if src.endswith(('.jsonl', '.json')) else s.line + pos[0]}"
+            tag, prev = s.tags[pos[0]], (s.tags[pos[0] - 1] if pos[0] else "O")
+            after = repr(prev) if pos[0] else "the sentence start"
+            msg = (f"{where}: {tag!r} after {after} breaks {scheme} ({_scheme_hint(tag, prev, scheme)}); "
+                   f"{len(bad)} sentence(s) in {split} break it")
             if strict:
                 raise DataError(msg + "; fix the data or train without --strict to repair it")
             warn(msg + "; repaired")
@@ -217,17 +235,21 @@ def _load_hub(name: str, config: str | None, tag_key: str | None) -> tuple[dict[
     if not local and not offline:
         reason = _probe_hub()
         if reason is not None:
-            raise HubUnavailableError(
+            err = HubUnavailableError(
                 f"the Hugging Face hub is out of reach ({reason}), so dataset {name!r} cannot be downloaded; "
                 f"use local files (set SEQTAG_CORPORA or pass --dataset PATH) or HF_HUB_OFFLINE=1 for a cached copy")
+            err.reason = reason
+            raise err
     try:
         dd = datasets.load_dataset(name, config) if config else datasets.load_dataset(name)
     except Exception as exc:
         first = " ".join(str(exc).split())[:200]
         if local:
             raise DataError(f"cannot load the dataset folder: {type(exc).__name__}: {first}", name) from None
-        raise HubUnavailableError(f"dataset {name!r}{f' ({config})' if config else ''} is not available "
-                                  f"{'offline (not in the local cache)' if offline else 'from the hub'}: {first}") from None
+        err = HubUnavailableError(f"dataset {name!r}{f' ({config})' if config else ''} is not available "
+                                  f"{'offline (not in the local cache)' if offline else 'from the hub'}: {first}")
+        err.reason = "offline and not in the local cache" if offline else "not on the hub"
+        raise err from None
     out: dict[str, list[Sentence]] = {}
     sources: dict[str, str] = {}
     for split, ds in dd.items():
@@ -288,13 +310,16 @@ def load_corpus(spec: str | None = None, task: str = "ner", *, tag_column: Any =
                 split_sents[split] = _read_file(p, entry.get("format"), eopts)
                 sources[split] = str(p)
         elif "hub" in entry:
-            if not root and not os.environ.get("HF_HUB_OFFLINE") and _probe_hub(1.5) is not None:
-                first = next(iter(entry.get("files", {}).values()), "")
+            first = next(iter(entry.get("files", {}).values()), "")
+            where = f"not under {root}" if root else "not found locally"
+            try:
+                split_sents, sources = _load_hub(entry["hub"], entry.get("hub_config"),
+                                                 opts.get("tag_key") or entry.get("hub_tag_column"))
+            except HubUnavailableError as exc:
                 raise HubUnavailableError(
-                    f"corpus {spec!r} not found: set SEQTAG_CORPORA to the folder that holds {first} "
-                    f"(e.g. export SEQTAG_CORPORA=../shared/corpora) or pass --dataset PATH")
-            split_sents, sources = _load_hub(entry["hub"], entry.get("hub_config"),
-                                             opts.get("tag_key") or entry.get("hub_tag_column"))
+                    f"corpus {spec!r}: {first or 'its files'} {where} and the hub copy {entry['hub']!r} is unavailable "
+                    f"({getattr(exc, 'reason', 'unavailable')}); set SEQTAG_CORPORA to the folder that holds "
+                    f"{first} (e.g. export SEQTAG_CORPORA=../shared/corpora) or pass --dataset PATH") from None
         else:
             raise DataError(f"corpus {spec!r}: its files are not under {root or '$' + CORPORA_ENV}")
     elif "=" in spec:

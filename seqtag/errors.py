@@ -60,6 +60,8 @@ class PluginMissingError(ModelLoadError):
 class HubUnavailableError(SeqtagError):
     """The Hugging Face hub cannot be reached and the dataset is not cached."""
 
+    reason: str = "unavailable"
+
 
 class TrainingDivergedError(SeqtagError):
     """The training loss became NaN or infinite."""

@@ -124,27 +124,29 @@ def is_valid(tags: Sequence[str], scheme: str) -> bool:
 
 
 def detect_scheme(sentences: Iterable[Sequence[str]]) -> str:
-    """Guess the scheme of a corpus: BIOES if ``E-``/``S-`` occur, IOB1 if an entity starts with ``I-``.
+    """Guess the scheme of a corpus: BIOES if ``E-``/``S-`` occur, else IOB1 or IOB2 by the evidence.
 
-    IOB1 is recognised by an ``I-X`` that follows ``O`` or another type (CoNLL-2003 is IOB1).
+    An ``I-X`` that opens an entity (after ``O`` or another type) happens only in IOB1 (CoNLL-2003 is
+    IOB1); a ``B-X`` that opens one happens only in IOB2. The scheme with more such openings wins, so
+    a few stray ``I-`` tags in IOB2 data are reported as errors of IOB2, not read as IOB1.
     """
-    saw_b = saw_es = saw_iob1 = False
+    saw_es = False
+    iob1 = iob2 = 0
     for tags in sentences:
         prev_p, prev_t = "O", ""
         for tag in tags:
             p, t = split_tag(tag)
-            if p in "ES":
+            opens = not (prev_p in ("B", "I") and prev_t == t)
+            if p in ("E", "S"):
                 saw_es = True
-            elif p == "B":
-                saw_b = True
-            elif p == "I" and not (prev_p in "BI" and prev_t == t):
-                saw_iob1 = True
+            elif p == "B" and opens:
+                iob2 += 1
+            elif p == "I" and opens:
+                iob1 += 1
             prev_p, prev_t = p, t
     if saw_es:
         return "BIOES"
-    if saw_iob1:
-        return "IOB1"
-    return "IOB2"
+    return "IOB1" if iob1 > iob2 else "IOB2"
 
 
 def entity_types(labels: Iterable[str]) -> list[str]:

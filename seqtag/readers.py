@@ -43,9 +43,11 @@ def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
             yield lineno, text.rstrip("\r\n").rstrip("\r")
 
 
-def _check_nonempty(sents: list[Sentence], path: str | Path, saw_text: bool) -> list[Sentence]:
+def _check_nonempty(sents: list[Sentence], path: str | Path, saw_text: bool, saw_lines: bool = True) -> list[Sentence]:
+    """``saw_text``: a line held more than whitespace; ``saw_lines``: the file had any line at all."""
     if not sents:
-        what = "only blank lines" if saw_text else "no lines"
+        what = "no sentences, only comments, -DOCSTART- lines or empty ones" if saw_text else \
+            "only blank lines" if saw_lines else "no lines"
         raise DataError(f"the file is empty ({what}); expected one token per line and blank lines between sentences",
                         str(path))
     return sents
@@ -64,8 +66,9 @@ def read_conll(path: str | Path, tag_column: int = -1, token_column: int = 0, se
     start = 0
     ncols: int | None = None
     first_line = 0
-    saw_text = False
+    saw_text = saw_lines = False
     for lineno, line in read_lines(path):
+        saw_lines = True
         if line and not line.isspace():
             saw_text = True
         if comment_prefix and line.startswith(comment_prefix):
@@ -96,7 +99,7 @@ def read_conll(path: str | Path, tag_column: int = -1, token_column: int = 0, se
         tags.append(cols[tag_column])
     if tokens:
         sents.append(Sentence(tokens, tags, start))
-    return _check_nonempty(sents, path, saw_text)
+    return _check_nonempty(sents, path, saw_text, saw_lines)
 
 
 def read_conllu(path: str | Path, column: str = "upos") -> list[Sentence]:
@@ -112,8 +115,9 @@ def read_conllu(path: str | Path, column: str = "upos") -> list[Sentence]:
     tokens: list[str] = []
     tags: list[str] = []
     start = 0
-    saw_text = False
+    saw_text = saw_lines = False
     for lineno, line in read_lines(path):
+        saw_lines = True
         if line.strip():
             saw_text = True
         if line.startswith("#"):
@@ -136,14 +140,15 @@ def read_conllu(path: str | Path, column: str = "upos") -> list[Sentence]:
         tags.append(cols[idx])
     if tokens:
         sents.append(Sentence(tokens, tags, start))
-    return _check_nonempty(sents, path, saw_text)
+    return _check_nonempty(sents, path, saw_text, saw_lines)
 
 
 def read_jsonl(path: str | Path, tag_key: str | None = None) -> list[Sentence]:
     """Read JSON lines: one object per line with ``tokens`` and a tag list (``tags``, ``ner_tags``, ``upos``...)."""
     sents: list[Sentence] = []
-    saw_text = False
+    saw_text = saw_lines = False
     for lineno, line in read_lines(path):
+        saw_lines = True
         if not line.strip():
             continue
         saw_text = True
@@ -151,6 +156,8 @@ def read_jsonl(path: str | Path, tag_key: str | None = None) -> list[Sentence]:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataError(f"not valid JSON ({exc.msg} at column {exc.colno})", str(path), lineno) from None
+        except (ValueError, RecursionError) as exc:  # a number over Python's digit limit, nesting too deep
+            raise DataError(f"JSON that cannot be read ({' '.join(str(exc).split())[:80]})", str(path), lineno) from None
         if not isinstance(obj, dict) or not isinstance(obj.get("tokens"), list):
             raise DataError("expected an object with a 'tokens' list", str(path), lineno)
         key = tag_key or next((k for k in ("tags", "ner_tags", "upos", "pos_tags", "labels") if k in obj), None)
@@ -163,4 +170,4 @@ def read_jsonl(path: str | Path, tag_key: str | None = None) -> list[Sentence]:
             raise DataError("tokens must be strings and tags strings (or ids)", str(path), lineno)
         if tokens:
             sents.append(Sentence(list(tokens), [str(t) for t in tags], lineno))
-    return _check_nonempty(sents, path, saw_text)
+    return _check_nonempty(sents, path, saw_text, saw_lines)

@@ -9,7 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["atomic_write_bytes", "atomic_write_json", "write_json", "atomic_directory", "fsync_dir"]
+__all__ = ["atomic_write_bytes", "atomic_write_json", "write_json", "atomic_directory", "recover_directory",
+           "fsync_dir"]
 
 
 def fsync_dir(path: Path) -> None:
@@ -55,23 +56,47 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
+def recover_directory(path: str | Path, keep_others: bool = False) -> None:
+    """Finish an :func:`atomic_directory` swap that a crash (``kill -9``, power loss) interrupted.
+
+    The swap renames ``path`` to ``.NAME.old-PID``, renames the new directory to ``path``, then (with
+    ``keep_others``) moves the old entries the new one lacks (a training checkpoint) back in. A crash
+    between those renames leaves ``path`` missing or without its checkpoint; this puts the old
+    directory back, or moves the entries over, and removes what is left of it.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return
+    for old in sorted(path.parent.glob(f".{path.name}.old-*")):
+        if not old.is_dir():
+            continue
+        if not path.exists():
+            os.replace(old, path)
+            fsync_dir(path.parent)
+            continue
+        if keep_others:
+            for entry in old.iterdir():
+                if not (path / entry.name).exists():
+                    os.replace(entry, path / entry.name)
+            fsync_dir(path)
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def atomic_directory(path: str | Path, fill: Callable[[Path], None], keep_others: bool = False) -> None:
     """Create the directory ``path`` by filling a temporary sibling and renaming it into place.
 
     An existing directory at ``path`` is replaced only after the new one is complete, so a crash
-    leaves either the old directory or the new one. With ``keep_others``, entries of the old
-    directory that ``fill`` did not write (e.g. a training checkpoint) are moved into the new one.
+    leaves either the old directory or the new one (:func:`recover_directory` finishes a swap that
+    a crash cut short). With ``keep_others``, entries of the old directory that ``fill`` did not
+    write (e.g. a training checkpoint) are moved into the new one.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    recover_directory(path, keep_others)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     old: Path | None = None
     try:
         fill(tmp)
-        if keep_others and path.is_dir():
-            for entry in path.iterdir():
-                if not (tmp / entry.name).exists():
-                    os.replace(entry, tmp / entry.name)
         fsync_dir(tmp)
         if path.exists():
             old = path.parent / f".{path.name}.old-{os.getpid()}"
@@ -86,4 +111,9 @@ def atomic_directory(path: str | Path, fill: Callable[[Path], None], keep_others
             os.replace(old, path)
         raise
     if old is not None:
+        if keep_others:
+            for entry in old.iterdir():
+                if not (path / entry.name).exists():
+                    os.replace(entry, path / entry.name)
+            fsync_dir(path)
         shutil.rmtree(old, ignore_errors=True)

@@ -255,6 +255,11 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
     if not path.is_file():
         raise ModelLoadError(f"{path}: missing; the model directory holds no weights")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head[:1] == b"\x80" or head[:4] == b"PK\x03\x04":  # pickle protocol 2+ / torch.save zip archive
+        raise ModelLoadError(f"{path}: a pickle or torch.save file, not safetensors; seqtag never unpickles "
+                             f"model files (they can run code); re-save the weights with safetensors")
     try:
         return load_file(str(path))
     except Exception as exc:  # safetensors raises SafetensorError / OSError on bad files

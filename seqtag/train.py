@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from .checkpoint import CHECKPOINT_DIR, load_checkpoint, save_checkpoint
-from .config import load_config, merge, resolve
+from .config import check_model_table, load_config, merge, resolve
 from .errors import ConfigError, DataError, TrainingDivergedError
 from .evaluate import evaluate, main_score
 from .model import TaggerModel, make_batch
@@ -84,6 +84,7 @@ def build_config(task: str, config: Mapping[str, Any] | None = None) -> dict[str
     cfg = merge(default_config(task), config or {})
     cfg["task"] = task
     model = cfg.setdefault("model", {})
+    check_model_table(model)
     for slot in ("tokenizer", "embedding", "encoder", "head"):
         if slot not in model:
             raise ConfigError(f"the config has no [model.{slot}] table")

@@ -168,9 +168,11 @@ def format_scores(scores: dict[str, Any]) -> str:
                 lines.append(f"recall on entities seen in training {b['recall_seen']:.2f} ({b['entities_seen']}), "
                              f"unseen {b['recall_unseen'] or 0:.2f} ({b['entities_unseen']})")
     else:
-        lines.append(f"accuracy {scores['accuracy']:.2f} over {scores['tokens']} tokens"
-                     + (f"; on words unseen in training {scores['unseen_accuracy']:.2f} ({scores['unseen_tokens']})"
-                        if scores.get("unseen_accuracy") is not None else ""))
+        unseen = ""
+        if scores.get("unseen_tokens") is not None:
+            acc = scores.get("unseen_accuracy")
+            unseen = f"; on words unseen in training {'-' if acc is None else f'{acc:.2f}'} ({scores['unseen_tokens']})"
+        lines.append(f"accuracy {scores['accuracy']:.2f} over {scores['tokens']} tokens{unseen}")
         lines.append("most frequent confusions: " + ", ".join(
             f"{c['gold']}->{c['predicted']} {c['count']}" for c in scores["confusions"][:8]))
     return "\n".join(lines)

@@ -1,0 +1,116 @@
+"""A Transformer encoder for seqtag (``transformer.v1``), found through the ``seqtag.encoders`` entry point."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from seqtag.encoders import Encoder
+from seqtag.errors import ConfigError
+
+__all__ = ["TransformerEncoder", "sinusoidal_positions"]
+__version__ = "0.1.0"
+
+POSITIONS = ("sinusoidal", "learned", "none")
+
+
+def sinusoidal_positions(length: int, width: int, device: torch.device | None = None) -> torch.Tensor:
+    """The fixed positional encodings of Vaswani et al. (2017).
+
+    Args:
+        length: Number of positions.
+        width: Vector size (even or odd).
+        device: Where to build the tensor.
+
+    Returns:
+        A ``(length, width)`` float tensor: ``sin`` in even columns, ``cos`` in odd ones.
+    """
+    pos = torch.arange(length, dtype=torch.float32, device=device).unsqueeze(1)  # shape: (length, 1)
+    rates = torch.exp(torch.arange(0, width, 2, dtype=torch.float32, device=device)
+                      * (-math.log(10000.0) / width))  # shape: (ceil(width / 2),)
+    pe = torch.zeros(length, width, device=device)  # shape: (length, width)
+    pe[:, 0::2] = torch.sin(pos * rates)
+    pe[:, 1::2] = torch.cos(pos * rates)[:, : width // 2]
+    return pe
+
+
+class TransformerEncoder(Encoder):
+    """Transformer encoder: masked multi-head self-attention with sinusoidal or learned positions.
+
+    The input is projected to ``width``, positions are added, and ``layers`` Transformer layers run
+    with a key padding mask, so padding never changes a real position. Padded outputs are zero.
+
+    Args:
+        input_dim: Size of the input vectors (wired by the model).
+        width: Model width (``d_model``); the output size.
+        layers: Number of Transformer layers.
+        heads: Attention heads per layer; must divide ``width``.
+        ff_dim: Size of the feed-forward layer (0 means ``4 * width``).
+        dropout: Dropout in the attention, feed-forward and after adding positions.
+        positions: ``"sinusoidal"`` (any length), ``"learned"`` (up to ``max_length``) or ``"none"``.
+        max_length: Longest sentence, in tokens, with learned positions.
+        activation: ``"gelu"`` or ``"relu"``.
+        norm_first: Layer norm before each sub-layer (pre-LN, stabler) instead of after it.
+    """
+
+    def __init__(self, input_dim: int, width: int = 128, layers: int = 2, heads: int = 4, ff_dim: int = 0,
+                 dropout: float = 0.1, positions: str = "sinusoidal", max_length: int = 512,
+                 activation: str = "gelu", norm_first: bool = True) -> None:
+        super().__init__()
+        if width <= 0 or layers <= 0 or heads <= 0:
+            raise ConfigError(f"transformer.v1: width, layers and heads must be positive, got {width}, {layers}, {heads}")
+        if width % heads:
+            raise ConfigError(f"transformer.v1: heads ({heads}) must divide width ({width})")
+        if positions not in POSITIONS:
+            raise ConfigError(f"transformer.v1: positions must be one of {', '.join(POSITIONS)}, got {positions!r}")
+        if activation not in ("gelu", "relu"):
+            raise ConfigError(f"transformer.v1: activation must be 'gelu' or 'relu', got {activation!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError(f"transformer.v1: dropout must be in [0, 1), got {dropout}")
+        if positions == "learned" and max_length <= 0:
+            raise ConfigError(f"transformer.v1: max_length must be positive with learned positions, got {max_length}")
+        self.input_dim, self.output_dim = input_dim, width
+        self.width, self.positions, self.max_length = width, positions, max_length
+        self.proj = nn.Linear(input_dim, width)
+        self.position_embedding = nn.Embedding(max_length, width) if positions == "learned" else None
+        if self.position_embedding is not None:
+            nn.init.normal_(self.position_embedding.weight, std=0.02)
+        self.drop = nn.Dropout(dropout)
+        layer = nn.TransformerEncoderLayer(width, heads, dim_feedforward=ff_dim or 4 * width, dropout=dropout,
+                                           activation=activation, batch_first=True, norm_first=norm_first)
+        self.layers = nn.TransformerEncoder(layer, layers, norm=nn.LayerNorm(width) if norm_first else None,
+                                            enable_nested_tensor=False)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Contextualize ``x``.
+
+        Args:
+            x: Token vectors, shape ``(batch, seq, input_dim)``.
+            mask: Bool ``(batch, seq)``, ``True`` at real tokens; ``None`` means all are real.
+
+        Returns:
+            Shape ``(batch, seq, width)``; zero at padded positions.
+        """
+        if x.dim() != 3 or x.size(2) != self.input_dim:
+            raise ValueError(f"transformer.v1 expects (batch, seq, {self.input_dim}), got {tuple(x.shape)}")
+        batch, seq, _ = x.shape
+        h = self.proj(x)  # shape: (batch, seq, width)
+        if self.positions == "sinusoidal":
+            h = h + sinusoidal_positions(seq, self.width, x.device).to(h.dtype)  # shape: (batch, seq, width)
+        elif self.position_embedding is not None:
+            if seq > self.max_length:
+                raise ValueError(f"transformer.v1: a sentence of {seq} tokens is longer than max_length="
+                                 f"{self.max_length} (learned positions); raise max_length or use sinusoidal positions")
+            h = h + self.position_embedding(torch.arange(seq, device=x.device))  # shape: (batch, seq, width)
+        h = self.drop(h)
+        if mask is None:
+            return self.layers(h)  # shape: (batch, seq, width)
+        padding = ~mask.bool()  # shape: (batch, seq), True at padding
+        empty = padding.all(dim=1)  # shape: (batch,)
+        if bool(empty.any()):  # a row with no real token would attend to nothing (NaN): let it see position 0
+            padding = padding.clone()
+            padding[empty, 0] = False
+        out = self.layers(h, src_key_padding_mask=padding)  # shape: (batch, seq, width)
+        return out.masked_fill(~mask.bool().unsqueeze(-1), 0.0)  # shape: (batch, seq, width)

@@ -1,0 +1,130 @@
+"""Training, evaluation and prediction through the CLI and the Python API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import seqtag
+from seqtag.cli import main
+from seqtag.data import load_corpus
+
+from .conftest import SAMPLES, corpora_dir, train_small
+
+
+def test_small_ner_model_fits_the_sample_corpus(ner_model: Path) -> None:
+    tagger = seqtag.load(ner_model)
+    corpus = load_corpus(str(SAMPLES / "sample_ner"), "ner")
+    gold = corpus.sentences("train", "IOB2")[:40]
+    preds = tagger.predict([t for t, _ in gold])
+    assert sum(p.tags == g for p, (_, g) in zip(preds, gold)) >= 36
+    meta = json.loads((ner_model / "meta.json").read_text())
+    assert meta["format_version"] == 1 and meta["task"] == "ner" and meta["scheme"] == "BIOES"
+    assert meta["plugins"] == {} and meta["scores"]["dev"]["f1"] > 80
+    config = json.loads((ner_model / "config.json").read_text())
+    assert config["model"]["encoder"]["num_layers"] == 1  # defaults filled in
+    assert not list(ner_model.glob("*.pkl")) and (ner_model / "assets" / "embedding.json").is_file()
+
+
+def test_predict_texts_gives_spans_with_offsets_and_confidence(ner_model: Path) -> None:
+    tagger = seqtag.load(ner_model)
+    text = "Yesterday John Smith flew to Paris with Lucy ."
+    (pred,) = tagger.predict(text)
+    ents = {(e.text, e.label) for e in pred.entities}
+    assert ("John Smith", "PER") in ents and ("Paris", "LOC") in ents
+    for e in pred.entities:
+        assert text[e.start_char: e.end_char] == e.text
+        assert 0.0 < e.score <= 1.0
+    # token lists, batched, in any order of lengths
+    many = tagger.predict([["Lucy", "lives", "in", "Oslo", "."], ["Acme", "Corp", "said"], []], batch_size=2)
+    assert many[0].tags[3] == "B-LOC" and many[2].tags == []
+
+
+def test_evaluate_f1_equals_seqeval_in_both_modes(ner_model: Path) -> None:
+    from seqeval.metrics import f1_score
+    from seqeval.scheme import IOB2
+
+    res = CliRunner().invoke(main, ["evaluate", str(ner_model), "--dataset", str(SAMPLES / "sample_ner"), "--json"])
+    assert res.exit_code == 0, res.output
+    scores = json.loads(res.output)
+    corpus = load_corpus(str(SAMPLES / "sample_ner"), "ner")
+    gold = corpus.sentences("test", "IOB2")
+    pred = [p.tags for p in seqtag.load(ner_model).predict([t for t, _ in gold])]
+    g = [t for _, t in gold]
+    assert scores["f1"] == pytest.approx(100 * f1_score(g, pred))
+    assert scores["strict"]["f1"] == pytest.approx(100 * f1_score(g, pred, mode="strict", scheme=IOB2))
+    assert {"f1", "precision", "recall", "per_type", "breakdown"} <= set(scores)
+
+
+def test_pos_model_and_report(pos_model: Path) -> None:
+    res = CliRunner().invoke(main, ["evaluate", str(pos_model), "--dataset", str(SAMPLES / "sample_pos")])
+    assert res.exit_code == 0, res.output
+    assert "accuracy" in res.output and "unseen" in res.output
+    res = CliRunner().invoke(main, ["evaluate", str(pos_model), "--dataset", str(SAMPLES / "sample_pos"), "--json"])
+    assert json.loads(res.output)["accuracy"] > 90
+
+
+def test_predict_cli_text_and_conll(ner_model: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    res = runner.invoke(main, ["predict", str(ner_model), "-"], input="Lucy lives in Oslo .\n\nAcme Corp said\n")
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in res.output.splitlines()]
+    assert len(rows) == 3 and rows[1]["tokens"] == []
+    assert rows[0]["entities"][0]["text"] == "Lucy"
+    f = tmp_path / "in.conll"
+    f.write_text("Lucy\nlives\nin\nOslo\n.\n\nAnna\nsaid\n")
+    res = runner.invoke(main, ["predict", str(ner_model), str(f)])
+    assert res.exit_code == 0
+    blocks = res.output.strip().split("\n\n")
+    assert blocks[0].splitlines()[3] == "Oslo\tB-LOC" and len(blocks) == 2
+
+
+def test_save_and_reload_in_a_new_process_gives_identical_predictions(ner_model: Path) -> None:
+    sents = [["Lucy", "lives", "in", "Oslo", "."], ["Maria", "Garcia", "works", "for", "Reuters", "."]]
+    here = [p.to_dict() for p in seqtag.load(ner_model).predict(sents)]
+    code = ("import json, sys, seqtag; t = seqtag.load(sys.argv[1]); "
+            f"print(json.dumps([p.to_dict() for p in t.predict({sents!r})]))")
+    out = subprocess.run([sys.executable, "-c", code, str(ner_model)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    there = json.loads(out.stdout)
+    assert [p["tags"] for p in there] == [p["tags"] for p in here]
+    for a, b in zip(there, here):
+        assert a["scores"] == pytest.approx(b["scores"], abs=1e-5)
+
+
+def test_training_is_reproducible_under_a_seed(tmp_path: Path) -> None:
+    overrides = {"training": {"max_epochs": 2}}
+    _, a = train_small("ner", tmp_path / "a", overrides)
+    _, b = train_small("ner", tmp_path / "b", overrides)
+    assert a["history"] == b["history"]
+
+
+def test_main_job_without_corpus_says_how_to_point_at_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("SEQTAG_CORPORA", raising=False)
+    res = CliRunner().invoke(main, ["train", "--task", "ner", "-o", str(tmp_path / "m")])
+    assert res.exit_code == 2
+    assert "SEQTAG_CORPORA" in res.output and len(res.output.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(corpora_dir() is None, reason="SEQTAG_CORPORA is not set")
+def test_end_to_end_on_a_slice_of_conll2003(tmp_path: Path) -> None:
+    """Train on real data for a few hundred steps, save, evaluate above an untrained floor, predict."""
+    out = tmp_path / "conll"
+    args = ["train", "--task", "ner", "--dataset", "conll2003", "-o", str(out), "--no-progress", "--max-epochs", "2",
+            "--set", "training.max_train_sentences=1500", "--set", "training.threads=1",
+            "--set", "model.encoder.hidden_size=64", "--set", "training.batch_size=10"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert "epoch   2" in res.output and "test F1" in res.output
+    res = CliRunner().invoke(main, ["evaluate", str(out), "--split", "dev", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["f1"] > 40.0  # an untrained tagger scores ~0
+    res = CliRunner().invoke(main, ["predict", str(out), "-"], input="Germany beat France in Paris on Sunday .\n")
+    assert res.exit_code == 0
+    labels = {e["label"] for e in json.loads(res.output)["entities"]}
+    assert labels & {"LOC", "MISC", "ORG", "PER"}

@@ -8,16 +8,21 @@ states (Python and torch), the epoch and step, and the best score so far.
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import torch
 
 from .errors import ModelLoadError
-from .serialize import atomic_directory, write_json
+from .serialize import atomic_directory, recover_directory, write_json
 
-__all__ = ["save_checkpoint", "load_checkpoint", "CHECKPOINT_DIR"]
+__all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint", "recover_checkpoint", "deferred_interrupt",
+           "CHECKPOINT_DIR"]
 
 CHECKPOINT_DIR = "checkpoint"
 
@@ -46,8 +51,9 @@ def _unflatten_optimizer(plain: dict[str, Any], tensors: dict[str, torch.Tensor]
 
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any, progress: dict[str, Any], py_rng: random.Random) -> None:
-    """Write a checkpoint directory atomically."""
+                    scheduler: Any, progress: dict[str, Any], py_rng: random.Random,
+                    assets: dict[str, Any] | None = None) -> None:
+    """Write a checkpoint directory atomically (``assets``, the vocabularies, go in as ``assets.json``)."""
     from safetensors.torch import save_file
 
     opt_tensors, opt_plain = _flatten_optimizer(optimizer.state_dict())
@@ -65,10 +71,10 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
     def fill(tmp: Path) -> None:
         save_file(tensors, str(tmp / "state.safetensors"))
         with open(tmp / "state.safetensors", "rb") as f:
-            import os
-
             os.fsync(f.fileno())
         write_json(tmp / "trainer.json", data)
+        if assets is not None:
+            write_json(tmp / "assets.json", assets)
 
     atomic_directory(path, fill)
 
@@ -89,13 +95,71 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
         data = json.loads((p / "trainer.json").read_text(encoding="utf-8"))
     except Exception as exc:
         raise ModelLoadError(f"{p}: not a readable checkpoint ({' '.join(str(exc).split())[:160]})") from None
-    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
-    optimizer.load_state_dict(_unflatten_optimizer(data["optimizer"], tensors))
-    if scheduler is not None and data.get("scheduler") is not None:
-        scheduler.load_state_dict(data["scheduler"])
-    torch.set_rng_state(tensors["rng.torch"])
-    st = data["rng"]["python"]
-    py_rng.setstate((st[0], tuple(st[1]), st[2]))
-    gs = data["rng"]["global_python"]
-    random.setstate((gs[0], tuple(gs[1]), gs[2]))
-    return dict(data["progress"])
+    try:
+        model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")},
+                              strict=True)
+        optimizer.load_state_dict(_unflatten_optimizer(data["optimizer"], tensors))
+        if scheduler is not None and data.get("scheduler") is not None:
+            scheduler.load_state_dict(data["scheduler"])
+        torch.set_rng_state(tensors["rng.torch"])
+        st = data["rng"]["python"]
+        py_rng.setstate((st[0], tuple(st[1]), st[2]))
+        gs = data["rng"]["global_python"]
+        random.setstate((gs[0], tuple(gs[1]), gs[2]))
+        return dict(data["progress"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ModelLoadError(f"{p}: the checkpoint does not fit this model or is damaged "
+                             f"({type(exc).__name__}: {' '.join(str(exc).split())[:160]})") from None
+
+
+def recover_checkpoint(model_dir: str | Path) -> None:
+    """Finish directory swaps of the model directory and its checkpoint that a crash interrupted."""
+    recover_directory(model_dir, keep_others=True)
+    recover_directory(Path(model_dir) / CHECKPOINT_DIR)
+
+
+def read_checkpoint(model_dir: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The saved progress (with ``config`` and ``labels``) and the vocabularies of ``MODEL_DIR/checkpoint``.
+
+    Raises :class:`ModelLoadError` (one line) when there is no checkpoint or it cannot be read.
+    """
+    recover_checkpoint(model_dir)
+    ckpt = Path(model_dir) / CHECKPOINT_DIR
+    if not (ckpt / "trainer.json").is_file():
+        raise ModelLoadError(f"{model_dir}: nothing to resume ({ckpt / 'trainer.json'} is missing); "
+                             f"checkpoints are written every training.checkpoint_every steps and at each epoch end")
+    try:
+        progress = json.loads((ckpt / "trainer.json").read_text(encoding="utf-8"))["progress"]
+        assets = json.loads((ckpt / "assets.json").read_text(encoding="utf-8"))
+        missing = [k for k in ("config", "labels", "epoch", "step_in_epoch") if k not in progress]
+        if missing:
+            raise KeyError(f"no {missing[0]!r} in trainer.json")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelLoadError(f"{ckpt}: not a readable checkpoint ({type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())[:160]})") from None
+    return progress, assets
+
+
+@contextmanager
+def deferred_interrupt() -> Iterator[Callable[[], bool]]:
+    """Turn the first Ctrl-C (SIGINT) into a request that training honours at its next safe point.
+
+    Yields a function that tells whether a stop was requested. Training checks it after each step,
+    saves a checkpoint of a consistent state and raises ``KeyboardInterrupt`` itself. A second Ctrl-C
+    interrupts at once (the last checkpoint written stays). Outside the main thread, nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    hits = [0]
+
+    def handler(signum: int, frame: Any) -> None:
+        hits[0] += 1
+        if hits[0] > 1:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: hits[0] > 0
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)

@@ -85,11 +85,25 @@ def train(task: str | None, dataset: str | None, config_path: str | None, overri
     if seed is not None:
         sets.append(f"training.seed={seed}")
     cfg = build_config(task, apply_overrides(user, sets))
-    data = {k: v for k, v in {"dataset": dataset or cfg.get("data", {}).get("dataset"), "tag_column": tag_column,
+    data = {k: v for k, v in {"dataset": _absolute(dataset or cfg.get("data", {}).get("dataset")), "tag_column": tag_column,
                                "scheme": scheme, "strict": strict}.items() if v not in (None, False)}
     cfg["data"] = {**cfg.get("data", {}), **data}
     out = Path(output or f"models/{task}")
     run_training(cfg, out, seeds=seeds, progress=not no_progress, log=_log)
+
+
+def _absolute(spec: str | None) -> str | None:
+    """A dataset given by local path is saved absolute, so `--resume` and `evaluate` work from any folder."""
+    from .data import catalogue
+
+    if spec is None or spec in catalogue():
+        return spec
+    if Path(spec).exists():
+        return str(Path(spec).resolve())
+    if "=" in spec:
+        items = [item.partition("=") for item in spec.split(",")]
+        return ",".join(f"{k}={Path(v.strip()).resolve() if Path(v.strip()).exists() else v}" for k, _, v in items)
+    return spec
 
 
 @main.command()

@@ -13,12 +13,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from .checkpoint import CHECKPOINT_DIR, load_checkpoint, save_checkpoint
+from .checkpoint import CHECKPOINT_DIR, deferred_interrupt, load_checkpoint, read_checkpoint, save_checkpoint
 from .config import check_model_table, load_config, merge, resolve
 from .errors import ConfigError, DataError, TrainingDivergedError
 from .evaluate import evaluate, main_score
 from .model import TaggerModel, make_batch
-from .serialize import atomic_write_json
 from .tagger import Tagger
 
 __all__ = ["TrainingConfig", "default_config", "build_config", "train", "make_batches"]
@@ -149,14 +148,8 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
     if not train_sents:
         raise DataError("the training split has no sentences")
     if resume:
-        if not (ckpt_dir / "trainer.json").is_file():
-            raise ConfigError(f"{out}: no checkpoint to resume from ({ckpt_dir} is missing)")
-        import json
-
-        state = json.loads((ckpt_dir / "trainer.json").read_text())
-        labels = state["progress"]["labels"]
-        config = state["progress"]["config"]
-        assets = json.loads((ckpt_dir / "assets.json").read_text())
+        saved, assets = read_checkpoint(out)  # one-line ModelLoadError when missing or damaged
+        labels, config = saved["labels"], saved["config"]
         model = TaggerModel(config["model"], labels, scheme, assets=assets)
     else:
         labels = sorted({t for _, tags in train_sents for t in tags} | ({"O"} if task == "ner" else set()))
@@ -179,12 +172,30 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
     lengths = [len(t) for t, _ in train_sents]
     dev_sents = _drop_empty(dev_sents)
 
+    def diverged(what: str) -> TrainingDivergedError:
+        kept = f"the last good checkpoint stays in {ckpt_dir}" if (ckpt_dir / "trainer.json").is_file() \
+            else "no checkpoint had been written yet"
+        return TrainingDivergedError(f"{what}; training stopped and {kept}; lower training.lr or training.grad_clip")
+
     def checkpoint() -> None:
+        """Save the resumable state (model, optimizer, RNGs, progress and vocabularies) as one atomic directory."""
+        bad = next((n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())), None)
+        if bad is not None:  # never let a diverged model overwrite the last good checkpoint
+            raise diverged(f"the parameter {bad} became NaN or infinite by step {prog['global_step']}")
         out.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(ckpt_dir, model, optimizer, scheduler, prog, rng)
-        atomic_write_json(ckpt_dir / "assets.json", model.get_assets())
+        save_checkpoint(ckpt_dir, model, optimizer, scheduler, prog, rng, assets=model.get_assets())
+
+    def stop_here() -> None:
+        """Ctrl-C was pressed: save the state at this step boundary and stop."""
+        prog["elapsed"] = time.time() - start_time
+        checkpoint()
+        prog["stopped"] = True
+        log(f"interrupted: state saved in {ckpt_dir}; continue with `seqtag train --resume {out}`")
+        raise KeyboardInterrupt
 
     start_time = time.time() - prog["elapsed"]
+    interrupt = deferred_interrupt()  # the first Ctrl-C stops at the next step boundary, after a checkpoint
+    stop_requested = interrupt.__enter__()
     try:
         while prog["epoch"] < tc.max_epochs:
             epoch = prog["epoch"]
@@ -198,9 +209,7 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
                 batch = make_batch(model, [train_sents[i][0] for i in idx], [train_ids[i] for i in idx])
                 loss = model.loss(batch)
                 if not torch.isfinite(loss):
-                    raise TrainingDivergedError(
-                        f"the training loss became {loss.item()} at epoch {epoch + 1}, step {b + 1}; stopped. "
-                        f"The last good checkpoint is in {ckpt_dir}; try a lower lr or grad_clip")
+                    raise diverged(f"the training loss became {loss.item()} at epoch {epoch + 1}, step {b + 1}")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if tc.grad_clip > 0:
@@ -214,6 +223,8 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
                 if tc.checkpoint_every and prog["global_step"] % tc.checkpoint_every == 0:
                     prog["elapsed"] = time.time() - start_time
                     checkpoint()
+                if stop_requested():
+                    stop_here()
                 if tc.max_steps and prog["global_step"] >= tc.max_steps:
                     break
             bar.close()
@@ -238,16 +249,20 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
                 f"lr {lr:.2g}  {time.time() - start_time:6.0f}s")
             prog.update(epoch=epoch + 1, step_in_epoch=0, epoch_loss=0.0, elapsed=time.time() - start_time)
             checkpoint()
+            if stop_requested():
+                stop_here()
             if tc.max_steps and prog["global_step"] >= tc.max_steps:
                 break
             if prog["bad_epochs"] >= tc.patience:
                 log(f"early stop: no dev improvement in {tc.patience} epochs")
                 break
     except KeyboardInterrupt:
-        prog["elapsed"] = time.time() - start_time
-        checkpoint()
-        log(f"interrupted: state saved in {ckpt_dir}; continue with `seqtag train --resume {out}`")
+        if not prog.pop("stopped", False):  # a second Ctrl-C, mid-step: the state may be half updated
+            log(f"interrupted at once: the last checkpoint in {ckpt_dir} stays; "
+                f"continue with `seqtag train --resume {out}`")
         raise
+    finally:
+        interrupt.__exit__(None, None, None)
     best = Tagger.load(out)
     summary = {"best_dev": prog["best_score"], "best_epoch": prog["best_epoch"], "epochs": prog["epoch"],
                "seconds": round(time.time() - start_time, 1), "seconds_to_best": round(prog.get("best_time", 0.0), 1),

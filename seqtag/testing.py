@@ -67,6 +67,7 @@ __all__ = [
     "check_fits",
     "check_save_load",
     "tiny_config",
+    "write_tiny_corpus",
 ]
 
 KINDS = ("tokenizer", "embedding", "encoder", "head")
@@ -171,6 +172,22 @@ def _norm_dist(name: str) -> str:
 def _check_kind(kind: str) -> None:
     if kind not in KINDS:
         raise AssertionError(f"[seqtag.testing] unknown part kind {kind!r}; kinds: {', '.join(KINDS)}")
+
+
+def write_tiny_corpus(folder: str | Path) -> Path:
+    """Write :data:`TINY_CORPUS` as ``train.conll``, ``dev.conll`` and ``test.conll`` (``token tag`` lines).
+
+    For command-line tests: ``seqtag train --dataset FOLDER ...`` trains on it in seconds.
+
+    Returns:
+        The folder.
+    """
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    text = "\n".join("\n".join(f"{w} {t}" for w, t in zip(toks, tags)) + "\n" for toks, tags in TINY_CORPUS)
+    for split in ("train", "dev", "test"):
+        (out / f"{split}.conll").write_text(text, encoding="utf-8")
+    return out
 
 
 # -- 1. registered ----------------------------------------------------------------------------------

@@ -42,10 +42,42 @@ class RecurrentEncoder(Encoder):
         if mask is None or bool((lengths == x.size(1)).all()):
             out, _ = self.rnn(x)  # shape: (batch, seq, output_dim)
             return out
+        if not (self.training and torch.is_grad_enabled()):
+            return self._padded_forward(x, lengths)
         packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
         out, _ = self.rnn(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))  # shape: (batch, seq, output_dim)
         return out
+
+
+    def _padded_forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Inference without packing: each direction runs on end-padded input, which keeps the fused CPU
+        kernels; the backward direction reads each sequence reversed within its own length, so padding
+        never reaches a real position and the result equals the packed one."""
+        batch, seq, _ = x.shape
+        pos = torch.arange(seq).unsqueeze(0)  # shape: (1, seq)
+        rev = torch.where(pos < lengths.unsqueeze(1), lengths.unsqueeze(1) - 1 - pos, pos)  # shape: (batch, seq)
+        out = x
+        for layer in range(self.num_layers):
+            rev_in = rev.unsqueeze(2).expand(-1, -1, out.size(2))
+            parts = [self._one_direction(out, layer, "")]
+            if self.bidirectional:
+                y = self._one_direction(out.gather(1, rev_in), layer, "_reverse")  # shape: (batch, seq, hidden)
+                parts.append(y.gather(1, rev.unsqueeze(2).expand(-1, -1, y.size(2))))
+            out = torch.cat(parts, dim=2) if len(parts) > 1 else parts[0]  # shape: (batch, seq, output_dim)
+        valid = (torch.arange(seq).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(2)
+        return out.masked_fill(~valid, 0.0)
+
+    def _one_direction(self, x: torch.Tensor, layer: int, suffix: str) -> torch.Tensor:
+        rnn = self.rnn
+        params = [getattr(rnn, f"{name}_l{layer}{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        h0 = x.new_zeros(1, x.size(0), self.hidden_size)
+        if isinstance(rnn, nn.LSTM):
+            return torch.lstm(x, (h0, h0), params, True, 1, 0.0, False, False, True)[0]
+        if isinstance(rnn, nn.GRU):
+            return torch.gru(x, h0, params, True, 1, 0.0, False, False, True)[0]
+        fn = torch.rnn_tanh if rnn.nonlinearity == "tanh" else torch.rnn_relu
+        return fn(x, h0, params, True, 1, 0.0, False, False, True)[0]
 
 
 @registry.encoders.register("rnn.v1")

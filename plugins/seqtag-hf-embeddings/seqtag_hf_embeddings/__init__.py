@@ -266,8 +266,8 @@ class TransformerEmbedding(Embedding):
             if seen != want:
                 raise ModelLoadError(f"transformer_embeddings.v1: the model in {folder} ({seen}) is not the one "
                                      f"the tagger was trained with ({want})")
-        self._setup_tokenizer(Tokenizer.from_str(json.dumps(assets["tokenizer"])), int(assets.get("window") or 512))
-        self._window = int(assets.get("window") or self._window)
+        self._setup_tokenizer(Tokenizer.from_str(json.dumps(assets["tokenizer"])),
+                              int(assets.get("window") or self._model_max(None, self._hf_config)))
         self._finish(model)
 
     # -- features ----------------------------------------------------------------------------------
@@ -329,7 +329,10 @@ class TransformerEmbedding(Embedding):
     def forward(self, features: Features) -> torch.Tensor:
         """Word vectors, shape ``(batch, seq, output_dim)``; zero at padded positions."""
         keys: list[tuple[str, ...]] = features["keys"]
-        windows: dict[int, list[tuple[list[int], list[int]]]] = features["windows"]
+        windows: dict[int, list[tuple[list[int], list[int]]]] = dict(features["windows"])
+        for b, key in enumerate(keys):  # dropped from the cache since featurize() (e.g. by .to(device))
+            if b not in windows and key not in self._cache:
+                windows[b] = self._windows(key)
         device = next(self.model.parameters()).device
         batch, seq = len(keys), max((len(k) for k in keys), default=1) or 1
         hidden = self.output_dim

@@ -41,7 +41,7 @@ class IDCNNEncoder(Encoder):
         identity_init: Start the block's convolutions near the identity (centre tap), as in the paper.
     """
 
-    def __init__(self, input_dim: int, filters: int = 300, kernel_size: int = 3,
+    def __init__(self, input_dim: int, filters: int = 128, kernel_size: int = 3,
                  dilations: Sequence[int] = (1, 1, 2), iterations: int = 4, share_weights: bool = True,
                  dropout: float = 0.0, residual: bool = False, identity_init: bool = True) -> None:
         super().__init__()

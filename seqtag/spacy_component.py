@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import srsly
-from spacy.attrs import IS_SPACE
 from spacy.language import Language
 from spacy.pipeline import Pipe
 from spacy.scorer import Scorer
@@ -165,12 +164,10 @@ class SeqtagComponent(Pipe):
         pieces: List[Tuple[int, List[int]]] = []
         words: List[List[str]] = []
         for d, doc in enumerate(docs):
-            segments = self._segments(doc)
-            if segments:
-                texts = [t.text for t in doc]
-                for idx in segments:
-                    pieces.append((d, idx))
-                    words.append([texts[i] for i in idx])
+            texts = [t.text for t in doc]
+            for idx in self._segments(doc, texts):
+                pieces.append((d, idx))
+                words.append([texts[i] for i in idx])
         preds = tagger.predict(words, batch_size=self.cfg["batch_size"], with_confidence=tagger.task == "ner")
         if tagger.task == "ner":
             spans: List[List[Span]] = [[] for _ in docs]
@@ -184,25 +181,29 @@ class SeqtagComponent(Pipe):
         else:
             for doc in docs:
                 for tok in doc:
-                    if tok.is_space:
+                    if tok.is_space:  # spaCy's own convention for whitespace tokens
                         tok.tag_ = "_SP"
                         if self._pos:
                             tok.pos_ = "SPACE"
             for (d, idx), pred in zip(pieces, preds):
-                self._set_tags(docs[d], idx, pred)
+                self._set_tags(docs[d], idx, pred.tags)
 
-    def _set_tags(self, doc: Doc, idx: List[int], pred: "Prediction") -> None:
-        for i, tag in zip(idx, pred.tags):
+    def _set_tags(self, doc: Doc, idx: List[int], tags: List[str]) -> None:
+        """``token.tag_`` for every tagged token; ``token.pos_`` too when the tag is UPOS (in POS mode)."""
+        if not self._pos:
+            for i, tag in zip(idx, tags):
+                doc[i].tag_ = tag
+            return
+        for i, tag in zip(idx, tags):
             tok = doc[i]
             tok.tag_ = tag
-            if self._pos:
-                if tag in UPOS_TAGS:
-                    tok.pos_ = tag
-                elif tag not in self._warned:
-                    self._warned.add(tag)
-                    warnings.warn(f"seqtag component {self.name!r}: the tag {tag!r} is not a Universal POS tag, "
-                                  f"which is all that token.pos_ takes; tokens tagged {tag!r} get token.tag_ = "
-                                  f"{tag!r} and no token.pos_", UserWarning, stacklevel=2)
+            if tag in UPOS_TAGS:
+                tok.pos_ = tag
+            elif tag not in self._warned:
+                self._warned.add(tag)
+                warnings.warn(f"seqtag component {self.name!r}: the tag {tag!r} is not a Universal POS tag, "
+                              f"which is all that token.pos_ takes; tokens tagged {tag!r} get token.tag_ = "
+                              f"{tag!r} and no token.pos_", UserWarning, stacklevel=2)
 
     def _set_entities(self, doc: Doc, spans: List[Span]) -> None:
         key = self.cfg["spans_key"]
@@ -218,11 +219,11 @@ class SeqtagComponent(Pipe):
         outside = [doc[i: i + 1] for i in range(len(doc)) if i not in covered and doc[i].ent_iob == 0]
         doc.set_ents(kept, outside=outside, default="unmodified")
 
-    def _segments(self, doc: Doc) -> List[List[int]]:
+    def _segments(self, doc: Doc, texts: Optional[List[str]] = None) -> List[List[int]]:
         """Token indices to tag together: the doc without whitespace tokens, cut when longer than max_tokens."""
         limit = self.cfg["max_tokens"]
-        spaces = doc.to_array(IS_SPACE)
-        idx = [i for i, sp in enumerate(spaces.tolist()) if not sp] if spaces.any() else list(range(len(doc)))
+        texts = [t.text for t in doc] if texts is None else texts
+        idx = [i for i, text in enumerate(texts) if not text.isspace()]  # token.is_space is text.isspace()
         if not idx or limit == 0 or len(idx) <= limit:
             return [idx] if idx else []
         if doc.has_annotation("SENT_START"):

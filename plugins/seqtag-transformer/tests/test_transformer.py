@@ -1,0 +1,67 @@
+"""seqtag-transformer keeps the seqtag part contract and trains from the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqtag.config import build_part
+from seqtag.errors import ConfigError
+from seqtag.testing import check_encoder, write_tiny_corpus
+from seqtag_transformer import TransformerEncoder, sinusoidal_positions
+
+torch.set_num_threads(1)
+
+
+def test_contract_with_sinusoidal_positions() -> None:
+    report = check_encoder("transformer.v1", distribution="seqtag-transformer", width=32, heads=4, layers=2)
+    assert report.train_accuracy == 1.0
+
+
+def test_contract_with_learned_positions_and_post_norm() -> None:
+    check_encoder("transformer.v1", distribution="seqtag-transformer", width=24, heads=2, layers=1,
+                  positions="learned", max_length=64, norm_first=False, activation="relu", ff_dim=48)
+
+
+def test_builds_from_config_and_checks_its_arguments() -> None:
+    enc = build_part("encoder", {"type": "transformer.v1", "width": 16, "heads": 2}, input_dim=5)
+    assert isinstance(enc, TransformerEncoder) and (enc.input_dim, enc.output_dim) == (5, 16)
+    with pytest.raises(ConfigError, match=r"heads \(3\) must divide width \(16\)"):
+        build_part("encoder", {"type": "transformer.v1", "width": 16, "heads": 3}, input_dim=5)
+    with pytest.raises(ConfigError, match="positions must be one of"):
+        build_part("encoder", {"type": "transformer.v1", "positions": "rotary"}, input_dim=5)
+
+
+def test_padding_is_zero_and_sentences_beyond_learned_positions_are_refused() -> None:
+    enc = TransformerEncoder(6, width=8, heads=2, layers=1, dropout=0.0, positions="learned", max_length=4).eval()
+    mask = torch.tensor([[True, True, False, False]])  # shape: (1, 4)
+    out = enc(torch.randn(1, 4, 6), mask)  # shape: (1, 4, 8)
+    assert out[0, 2:].abs().sum() == 0
+    with pytest.raises(ValueError, match="longer than max_length=4"):
+        enc(torch.randn(1, 5, 6), None)
+
+
+def test_sinusoidal_positions_follow_the_formula() -> None:
+    pe = sinusoidal_positions(50, 7)  # shape: (50, 7)
+    assert pe.shape == (50, 7)
+    assert torch.allclose(pe[3, 0], torch.sin(torch.tensor(3.0)))
+    assert torch.allclose(pe[3, 1], torch.cos(torch.tensor(3.0)))
+    assert torch.allclose(pe[10, 2], torch.sin(torch.tensor(10.0 / 10000 ** (2 / 7))))
+
+
+def test_trains_from_the_command_line(tmp_path: Path) -> None:
+    corpus = write_tiny_corpus(tmp_path / "corpus")
+    res = subprocess.run([sys.executable, "-m", "seqtag.cli", "train", "--task", "ner", "--dataset", str(corpus),
+                          "--set", "model.tokenizer.type=whitespace.v1", "--set", "model.encoder.type=transformer.v1",
+                          "--set", "model.encoder.width=24", "--set", "training.max_steps=3", "--max-epochs", "1",
+                          "-o", str(tmp_path / "model"), "--no-progress"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    meta = json.loads((tmp_path / "model" / "meta.json").read_text())
+    assert "seqtag-transformer" in meta["plugins"]
+    assert json.loads((tmp_path / "model" / "config.json").read_text())["model"]["encoder"]["width"] == 24

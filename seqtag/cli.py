@@ -186,5 +186,41 @@ def spacy_package(model: str, output_dir: str, lang: str, name: str | None, span
     click.echo(f"spaCy pipeline written to {out}; open it with spacy.load({str(out)!r})")
 
 
+@main.command("new-plugin")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["encoder", "embedding", "head", "tokenizer"]), default="encoder",
+              show_default=True, help="The kind of part the plugin provides.")
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="The folder to create the plugin package in.")
+@handle_errors
+def new_plugin(name: str, kind: str, directory: str) -> None:
+    """Write a plugin package seqtag-NAME: pyproject with the entry point, a working part, README and a test."""
+    from .scaffold import new_plugin as scaffold, plugin_names
+
+    root = scaffold(name, kind, Path(directory))
+    names = plugin_names(name, kind)
+    click.echo(f"wrote {root}/ ({names.distribution}: the {kind} {names.part!r}, class {names.package}.{names.cls})")
+    click.echo(f"next:  pip install -e {root}  &&  pytest {root / 'tests'}")
+    click.echo(f"use:   seqtag train --set model.{kind}.type={names.part} ...")
+
+
+@main.command()
+@click.argument("model", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True,
+              help="Export format (the whole tagger, CRF decoding included).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="The file to write (default MODEL/model.onnx).")
+@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset version.")
+@click.option("--no-confidence", is_flag=True, help="Leave out the per-tag confidences (faster CRF decoding).")
+@click.option("--no-verify", is_flag=True, help="Skip running the exported file once against PyTorch.")
+@handle_errors
+def export(model: str, fmt: str, output: str | None, opset: int, no_confidence: bool, no_verify: bool) -> None:
+    """Export a saved tagger to ONNX; run it with seqtag.export.OnnxTagger or onnxruntime."""
+    from .export import export_onnx
+
+    out = export_onnx(model, output, opset=opset, confidence=not no_confidence, verify=not no_verify)
+    click.echo(f"ONNX model written to {out}; run it with seqtag.export.OnnxTagger({model!r}, {str(out)!r})")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

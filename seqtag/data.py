@@ -258,6 +258,9 @@ def _load_hub(name: str, config: str | None, tag_key: str | None) -> tuple[dict[
     return out, sources
 
 
+_FILE_SUFFIXES = (".conll", ".conllu", ".jsonl", ".json", ".parquet", ".txt", ".tsv", ".iob", ".iob2", ".bio")
+
+
 def _find_split_files(folder: Path) -> dict[str, Path]:
     files = [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")
              and p.suffix.lower() in ("", ".conll", ".conllu", ".txt", ".jsonl", ".json", ".parquet", ".iob2",
@@ -348,6 +351,9 @@ def load_corpus(spec: str | None = None, task: str = "ner", *, tag_column: Any =
         else:
             split_sents["data"] = _read_file(path, None, opts)
             sources["data"] = str(path)
+    elif spec.startswith(("/", "./", "../", "~")) or Path(spec).suffix.lower() in _FILE_SUFFIXES:
+        raise DataError("no such file or folder; expected a corpus file (CoNLL, CoNLL-U, JSON lines, Parquet), "
+                        "a folder of split files, a catalogue name or a hub id owner/name", spec)
     elif "/" in spec or spec.startswith("hf:"):
         hub_name, _, config = spec.removeprefix("hf:").partition(":")
         split_sents, sources = _load_hub(hub_name, config or None, opts.get("tag_key"))

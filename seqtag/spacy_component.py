@@ -26,7 +26,7 @@ from spacy.util import minibatch
 from .errors import ConfigError, ModelLoadError, SeqtagError
 
 if TYPE_CHECKING:
-    from .tagger import Prediction, Tagger
+    from .tagger import Tagger
 
 __all__ = ["SeqtagComponent", "make_seqtag", "package_pipeline", "SCORE_EXTENSION", "UPOS_TAGS"]
 
@@ -55,6 +55,10 @@ def register_extension() -> None:
     if method is not None or (getter is not None and setter is None):
         raise ConfigError(f"Span extension {SCORE_EXTENSION!r} is already registered by other code as a "
                           f"{'method' if method is not None else 'read-only getter'}; seqtag needs to write it")
+
+
+if not Span.has_extension(SCORE_EXTENSION):  # at import too, so Docs read back in any process have it
+    Span.set_extension(SCORE_EXTENSION, default=None)
 
 
 class SeqtagComponent(Pipe):
@@ -163,8 +167,10 @@ class SeqtagComponent(Pipe):
         tagger = self.tagger
         pieces: List[Tuple[int, List[int]]] = []
         words: List[List[str]] = []
+        spaces: List[List[int]] = []
         for d, doc in enumerate(docs):
             texts = [t.text for t in doc]
+            spaces.append([i for i, text in enumerate(texts) if text.isspace()])
             for idx in self._segments(doc, texts):
                 pieces.append((d, idx))
                 words.append([texts[i] for i in idx])
@@ -179,12 +185,11 @@ class SeqtagComponent(Pipe):
             for doc, doc_spans in zip(docs, spans):
                 self._set_entities(doc, doc_spans)
         else:
-            for doc in docs:
-                for tok in doc:
-                    if tok.is_space:  # spaCy's own convention for whitespace tokens
-                        tok.tag_ = "_SP"
-                        if self._pos:
-                            tok.pos_ = "SPACE"
+            for doc, space_idx in zip(docs, spaces):
+                for i in space_idx:  # spaCy's own convention for whitespace tokens
+                    doc[i].tag_ = "_SP"
+                    if self._pos:
+                        doc[i].pos_ = "SPACE"
             for (d, idx), pred in zip(pieces, preds):
                 self._set_tags(docs[d], idx, pred.tags)
 

@@ -601,8 +601,11 @@ def check_save_load(kind: str, name: str, tagger: "Tagger", workdir: str | Path,
     try:
         loaded = Tagger.load(moved)
     except Exception as exc:
+        hint = ""
+        if kind == "embedding" and "assets" in str(exc) and "JSON object" in str(exc):
+            hint = " (get_assets() must return a dict, {} when nothing was built from the data, not None)"
         raise _fail("save/load", kind, name, f"loading the saved tagger failed: {type(exc).__name__}: "
-                    f"{' '.join(str(exc).split())[:400]}") from exc
+                    f"{' '.join(str(exc).split())[:400]}{hint}") from exc
     _compare("loaded in this process", kind, name, before, _predictions(loaded), opts.atol)
     del loaded
     gc.collect()
@@ -647,34 +650,40 @@ def check_part(kind: str, name: str, params: Mapping[str, Any] | None = None, *,
     opts = options or CheckOptions()
     part_params = {**dict(params or {}), **kwargs}
     seconds: dict[str, float] = {}
-    t = time.perf_counter()
-    info = check_registered(kind, name, distribution)
-    seconds["registered"] = time.perf_counter() - t
-    t = time.perf_counter()
-    cfg = check_config(kind, name, part_params)
-    seconds["config"] = time.perf_counter() - t
-    t = time.perf_counter()
-    if kind == "tokenizer":
-        _contract_tokenizer(name, cfg)
-    elif kind == "embedding":
-        _contract_embedding(name, cfg, opts.atol)
-    elif kind == "encoder":
-        _contract_encoder(name, cfg, opts.atol)
-    else:
-        _contract_head(name, cfg, opts.atol)
-    seconds["contract"] = time.perf_counter() - t
-    t = time.perf_counter()
+    contracts = {"tokenizer": lambda c: _contract_tokenizer(name, c),
+                 "embedding": lambda c: _contract_embedding(name, c, opts.atol),
+                 "encoder": lambda c: _contract_encoder(name, c, opts.atol),
+                 "head": lambda c: _contract_head(name, c, opts.atol)}
+
+    def phase(label: str, fn: Any, *args: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return fn(*args)
+        except AssertionError:
+            raise
+        except Exception as exc:  # the part's own code failed: say in which check
+            raise _fail(label, kind, name, f"raised {type(exc).__name__}: {' '.join(str(exc).split())[:400]}") \
+                from exc
+        finally:
+            seconds[label] = time.perf_counter() - t
+
+    info = phase("registered", check_registered, kind, name, distribution)
+    cfg = phase("config", check_config, kind, name, part_params)
+    phase("contract", contracts[kind], cfg)
     config = tiny_config(kind, cfg, opts.context)
-    tagger, run = check_fits(kind, name, config, opts)
-    seconds["fits"] = time.perf_counter() - t
-    t = time.perf_counter()
-    if workdir is not None:
-        Path(workdir).mkdir(parents=True, exist_ok=True)
-        check_save_load(kind, name, tagger, workdir, opts, info)
-    else:
-        with tempfile.TemporaryDirectory(prefix="seqtag-check-") as tmp:
-            check_save_load(kind, name, tagger, tmp, opts, info)
-    seconds["save/load"] = time.perf_counter() - t
+    tagger, run = phase("fits", check_fits, kind, name, config, opts)
+    held = [tagger]  # check_save_load() gets the only reference, so it can really delete the tagger
+    del tagger
+
+    def save_load() -> None:
+        if workdir is not None:
+            Path(workdir).mkdir(parents=True, exist_ok=True)
+            check_save_load(kind, name, held.pop(), workdir, opts, info)
+        else:
+            with tempfile.TemporaryDirectory(prefix="seqtag-check-") as tmp:
+                check_save_load(kind, name, held.pop(), tmp, opts, info)
+
+    phase("save/load", save_load)
     return CheckReport(kind, name, info.distribution, info.version, cfg, seconds=seconds, **run)
 
 

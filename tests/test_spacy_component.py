@@ -115,12 +115,21 @@ def test_pos_tags_equal_tagger_predictions(pos_model: Path) -> None:
 
 
 def test_score_extension_registered_and_in_range(ner_model: Path) -> None:
-    assert Span.has_extension(SCORE_EXTENSION)
+    assert Span.has_extension(SCORE_EXTENSION)  # registered when the module is imported
     nlp = _nlp(ner_model)
     doc = nlp("Wei Chen works for Reuters in South Africa .")
     assert doc.ents and all(0.0 <= e._.seqtag_score <= 1.0 for e in doc.ents)
-    assert doc[0:1]._.seqtag_score is None or doc[0:1] in doc.ents  # unset spans keep the default
+    outside = next(t.i for t in doc if t.ent_iob_ == "O")
+    assert doc[outside: outside + 1]._.seqtag_score is None  # other spans keep the default
     SeqtagComponent("again", model=str(ner_model))  # registering twice is safe
+    saved = Span.get_extension(SCORE_EXTENSION)
+    Span.set_extension(SCORE_EXTENSION, getter=lambda span: 1.0, force=True)  # someone else's, read-only
+    try:
+        with pytest.raises(ConfigError, match="read-only getter"):
+            SeqtagComponent("clash", model=str(ner_model))
+    finally:
+        default, method, getter, setter = saved
+        Span.set_extension(SCORE_EXTENSION, default=default, force=True)
 
 
 def test_empty_and_whitespace_docs(ner_model: Path, pos_model: Path) -> None:

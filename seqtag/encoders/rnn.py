@@ -7,6 +7,7 @@ position, and holds exactly their weights (``encoder.rnn``), so results agree wi
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -29,6 +30,8 @@ class RecurrentEncoder(Encoder):
         self.input_dim, self.hidden_size, self.num_layers = input_dim, hidden_size, num_layers
         self.bidirectional, self.dropout = bidirectional, dropout
         self.output_dim = hidden_size * (2 if bidirectional else 1)
+        # run each direction on padded input (see _padded_forward); False uses packed sequences
+        self.fused_padding = True
 
     def _rnn_kwargs(self) -> dict[str, object]:
         return dict(input_size=self.input_dim, hidden_size=self.hidden_size, num_layers=self.num_layers,
@@ -42,7 +45,7 @@ class RecurrentEncoder(Encoder):
         if mask is None or bool((lengths == x.size(1)).all()):
             out, _ = self.rnn(x)  # shape: (batch, seq, output_dim)
             return out
-        if not (self.training and torch.is_grad_enabled()):
+        if self.fused_padding:
             return self._padded_forward(x, lengths)
         packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
         out, _ = self.rnn(packed)
@@ -51,14 +54,17 @@ class RecurrentEncoder(Encoder):
 
 
     def _padded_forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Inference without packing: each direction runs on end-padded input, which keeps the fused CPU
-        kernels; the backward direction reads each sequence reversed within its own length, so padding
-        never reaches a real position and the result equals the packed one."""
+        """The recurrence without packing: each direction runs on end-padded input, which keeps the fused
+        CPU kernels (several times faster than packed sequences, forward and backward); the backward
+        direction reads each sequence reversed within its own length, so padding never reaches a real
+        position and the result equals the packed one."""
         batch, seq, _ = x.shape
         pos = torch.arange(seq).unsqueeze(0)  # shape: (1, seq)
         rev = torch.where(pos < lengths.unsqueeze(1), lengths.unsqueeze(1) - 1 - pos, pos)  # shape: (batch, seq)
         out = x
         for layer in range(self.num_layers):
+            if layer > 0 and self.dropout > 0:
+                out = F.dropout(out, self.dropout, self.training)
             rev_in = rev.unsqueeze(2).expand(-1, -1, out.size(2))
             parts = [self._one_direction(out, layer, "")]
             if self.bidirectional:

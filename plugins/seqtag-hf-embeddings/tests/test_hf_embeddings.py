@@ -57,7 +57,7 @@ def test_contract_mean_pooling_of_two_layers_in_small_windows() -> None:
 
 def test_contract_fine_tuned() -> None:
     check_embedding("transformer_embeddings.v1", distribution="seqtag-hf-embeddings", model_path=MODEL,
-                    freeze=False, pooling="last", options=CheckOptions(lr=0.002, fresh_process=False))
+                    freeze=False, pooling="last", options=CheckOptions(lr=5e-4, fresh_process=False))
 
 
 def test_the_package_path_form_and_clear_errors(tmp_path: Path) -> None:

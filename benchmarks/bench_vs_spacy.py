@@ -1,0 +1,268 @@
+"""seqtag and spaCy side by side: train both on the same files, then score, time and measure them.
+
+For each task (NER on CoNLL-2003, UPOS on UD English EWT) and each seed, this script trains
+
+- seqtag with its default config (``seqtag train --task ner|pos``), and
+- spaCy's own ``ner``/``tagger`` from scratch with its efficiency config, no vectors, gold tokens
+  (the recipe in ../shared/PEERS.md),
+
+then prints and writes (JSON) for each: the test score (seqeval entity F1 in IOB2, or UPOS accuracy),
+the training time to the best dev score, inference tokens/s over the whole test set (batch predict,
+pre-tokenized input, median of 3 runs) and the peak memory of that inference. It also times a bare
+``torch.nn.LSTM`` of the tagger's size as the ceiling. Scores are reported as median (min, max) over
+the seeds.
+
+    SEQTAG_CORPORA=../shared/corpora python benchmarks/bench_vs_spacy.py --task ner --seeds 3
+    python benchmarks/bench_vs_spacy.py --task both --seeds 1 --quick     # a smoke run (minutes)
+
+Each measurement of speed and memory runs in its own subprocess with ``--threads`` threads (2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+FILES = {
+    "ner": ("conll2003", ["eng.train", "eng.testa", "eng.testb"]),
+    "pos": ("ud_english_ewt", ["en_ewt-ud-train.conllu", "en_ewt-ud-dev.conllu", "en_ewt-ud-test.conllu"]),
+}
+
+
+def corpora() -> Path:
+    root = os.environ.get("SEQTAG_CORPORA")
+    if not root or not Path(root).is_dir():
+        sys.exit("error: set SEQTAG_CORPORA to the folder of the corpora (e.g. ../shared/corpora)")
+    return Path(root)
+
+
+# -- spaCy data and training ---------------------------------------------------------------------
+def spacy_data(task: str, work: Path) -> dict[str, Path]:
+    folder, names = FILES[task]
+    out: dict[str, Path] = {}
+    for split, name in zip(("train", "dev", "test"), names):
+        src = corpora() / folder / name
+        copy = work / f"{task}-{split}{'.conllu' if task == 'pos' else '.iob'}"
+        lines = src.read_text(encoding="utf-8").splitlines()
+        if task == "ner":  # drop -DOCSTART- lines (and the blank line after each)
+            kept, skip = [], False
+            for line in lines:
+                if line.startswith("-DOCSTART-"):
+                    skip = True
+                    continue
+                if skip and not line.strip():
+                    skip = False
+                    continue
+                skip = False
+                kept.append(line)
+            lines = kept
+        else:  # blank XPOS so UPOS lands in token.tag_
+            lines = [("\t".join(c[:4] + ["_"] + c[5:]) if len(c := ln.split("\t")) == 10 else ln) for ln in lines]
+        copy.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        conv = "ner" if task == "ner" else "conllu"
+        subprocess.run([sys.executable, "-m", "spacy", "convert", "-c", conv, "-n", "1", str(copy), str(work)],
+                       check=True, capture_output=True)
+        out[split] = work / (copy.stem + ".spacy")
+    return out
+
+
+def train_spacy(task: str, data: dict[str, Path], work: Path, seed: int, quick: bool, threads: int) -> dict[str, Any]:
+    cfg = work / f"spacy-{task}.cfg"
+    pipe = "ner" if task == "ner" else "tagger"
+    subprocess.run([sys.executable, "-m", "spacy", "init", "config", "-l", "en", "-p", pipe, "-o", "efficiency",
+                    "--force", str(cfg)], check=True, capture_output=True)
+    out = work / f"spacy-{task}-seed{seed}"
+    cmd = [sys.executable, "-m", "spacy", "train", str(cfg), "--output", str(out), "--paths.train", str(data["train"]),
+           "--paths.dev", str(data["dev"]), "--training.seed", str(seed), "--corpora.train.gold_preproc", "true",
+           "--corpora.dev.gold_preproc", "true"]
+    if quick:
+        cmd += ["--training.max_steps", "400"]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    t0 = time.time()
+    best, best_t = -1.0, 0.0
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        cols = line.split()
+        # table rows: E  #  LOSS_TOK2VEC  LOSS_X  SCORE...  SCORE
+        if len(cols) >= 5 and cols[0].isdigit() and cols[1].isdigit():
+            score = float(cols[-1])
+            if score > best:
+                best, best_t = score, time.time() - t0
+    proc.wait()
+    if proc.returncode != 0:
+        raise RuntimeError(f"spacy train failed ({proc.returncode})")
+    return {"model": str(out / "model-best"), "dev": 100 * best, "seconds_to_best": round(best_t, 1),
+            "seconds": round(time.time() - t0, 1)}
+
+
+def train_seqtag(task: str, work: Path, seed: int, quick: bool, threads: int) -> dict[str, Any]:
+    out = work / f"seqtag-{task}-seed{seed}"
+    cmd = [sys.executable, "-m", "seqtag.cli", "train", "--task", task, "-o", str(out), "--seed", str(seed),
+           "--no-progress", "--set", f"training.threads={threads}"]
+    if quick:
+        cmd += ["--max-epochs", "1"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+    if res.returncode != 0:
+        raise RuntimeError(f"seqtag train failed: {res.stderr.strip().splitlines()[-1:]}")
+    meta = json.loads((out / "meta.json").read_text())
+    dev = meta["scores"]["dev"]
+    return {"model": str(out), "dev": dev.get("f1", dev.get("accuracy")),
+            "seconds_to_best": meta["scores"]["train_seconds_to_best"], "log": res.stdout.strip().splitlines()[-1]}
+
+
+# -- measuring (in a child process) --------------------------------------------------------------
+def test_sentences(task: str) -> list[tuple[list[str], list[str]]]:
+    from seqtag.data import load_corpus
+
+    name = FILES[task][0]
+    return load_corpus(name, task, warn=lambda m: None).sentences("test", "IOB2" if task == "ner" else None)
+
+
+def measure(system: str, task: str, model: str, threads: int) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(threads)
+    gold = test_sentences(task)
+    words = [t for t, _ in gold]
+    n_tokens = sum(len(w) for w in words)
+    if system == "seqtag":
+        import seqtag
+
+        tagger = seqtag.load(model)
+
+        def run() -> list[list[str]]:
+            return [p.tags for p in tagger.predict(words, batch_size=256)]
+    else:
+        import spacy
+        from spacy.tokens import Doc
+
+        nlp = spacy.load(model)
+
+        def run() -> list[list[str]]:
+            docs = nlp.pipe((Doc(nlp.vocab, words=w) for w in words), batch_size=256)
+            if task == "ner":
+                return [[f"{t.ent_iob_}-{t.ent_type_}" if t.ent_type_ else "O" for t in d] for d in docs]
+            return [[t.tag_ for t in d] for d in docs]
+    pred = run()
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    if task == "ner":
+        from seqeval.metrics import f1_score
+
+        score = 100 * f1_score([g for _, g in gold], pred)
+    else:
+        ok = sum(a == b for (_, g), p in zip(gold, pred) for a, b in zip(g, p))
+        score = 100 * ok / n_tokens
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"test": score, "tokens": n_tokens, "tokens_per_s": n_tokens / statistics.median(times),
+            "peak_rss_mb": round(peak, 1)}
+
+
+def bare_lstm(input_dim: int, hidden: int, threads: int) -> float:
+    import torch
+
+    torch.set_num_threads(threads)
+    lstm = torch.nn.LSTM(input_dim, hidden, bidirectional=True, batch_first=True).eval()
+    x = torch.randn(256, 25, input_dim)
+    with torch.inference_mode():
+        lstm(x)
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            lstm(x)
+            times.append(time.perf_counter() - t0)
+    return 256 * 25 / statistics.median(times)
+
+
+def child(args: list[str]) -> dict[str, Any]:
+    res = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(res.stderr.strip()[-500:])
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"median": round(statistics.median(values), 2), "min": round(min(values), 2), "max": round(max(values), 2)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--task", choices=["ner", "pos", "both"], default="ner")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="short training, for a smoke run")
+    ap.add_argument("--skip-spacy", action="store_true")
+    ap.add_argument("--seqtag-model", default=None, help="measure this trained model instead of training seqtag")
+    ap.add_argument("--spacy-model", default=None, help="measure this trained spaCy model instead of training spaCy")
+    ap.add_argument("--work", default=None, help="folder for models and converted data (default: a temp folder)")
+    ap.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child is not None:
+        kind = args.child[0]
+        if kind == "measure":
+            print(json.dumps(measure(args.child[1], args.child[2], args.child[3], int(args.child[4]))))
+        else:
+            print(json.dumps({"tokens_per_s": bare_lstm(int(args.child[1]), int(args.child[2]), int(args.child[3]))}))
+        return
+    corpora()
+    work = Path(args.work or tempfile.mkdtemp(prefix="seqtag-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    tasks = ["ner", "pos"] if args.task == "both" else [args.task]
+    for task in tasks:
+        results: dict[str, Any] = {"task": task, "corpus": FILES[task][0], "threads": args.threads, "seeds": args.seeds,
+                                   "quick": args.quick, "runs": {"seqtag": [], "spacy": []}}
+        data = None if args.skip_spacy or args.spacy_model else spacy_data(task, work)
+        for seed in range(args.seeds):
+            runs = [("seqtag", args.seqtag_model)] + ([] if args.skip_spacy else [("spacy", args.spacy_model)])
+            for system, given in runs:
+                if given:
+                    trained: dict[str, Any] = {"model": given}
+                elif system == "seqtag":
+                    trained = train_seqtag(task, work, seed, args.quick, args.threads)
+                else:
+                    trained = train_spacy(task, data, work, seed, args.quick, args.threads)  # type: ignore[arg-type]
+                m = child(["measure", system, task, trained["model"], str(args.threads)])
+                run = {"seed": seed, **trained, **m}
+                results["runs"][system].append(run)
+                print(f"{task} {system:7s} seed {seed}: test {m['test']:.2f}  "
+                      f"best dev after {trained.get('seconds_to_best', float('nan')):.0f}s  "
+                      f"{m['tokens_per_s']:,.0f} tokens/s  peak {m['peak_rss_mb']:.0f} MB", flush=True)
+        # the ceiling: a bare BiLSTM of the default tagger's size (embedding 166 = 100 + 16 + 50, hidden 200)
+        results["bare_bilstm_tokens_per_s"] = child(["bare", "166", "200", str(args.threads)])["tokens_per_s"]
+        for system, runs in results["runs"].items():
+            if runs:
+                results[system] = {k: summary([r[k] for r in runs if r.get(k) is not None])
+                                   for k in ("test", "seconds_to_best", "tokens_per_s", "peak_rss_mb")
+                                   if any(r.get(k) is not None for r in runs)}
+        if results.get("seqtag") and results.get("spacy"):
+            results["speedup_vs_spacy"] = round(results["seqtag"]["tokens_per_s"]["median"]
+                                                / results["spacy"]["tokens_per_s"]["median"], 2)
+        if results.get("seqtag"):
+            results["fraction_of_ceiling"] = round(results["seqtag"]["tokens_per_s"]["median"]
+                                                   / results["bare_bilstm_tokens_per_s"], 2)
+        print(f"{task}: bare BiLSTM ceiling {results['bare_bilstm_tokens_per_s']:,.0f} tokens/s; "
+              + json.dumps({k: results.get(k) for k in ("seqtag", "spacy", "speedup_vs_spacy", "fraction_of_ceiling")}))
+        out = HERE / "results" / f"{task}{'-quick' if args.quick else ''}.json"
+        out.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {out}")
+    if not args.work:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""The contract kit (seqtag.testing) passes good parts and names what is wrong with bad ones."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from seqtag import registry
+from seqtag.testing import CheckOptions, check_encoder, check_head, check_part, check_tokenizer
+
+FAST = CheckOptions(fresh_process=False)
+
+BAD_PARTS = '''
+import torch
+from torch import nn
+from seqtag import registry
+from seqtag.embeddings import Embedding
+from seqtag.embeddings.base import pad_ids
+from seqtag.encoders import Encoder
+
+_PROJECTION = torch.randn(64, 64)  # module state, different in every process
+
+
+@registry.encoders.register("kit_leaky.v1")
+class Leaky(Encoder):
+    """Adds the mean over every position, padding included."""
+
+    def __init__(self, input_dim: int) -> None:
+        super().__init__()
+        self.input_dim = self.output_dim = input_dim
+        self.lin = nn.Linear(input_dim, input_dim)
+
+    def forward(self, x, mask=None):
+        return self.lin(x) + x.mean(dim=1, keepdim=True)
+
+
+@registry.encoders.register("kit_nodim.v1")
+class NoDim(Encoder):
+    """Forgets output_dim."""
+
+    def __init__(self, input_dim: int) -> None:
+        super().__init__()
+        self.input_dim = input_dim
+
+    def forward(self, x, mask=None):
+        return x
+
+
+@registry.encoders.register("kit_global.v1")
+class Global(Encoder):
+    """Uses a projection that lives in the module, not in the saved weights."""
+
+    def __init__(self, input_dim: int) -> None:
+        super().__init__()
+        self.input_dim = self.output_dim = input_dim
+        self.lin = nn.Linear(input_dim, input_dim)
+
+    def forward(self, x, mask=None):
+        return self.lin(x @ _PROJECTION[: x.size(-1), : x.size(-1)])
+
+
+@registry.embeddings.register("kit_novocab.v1")
+class NoVocab(Embedding):
+    """Builds a vocabulary in initialize() but does not save it."""
+
+    def __init__(self, dim: int = 8) -> None:
+        super().__init__()
+        self.output_dim = dim
+        self.vocab = {}
+        self.embed = nn.Embedding(2, dim)
+
+    def initialize(self, sentences):
+        for s in sentences:
+            for w in s:
+                self.vocab.setdefault(w, len(self.vocab) + 1)
+        self.embed = nn.Embedding(len(self.vocab) + 1, self.output_dim, padding_idx=0)
+
+    def get_assets(self):
+        return {}
+
+    def featurize(self, batch):
+        return {"ids": pad_ids([[self.vocab.get(w, 0) for w in s] for s in batch])}
+
+    def forward(self, features):
+        return self.embed(features["ids"])
+'''
+
+
+@pytest.fixture(scope="module")
+def bad_parts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("kit")
+    (folder / "kit_bad_parts.py").write_text(textwrap.dedent(BAD_PARTS))
+    sys.path.insert(0, str(folder))
+    importlib.import_module("kit_bad_parts")
+    yield "kit_bad_parts"
+    sys.path.remove(str(folder))
+    sys.modules.pop("kit_bad_parts", None)
+    for name in ("kit_leaky.v1", "kit_nodim.v1", "kit_global.v1"):
+        registry.encoders._parts.pop(name, None)
+    registry.embeddings._parts.pop("kit_novocab.v1", None)
+
+
+def test_builtin_parts_pass() -> None:
+    report = check_encoder("gru.v1", hidden_size=8)
+    assert report.train_accuracy == 1.0 and report.distribution == "seqtag"
+    assert set(report.seconds) == {"registered", "config", "contract", "fits", "save/load"}
+    check_head("crf.v1", options=FAST)
+    check_tokenizer("whitespace.v1", options=FAST)
+
+
+def test_unknown_names_wrong_distributions_and_bad_kwargs_are_reported() -> None:
+    with pytest.raises(AssertionError, match=r"\[seqtag.testing registered\] encoder 'nope.v1': not found by name"):
+        check_encoder("nope.v1")
+    with pytest.raises(AssertionError, match="registered by 'seqtag', expected 'seqtag-lstm'"):
+        check_encoder("lstm.v1", distribution="seqtag-lstm")
+    with pytest.raises(AssertionError, match="takes no argument 'hidden'"):
+        check_encoder("lstm.v1", hidden=3)
+    with pytest.raises(AssertionError, match="unknown part kind 'decoder'"):
+        check_part("decoder", "lstm.v1")
+
+
+def test_an_encoder_that_lets_padding_in_fails(bad_parts: str) -> None:
+    with pytest.raises(AssertionError, match="padding must not change real positions|use the mask"):
+        check_encoder("kit_leaky.v1", options=FAST)
+
+
+def test_an_encoder_without_output_dim_fails(bad_parts: str) -> None:
+    with pytest.raises(AssertionError, match="must set self.output_dim"):
+        check_encoder("kit_nodim.v1", options=FAST)
+
+
+def test_an_embedding_that_does_not_save_its_vocabulary_fails(bad_parts: str) -> None:
+    with pytest.raises(AssertionError, match=r"\[seqtag.testing contract\] embedding 'kit_novocab.v1'"):
+        check_part("embedding", "kit_novocab.v1", options=FAST)
+
+
+def test_state_outside_the_saved_folder_is_caught_in_a_fresh_process(bad_parts: str) -> None:
+    check_encoder("kit_global.v1", options=FAST)  # in this process the module state is still there
+    with pytest.raises(AssertionError, match="loaded in a fresh process: tags for .* changed|confidences for"):
+        check_encoder("kit_global.v1", options=CheckOptions(atol=1e-6))

@@ -146,9 +146,11 @@ def deferred_interrupt() -> Iterator[Callable[[], bool]]:
 
     Yields a function that tells whether a stop was requested. Training checks it after each step,
     saves a checkpoint of a consistent state and raises ``KeyboardInterrupt`` itself. A second Ctrl-C
-    interrupts at once (the last checkpoint written stays). Outside the main thread, nothing changes.
+    interrupts at once (the last checkpoint written stays). Outside the main thread, or where SIGINT
+    is ignored (a job started in the background by a shell), nothing changes.
     """
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         yield lambda: False
         return
     hits = [0]

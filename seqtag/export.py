@@ -25,10 +25,9 @@ from .embeddings import CharCNNEmbedding, CharLSTMEmbedding, ConcatEmbedding, Pr
 from .encoders import GRUEncoder, IdentityEncoder, LSTMEncoder, RNNEncoder, StackEncoder
 from .errors import ModelLoadError, SeqtagError
 from .heads import CRFHead, SoftmaxHead
-from .labels import convert, spans_from_tags
 from .model import TaggerModel
-from .tagger import Entity, Prediction, Tagger, _read_json
-from .tokenizers import Token, Tokenizer, tokens_from_words
+from .tagger import Prediction, Tagger, _read_json
+from .tokenizers import Token, Tokenizer
 
 __all__ = ["ExportError", "export_onnx", "OnnxTagger", "flatten_features", "SUPPORTED"]
 
@@ -308,8 +307,7 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, opset: 
             # the LSTM/GRU warning is about a fixed initial state; ours is built from the input's batch size
             warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
             # the TorchScript-based exporter is deprecated, but it exports scripted loops without onnxscript
-            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
-            warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*legacy TorchScript-based ONNX")
+            warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*(legacy TorchScript|will be removed)")
             torch.onnx.export(module, (*flat, mask), str(tmp), dynamo=False, input_names=[*names, "mask"],
                               output_names=["tags", "scores"], dynamic_axes=axes, opset_version=opset)
         proto = onnx.load(str(tmp))
@@ -382,8 +380,9 @@ class OnnxTagger:
                                  f"`seqtag export {p} --format onnx`")
         self.input_names = [i.name for i in self.session.get_inputs()]
 
-    def _tokenize(self, item: str | Sequence[str]) -> list[Token]:
-        return self.tokenizer(item) if isinstance(item, str) else tokens_from_words(list(item))
+    # the same tokenization and Prediction building as the PyTorch tagger (they use labels, task, scheme, tokenizer)
+    _tokenize = Tagger._tokenize
+    _make_prediction = Tagger._make_prediction
 
     def run(self, tokens: list[list[str]]) -> tuple[Any, Any]:
         """Tag one batch of non-empty token lists: numpy ``tags`` (int64) and ``scores`` (float32) ``(batch, seq)``."""
@@ -425,16 +424,3 @@ class OnnxTagger:
                 n = len(sents[i])
                 results[i] = self._make_prediction(sents[i], tags[row, :n].tolist(), scores[row, :n].tolist())
         return results
-
-    def _make_prediction(self, toks: list[Token], tag_ids: list[int], conf: list[float]) -> Prediction:
-        tags = [self.labels[t] for t in tag_ids]
-        entities: list[Entity] = []
-        if self.task == "ner":
-            if self.scheme != "IOB2":
-                tags = convert(tags, self.scheme, "IOB2")
-            for start, end, label in spans_from_tags(tags, "IOB2"):
-                first, last = toks[start], toks[end - 1]
-                entities.append(Entity(label, start, end, first.start, last.end, " ".join(t.text for t in toks[start:end]),
-                                       round(sum(conf[start:end]) / (end - start), 6)))
-        return Prediction([t.text for t in toks], tags, [round(c, 6) for c in conf], entities,
-                          [(t.start, t.end) for t in toks])

@@ -71,7 +71,8 @@ def _progress(out: Path) -> dict[str, Any] | None:
 def _start_and_wait(cfg: Path, out: Path, *, epoch: int, timeout: float = 120.0) -> subprocess.Popen[str]:
     """Start ``seqtag train`` in a subprocess; return once a mid-epoch checkpoint of ``epoch`` exists."""
     proc = subprocess.Popen([sys.executable, "-m", "seqtag.cli", *_train_args(cfg, out)], env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # even if pytest ignores it
     deadline = time.time() + timeout
     while time.time() < deadline:
         prog = _progress(out)

@@ -17,7 +17,8 @@ text file (one sentence a line) and runs the ``seqtag predict MODEL FILE`` comma
 
 oneDNN keeps a cache of up to 1024 compiled kernels ("primitives"), one per input shape of the LSTM
 and the character convolution; batches of many shapes fill it, which grows RSS for a long while.
-``--no-mkldnn`` (``torch.backends.mkldnn.enabled = False``) shows RSS without that cache.
+``--no-mkldnn`` (``torch.backends.mkldnn.enabled = False``) shows RSS without that cache, and
+``--onednn-cache N`` with the cache capped at ``N`` kernels (``ONEDNN_PRIMITIVE_CACHE_CAPACITY``).
 
 Prints both figures and the ratio, and writes JSON to ``benchmarks/results/memory.json`` (or ``--output``),
 one entry per mode.
@@ -159,10 +160,14 @@ def train_small_model(out: Path) -> None:
           log=lambda m: None)
 
 
-def run_child(model: str, n_tokens: int, mode: str, batch_size: int, mkldnn: bool) -> dict[str, Any]:
+def run_child(model: str, n_tokens: int, mode: str, batch_size: int, mkldnn: bool,
+              onednn_cache: int | None) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", str(n_tokens), "--model", model, "--mode", mode,
            "--batch-size", str(batch_size)] + ([] if mkldnn else ["--no-mkldnn"])
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    env = dict(os.environ)
+    if onednn_cache is not None:
+        env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = str(onednn_cache)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
     if proc.returncode != 0:
         sys.exit(f"the {n_tokens}-token run failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -177,6 +182,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     ap.add_argument("--no-mkldnn", action="store_true", help="Turn oneDNN (mkldnn) kernels off in the runs.")
+    ap.add_argument("--onednn-cache", type=int, default=None, help="Cap oneDNN's kernel cache in the runs.")
     ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--train-to", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -191,14 +197,15 @@ def main() -> None:
         model = str(Path(tempfile.mkdtemp(prefix="bench-memory-")) / "ner")
         print(f"training a small model in {model} ...", flush=True)
         subprocess.run([sys.executable, __file__, "--train-to", model], check=True, cwd=ROOT)
-    key = args.mode + ("-no-mkldnn" if args.no_mkldnn else "")
+    key = args.mode + ("-no-mkldnn" if args.no_mkldnn else "") + \
+        (f"-onednn-cache-{args.onednn_cache}" if args.onednn_cache is not None else "")
     runs = {}
     for n in (args.small, args.large):
-        runs[str(n)] = run_child(model, n, args.mode, args.batch_size, not args.no_mkldnn)
+        runs[str(n)] = run_child(model, n, args.mode, args.batch_size, not args.no_mkldnn, args.onednn_cache)
         r = runs[str(n)]
         print(f"{key} {r['tokens']:>9,} tokens ({r['sentences']:,} sentences): peak RSS {r['peak_rss_mib']:.1f} MiB "
-              f"(before predicting {r['rss_before_mib']:.1f} MiB), {r['seconds']:.1f}s, {r['tokens_per_second']:,} tok/s",
-              flush=True)
+              f"(before predicting {r['rss_before_mib']:.1f} MiB), {r['seconds']:.1f}s, "
+              f"{r['tokens_per_second']:,} tok/s", flush=True)
     small, large = runs[str(args.small)], runs[str(args.large)]
     ratio = large["peak_rss_mib"] / small["peak_rss_mib"]
     verdict = "ok" if ratio <= TARGET else "ABOVE TARGET"

@@ -15,6 +15,9 @@ py="${PYTHON:-}"
 if [ -z "$py" ]; then
   if command -v python >/dev/null 2>&1; then py=python; else py=python3; fi
 fi
+if [[ "$py" == */* ]]; then  # a relative path must survive the cd below (keep venv symlinks as they are)
+  py="$(cd "$(dirname "$py")" && pwd)/$(basename "$py")"
+fi
 
 pip_opts=(--quiet --disable-pip-version-check)
 # Build with the setuptools already installed (no download) when it is recent enough.
@@ -54,7 +57,7 @@ for dir in "${plugins[@]}"; do
     continue
   fi
   echo "== testing $name"
-  if ! (cd "$dir" && "$py" -m pytest -q -p no:cacheprovider tests); then
+  if ! (cd "$dir" && "$py" -m pytest -p no:cacheprovider tests); then
     echo "== $name: FAILED" >&2
     status=1
   fi

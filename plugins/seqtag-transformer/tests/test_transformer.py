@@ -13,9 +13,11 @@ import torch
 from seqtag.config import build_part
 from seqtag.errors import ConfigError
 from seqtag.testing import check_encoder, write_tiny_corpus
-from seqtag_transformer import TransformerEncoder, sinusoidal_positions
 
 torch.set_num_threads(1)
+plugin = pytest.importorskip("seqtag_transformer", reason="seqtag-transformer is not installed: pip install -e plugins/seqtag-transformer")
+TransformerEncoder = plugin.TransformerEncoder
+sinusoidal_positions = plugin.sinusoidal_positions
 
 
 def test_contract_with_sinusoidal_positions() -> None:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from .errors import DataError
 
-__all__ = ["Sentence", "read_lines", "read_conll", "read_conllu", "read_jsonl"]
+__all__ = ["Sentence", "decode_lines", "read_lines", "read_conll", "read_conllu", "read_jsonl"]
 
 
 @dataclass
@@ -26,21 +26,29 @@ class Sentence:
     line: int
 
 
+def decode_lines(raw_lines: Iterable[bytes], where: str, what: str = "file") -> Iterator[tuple[int, str]]:
+    """Numbered UTF-8 lines without their line ends (a BOM dropped, CRLF accepted).
+
+    Bytes that are not UTF-8 are a :class:`DataError` naming ``where`` and the line.
+    """
+    for lineno, raw in enumerate(raw_lines, 1):
+        if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"bytes that are not UTF-8 at column {exc.start + 1} "
+                            f"(0x{raw[exc.start]:02x}); save the {what} as UTF-8", where, lineno) from None
+        yield lineno, text.rstrip("\r\n").rstrip("\r")
+
+
 def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     """Numbered lines of a UTF-8 text file without their line ends (CRLF and a BOM accepted)."""
     p = Path(path)
     if not p.is_file():
         raise DataError("no such file", str(p))
     with p.open("rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise DataError(f"bytes that are not UTF-8 at column {exc.start + 1} "
-                                f"(0x{raw[exc.start]:02x}); save the file as UTF-8", str(p), lineno) from None
-            yield lineno, text.rstrip("\r\n").rstrip("\r")
+        yield from decode_lines(f, str(p))
 
 
 def _check_nonempty(sents: list[Sentence], path: str | Path, saw_text: bool, saw_lines: bool = True) -> list[Sentence]:

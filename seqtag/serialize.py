@@ -75,11 +75,16 @@ def recover_directory(path: str | Path, keep_others: bool = False) -> None:
             fsync_dir(path.parent)
             continue
         if keep_others:
-            for entry in old.iterdir():
-                if not (path / entry.name).exists():
-                    os.replace(entry, path / entry.name)
-            fsync_dir(path)
+            _move_missing(old, path)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _move_missing(src: Path, dst: Path) -> None:
+    """Move the entries of ``src`` that ``dst`` lacks into ``dst`` (renames, so nothing is copied)."""
+    for entry in src.iterdir():
+        if not (dst / entry.name).exists():
+            os.replace(entry, dst / entry.name)
+    fsync_dir(dst)
 
 
 def atomic_directory(path: str | Path, fill: Callable[[Path], None], keep_others: bool = False) -> None:
@@ -112,8 +117,5 @@ def atomic_directory(path: str | Path, fill: Callable[[Path], None], keep_others
         raise
     if old is not None:
         if keep_others:
-            for entry in old.iterdir():
-                if not (path / entry.name).exists():
-                    os.replace(entry, path / entry.name)
-            fsync_dir(path)
+            _move_missing(old, path)
         shutil.rmtree(old, ignore_errors=True)

@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterable, Iterator, TextIO
 
 from .data import Corpus, load_corpus
 from .errors import DataError
+from .readers import decode_lines
 from .serialize import atomic_write_json
 
 __all__ = ["run_training", "resume_training", "evaluate_model", "format_scores", "predict_lines", "corpus_for"]
@@ -234,15 +235,8 @@ def _input_lines(stream: TextIO, where: str) -> Iterator[str]:
         for lineno, line in enumerate(stream, 1):
             yield (line.lstrip("\ufeff") if lineno == 1 else line).rstrip("\r\n")
         return
-    for lineno, data in enumerate(iter(raw.readline, b""), 1):  # click's stdin wrapper is not iterable
-        if lineno == 1 and data.startswith(b"\xef\xbb\xbf"):
-            data = data[3:]
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DataError(f"bytes that are not UTF-8 at column {exc.start + 1} (0x{data[exc.start]:02x}); "
-                            f"save the input as UTF-8", where, lineno) from None
-        yield text.rstrip("\r\n")
+    for _, text in decode_lines(iter(raw.readline, b""), where, "input"):  # click's stdin wrapper is not iterable
+        yield text
 
 
 def predict_lines(model: str, stream: TextIO, input_format: str = "auto", output_format: str = "auto",

@@ -42,10 +42,6 @@ class Embedding(nn.Module):
 
 
 def pad_ids(rows: Sequence[Sequence[int]], pad: int = 0) -> torch.Tensor:
-    """Pad lists of ids to a ``(len(rows), max_len)`` long tensor."""
-    width = max((len(r) for r in rows), default=0)
-    out = torch.full((len(rows), max(width, 1)), pad, dtype=torch.long)
-    for i, r in enumerate(rows):
-        if r:
-            out[i, : len(r)] = torch.as_tensor(r, dtype=torch.long)
-    return out
+    """Pad lists of ids to a ``(len(rows), max_len)`` long tensor (one tensor built, not one per row)."""
+    width = max(max((len(r) for r in rows), default=0), 1)
+    return torch.tensor([list(r) + [pad] * (width - len(r)) for r in rows], dtype=torch.long).view(len(rows), width)

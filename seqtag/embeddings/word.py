@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from typing import Any, Iterable, Sequence
@@ -18,6 +19,7 @@ _DIGITS = re.compile(r"[0-9]")
 CASING = ("pad", "lower", "upper", "title", "mixed", "numeric", "has_digit", "punct", "other")
 
 
+@functools.lru_cache(maxsize=65536)
 def casing_id(word: str) -> int:
     """A small category for how a word is written (a spelling feature that survives lower-casing)."""
     if word.isdigit():

@@ -25,7 +25,7 @@ def make(seed: int, constrained: bool = False, labels: list[str] = LABELS, schem
 
 
 def brute(crf: CRFHead, em: torch.Tensor, n: int) -> tuple[float, list[int], dict[tuple[int, ...], float]]:
-    start, trans, end = crf._params()
+    start, trans, end = (p.detach() for p in crf._params())
     k = em.size(-1)
     scores = {}
     for path in itertools.product(range(k), repeat=n):

@@ -6,7 +6,7 @@ import functools
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator, TextIO
+from typing import Any, Callable, TextIO
 
 import click
 
@@ -162,11 +162,6 @@ def plugins(as_json: bool) -> None:
             click.echo(f"  {r['name']:<22} {r['distribution'] + ' ' + (r['version'] or ''):<28} {r['description']}")
     if not autoload_enabled():
         click.echo("(third-party plugins are off: SEQTAG_DISABLE_PLUGIN_AUTOLOAD is set)")
-
-
-def _iter_lines(stream: TextIO) -> Iterator[str]:
-    for line in stream:
-        yield line.rstrip("\r\n")
 
 
 @main.command("spacy-package")

@@ -128,3 +128,17 @@ def test_end_to_end_on_a_slice_of_conll2003(tmp_path: Path) -> None:
     assert res.exit_code == 0
     labels = {e["label"] for e in json.loads(res.output)["entities"]}
     assert labels & {"LOC", "MISC", "ORG", "PER"}
+
+
+def test_seeds_report_median_min_max(tmp_path: Path) -> None:
+    out = tmp_path / "seeds"
+    args = ["train", "--task", "ner", "--dataset", str(SAMPLES / "sample_ner"), "--seeds", "2", "--max-epochs", "1",
+            "-o", str(out), "--no-progress", "--set", "training.threads=1", "--set", "model.encoder.hidden_size=8"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "seeds.json").read_text())
+    assert [r["seed"] for r in report["runs"]] == [0, 1]
+    tests = [r["test"] for r in report["runs"]]
+    assert report["test"] == {"median": pytest.approx(sum(tests) / 2), "min": min(tests), "max": max(tests)}
+    assert (out / "seed0" / "model.safetensors").is_file() and (out / "seed1" / "model.safetensors").is_file()
+    assert "over 2 seeds" in res.output

@@ -72,9 +72,13 @@ def check_exportable(model: TaggerModel, model_cfg: Mapping[str, Any]) -> None:
 
 # -- features -------------------------------------------------------------------------------------
 def flatten_features(features: Mapping[str, Any], prefix: str = "") -> list[tuple[str, torch.Tensor]]:
-    """``featurize``'s nested dict as ``(name, tensor)`` pairs, names joined by dots (``1.chars``)."""
+    """``featurize``'s nested dict as ``(name, tensor)`` pairs, names joined by dots (``1.chars``).
+
+    Keys starting with ``_`` hold host-side extras (e.g. the word strings of a cache) and are left out."""
     out: list[tuple[str, torch.Tensor]] = []
     for key, value in features.items():
+        if str(key).startswith("_"):
+            continue
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
             out.extend(flatten_features(value, name + "."))
@@ -419,8 +423,10 @@ class OnnxTagger:
         order = sorted((i for i, s in enumerate(sents) if s), key=lambda i: len(sents[i]))
         for b in range(0, len(order), batch_size):
             idx = order[b: b + batch_size]
-            tags, scores = self.run([[t.text for t in sents[i]] for i in idx])
+            words = [[t.text for t in sents[i]] for i in idx]
+            tags, scores = self.run(words)
             for row, i in enumerate(idx):
                 n = len(sents[i])
-                results[i] = self._make_prediction(sents[i], tags[row, :n].tolist(), scores[row, :n].tolist())
+                conf = [round(c, 6) for c in scores[row, :n].tolist()]
+                results[i] = self._make_prediction(sents[i], words[row], tags[row, :n].tolist(), conf)
         return results

@@ -7,6 +7,8 @@ seqtag version, task, tag scheme, plugin distributions, scores), ``labels.json``
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -128,14 +130,19 @@ class Tagger:
     def predict_stream(self, inputs: Iterable[str | Sequence[str]], batch_size: int = 128,
                        with_confidence: bool = True, chunk_size: int = 4096) -> Iterator[Prediction]:
         """Like :meth:`predict` but lazy: reads ``chunk_size`` inputs at a time, so memory stays flat."""
-        chunk: list[list[Token]] = []
+        chunk: list[str | Sequence[str]] = []
         for item in inputs:
-            chunk.append(self._tokenize(item))
+            chunk.append(item)
             if len(chunk) >= chunk_size:
-                yield from self._predict_tokens(chunk, batch_size, with_confidence)
+                yield from self._predict_chunk(chunk, batch_size, with_confidence)
                 chunk = []
         if chunk:
-            yield from self._predict_tokens(chunk, batch_size, with_confidence)
+            yield from self._predict_chunk(chunk, batch_size, with_confidence)
+
+    def _predict_chunk(self, items: list[str | Sequence[str]], batch_size: int,
+                       with_confidence: bool) -> list[Prediction]:
+        with _gc_paused():
+            return self._predict_tokens([self._tokenize(item) for item in items], batch_size, with_confidence)
 
     def _predict_tokens(self, sents: list[list[Token]], batch_size: int, with_confidence: bool) -> list[Prediction]:
         results: list[Prediction | None] = [None] * len(sents)
@@ -143,31 +150,32 @@ class Tagger:
         for i, s in enumerate(sents):
             if not s:
                 results[i] = Prediction([], [], [])
-        with torch.inference_mode():
+        with torch.inference_mode(), _gc_paused():
             for b in range(0, len(order), batch_size):
-                idx = order[b: b + batch_size]
-                words = [[t.text for t in sents[i]] for i in idx]
-                batch = make_batch(self.model, words)
-                tags, conf = self.model.decode(batch, with_confidence=with_confidence)
-                tag_rows, conf_rows = tags.tolist(), conf.tolist()
-                for row, i in enumerate(idx):
-                    n = len(sents[i])
-                    results[i] = self._make_prediction(sents[i], tag_rows[row][:n], conf_rows[row][:n])
+                for idx in split_padded(order[b: b + batch_size], [len(sents[i]) for i in order[b: b + batch_size]]):
+                    words = [[t.text for t in sents[i]] for i in idx]
+                    tags, conf = self.model.decode(make_batch(self.model, words), with_confidence=with_confidence)
+                    tag_rows = tags.tolist()
+                    conf_rows = conf.tolist() if with_confidence else None
+                    for row, i in enumerate(idx):
+                        n = len(sents[i])
+                        scores = [round(c, 6) for c in conf_rows[row][:n]] if conf_rows else [1.0] * n
+                        results[i] = self._make_prediction(sents[i], words[row], tag_rows[row][:n], scores)
         return results  # type: ignore[return-value]
 
-    def _make_prediction(self, toks: list[Token], tag_ids: list[int], conf: list[float]) -> Prediction:
-        tags = [self.labels[t] for t in tag_ids]
+    def _make_prediction(self, toks: list[Token], words: list[str], tag_ids: list[int],
+                         conf: list[float]) -> Prediction:
+        labels = self.labels
+        tags = [labels[t] for t in tag_ids]
         entities: list[Entity] = []
         if self.task == "ner":
             if self.scheme != "IOB2":
                 tags = convert(tags, self.scheme, "IOB2")
             for start, end, label in spans_from_tags(tags, "IOB2"):
                 score = sum(conf[start:end]) / (end - start)
-                first, last = toks[start], toks[end - 1]
-                entities.append(Entity(label, start, end, first.start, last.end,
-                                       " ".join(t.text for t in toks[start:end]), round(score, 6)))
-        return Prediction([t.text for t in toks], tags, [round(c, 6) for c in conf], entities,
-                          [(t.start, t.end) for t in toks])
+                entities.append(Entity(label, start, end, toks[start].start, toks[end - 1].end,
+                                       " ".join(words[start:end]), round(score, 6)))
+        return Prediction(words, tags, conf, entities, [(s, e) for _, s, e in toks])
 
     # -- saving -----------------------------------------------------------------------------------
     def save(self, path: str | Path, scores: Mapping[str, Any] | None = None) -> None:
@@ -271,6 +279,32 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     except Exception as exc:  # safetensors raises SafetensorError / OSError on bad files
         raise ModelLoadError(f"{path}: not a valid safetensors file (truncated or another format): "
                              f"{' '.join(str(exc).split())[:160]}") from None
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while a chunk is tagged: predict allocates many small acyclic
+    objects (freed by reference counting), and each full collection would walk the caller's whole heap."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def split_padded(items: list[int], lengths: list[int], slack: float = 1.25, min_size: int = 16) -> list[list[int]]:
+    """Cut a batch sorted by ascending length where padding would exceed ``slack`` times the real tokens
+    (the long tail of a corpus), keeping pieces of at least ``min_size``: padding costs recurrent steps."""
+    pieces, start, total = [], 0, 0
+    for j, n in enumerate(lengths):
+        total += n
+        if j - start >= min_size and (j - start + 1) * n > slack * total:
+            pieces.append(items[start:j])
+            start, total = j, n
+    pieces.append(items[start:])
+    return pieces
 
 
 def load(path: str | Path) -> Tagger:

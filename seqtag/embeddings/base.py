@@ -16,7 +16,9 @@ class Embedding(nn.Module):
     The life of an embedding: construct from hyperparameters; ``initialize(sentences)`` builds what
     depends on the training data (vocabularies) and allocates weights, or ``set_assets(assets)``
     restores those from a saved tagger; ``featurize(batch)`` maps strings to index tensors once per
-    batch; ``forward(features)`` gives ``(batch, seq, output_dim)``.
+    batch; ``forward(features)`` gives ``(batch, seq, output_dim)``. Features are tensors (or nested
+    dicts of them); a key starting with ``_`` holds a host-side extra that is no graph input (an ONNX
+    export leaves it out), such as the word strings an inference cache is keyed on.
     """
 
     output_dim: int

@@ -18,6 +18,8 @@ from ..errors import ConfigError
 from .base import Embedding, Features, pad_ids
 from .vocab import Vocab
 
+_CACHE_SIZE = 1 << 18  # words whose character ids are remembered between batches
+
 
 class CharEmbeddingBase(Embedding):
     """Shared parts: the character vocabulary and the distinct-word featurization."""
@@ -28,6 +30,11 @@ class CharEmbeddingBase(Embedding):
             raise ConfigError(f"{type(self).__name__}: char_dim and max_word_length must be positive")
         self.char_dim, self.min_freq, self.max_word_length = char_dim, min_freq, max_word_length
         self.chars = Vocab()
+        self._char_ids = {}  # word -> its character ids, filled as words are met
+        # inference cache of word vectors (see _cached_forward)
+        self._vec_key: tuple[tuple[int, int], ...] = ()
+        self._vec_rows: dict[str, int] = {}
+        self._vec_table = torch.zeros(0)
         self.char_embed = nn.Embedding(2, char_dim, padding_idx=0)
 
     def initialize(self, sentences: Iterable[Sequence[str]]) -> None:
@@ -39,6 +46,7 @@ class CharEmbeddingBase(Embedding):
 
     def set_assets(self, assets: dict[str, Any] | None) -> None:
         self.chars = Vocab((assets or {}).get("chars", []))
+        self._char_ids: dict[str, list[int]] = {}
         self.char_embed = nn.Embedding(len(self.chars), self.char_dim, padding_idx=0)
 
     def featurize(self, batch: Sequence[Sequence[str]]) -> Features:
@@ -52,18 +60,55 @@ class CharEmbeddingBase(Embedding):
                     i = index[w] = len(index) + 1  # 0 is the padding word
                 row.append(i)
             positions.append(row)
+        cache = self._char_ids
+        if len(cache) >= _CACHE_SIZE:
+            cache.clear()
         lookup = self.chars.stoi.get
-        words = [[lookup(ch, 1) for ch in w[: self.max_word_length]] or [1] for w in index]
+        words = []
+        for w in index:
+            ids = cache.get(w)
+            if ids is None:
+                ids = cache[w] = [lookup(ch, 1) for ch in w[: self.max_word_length]] or [1]
+            words.append(ids)
         lengths = torch.tensor([len(w) for w in words] or [1], dtype=torch.long)
-        return {"word_index": pad_ids(positions), "chars": pad_ids(words or [[1]]), "lengths": lengths}
+        return {"word_index": pad_ids(positions), "chars": pad_ids(words or [[1]]), "lengths": lengths,
+                "_words": list(index)}
 
     def encode_words(self, chars: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def forward(self, features: Features) -> torch.Tensor:
+        if torch.is_inference_mode_enabled() and "_words" in features:
+            return self._cached_forward(features)
         words = self.encode_words(features["chars"], features["lengths"])  # shape: (n_words, output_dim)
         words = torch.cat([words.new_zeros(1, words.size(1)), words], dim=0)  # row 0 = padding
         return words[features["word_index"]]  # shape: (batch, seq, output_dim)
+
+    def _cached_forward(self, features: Features) -> torch.Tensor:
+        """Inference: a word's vector depends on its characters alone, so each word is encoded once and
+        kept (up to ``_CACHE_SIZE`` words). Any change to the weights (an optimizer step, loading a
+        state dict) changes their versions and empties the cache."""
+        key = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        if key != self._vec_key or self._vec_rows.__len__() >= _CACHE_SIZE:
+            self._vec_key, self._vec_rows = key, {}
+            self._vec_table = torch.zeros(1024, self.output_dim)  # row 0 = padding
+        rows = self._vec_rows
+        words = features["_words"]
+        missing = [i for i, w in enumerate(words) if w not in rows]
+        if missing:
+            lengths = features["lengths"][missing]
+            chars = features["chars"][missing][:, : int(lengths.max())]
+            vecs = self.encode_words(chars, lengths)  # shape: (n_missing, output_dim)
+            start = len(rows) + 1
+            if start + len(missing) > self._vec_table.size(0):
+                grown = torch.zeros(2 * (start + len(missing)), self.output_dim)
+                grown[:start] = self._vec_table[:start]
+                self._vec_table = grown
+            self._vec_table[start: start + len(missing)] = vecs
+            for j, i in enumerate(missing):
+                rows[words[i]] = start + j
+        table_rows = torch.tensor([0] + [rows[w] for w in words], dtype=torch.long)
+        return self._vec_table[table_rows[features["word_index"]]]  # shape: (batch, seq, output_dim)
 
 
 @registry.embeddings.register("char_cnn.v1")
@@ -88,7 +133,10 @@ class CharCNNEmbedding(CharEmbeddingBase):
         self.conv = nn.Conv1d(char_dim, filters, kernel_size, padding=kernel_size // 2)
 
     def encode_words(self, chars: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        x = self.char_embed(chars).transpose(1, 2)  # shape: (n_words, char_dim, n_chars)
+        # padding characters are zeroed whatever the padding row holds, so a word's vector never depends
+        # on how wide its batch is (the inference cache relies on it)
+        x = self.char_embed(chars).masked_fill((chars == 0).unsqueeze(2), 0.0)  # shape: (n_words, n_chars, char_dim)
+        x = x.transpose(1, 2)  # shape: (n_words, char_dim, n_chars)
         h = self.conv(x)  # shape: (n_words, filters, n_chars')
         n = h.size(2)
         valid = torch.arange(n).unsqueeze(0) < lengths.unsqueeze(1)  # shape: (n_words, n_chars')

@@ -16,6 +16,7 @@ from .base import Embedding, Features, pad_ids
 from .vocab import Vocab
 
 _DIGITS = re.compile(r"[0-9]")
+_CACHE_SIZE = 1 << 18  # words whose ids are remembered between batches
 CASING = ("pad", "lower", "upper", "title", "mixed", "numeric", "has_digit", "punct", "other")
 
 
@@ -73,6 +74,7 @@ class WordEmbedding(Embedding):
         self.word_dropout, self.max_size = word_dropout, max_size
         self.output_dim = dim + casing_dim
         self.vocab = Vocab()
+        self._ids = {}  # word -> (vocabulary id, casing id), filled as words are met
         self.embed = nn.Embedding(2, dim, padding_idx=0)
         self.casing = nn.Embedding(len(CASING), casing_dim, padding_idx=0) if casing_dim > 0 else None
 
@@ -88,17 +90,24 @@ class WordEmbedding(Embedding):
 
     def set_assets(self, assets: dict[str, Any] | None) -> None:
         self.vocab = Vocab((assets or {}).get("vocab", []))
+        self._ids: dict[str, tuple[int, int]] = {}
         self.embed = nn.Embedding(len(self.vocab), self.dim, padding_idx=0)
         nn.init.uniform_(self.embed.weight, -(3.0 / self.dim) ** 0.5, (3.0 / self.dim) ** 0.5)
         with torch.no_grad():
             self.embed.weight[0].zero_()
 
+    def _word_ids(self, word: str) -> tuple[int, int]:
+        if len(self._ids) >= _CACHE_SIZE:
+            self._ids.clear()
+        ids = self._ids[word] = (self.vocab.stoi.get(self._norm(word), 1), casing_id(word))
+        return ids
+
     def featurize(self, batch: Sequence[Sequence[str]]) -> Features:
-        lookup = self.vocab.stoi.get
-        ids = pad_ids([[lookup(self._norm(w), 1) for w in s] for s in batch])
-        feats: Features = {"ids": ids}
+        cache, miss = self._ids, self._word_ids
+        pairs = [[cache.get(w) or miss(w) for w in s] for s in batch]
+        feats: Features = {"ids": pad_ids([[p[0] for p in row] for row in pairs])}
         if self.casing is not None:
-            feats["casing"] = pad_ids([[casing_id(w) for w in s] for s in batch])
+            feats["casing"] = pad_ids([[p[1] for p in row] for row in pairs])
         return feats
 
     def forward(self, features: Features) -> torch.Tensor:

@@ -61,17 +61,19 @@ class RecurrentEncoder(Encoder):
         batch, seq, _ = x.shape
         pos = torch.arange(seq).unsqueeze(0)  # shape: (1, seq)
         rev = torch.where(pos < lengths.unsqueeze(1), lengths.unsqueeze(1) - 1 - pos, pos)  # shape: (batch, seq)
+        # row indices into the (batch * seq, dim) view: index_select is far faster than gather here
+        rev = (rev + torch.arange(batch).unsqueeze(1) * seq).view(-1)  # shape: (batch * seq,)
         out = x
         for layer in range(self.num_layers):
             if layer > 0 and self.dropout > 0:
                 out = F.dropout(out, self.dropout, self.training)
-            rev_in = rev.unsqueeze(2).expand(-1, -1, out.size(2))
             parts = [self._one_direction(out, layer, "")]
             if self.bidirectional:
-                y = self._one_direction(out.gather(1, rev_in), layer, "_reverse")  # shape: (batch, seq, hidden)
-                parts.append(y.gather(1, rev.unsqueeze(2).expand(-1, -1, y.size(2))))
+                flipped = out.reshape(batch * seq, -1).index_select(0, rev).view(batch, seq, -1)
+                y = self._one_direction(flipped, layer, "_reverse")  # shape: (batch, seq, hidden)
+                parts.append(y.reshape(batch * seq, -1).index_select(0, rev).view(batch, seq, -1))
             out = torch.cat(parts, dim=2) if len(parts) > 1 else parts[0]  # shape: (batch, seq, output_dim)
-        valid = (torch.arange(seq).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(2)
+        valid = (pos < lengths.unsqueeze(1)).unsqueeze(2)
         return out.masked_fill(~valid, 0.0)
 
     def _one_direction(self, x: torch.Tensor, layer: int, suffix: str) -> torch.Tensor:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from .. import registry
 from ..errors import ConfigError
@@ -12,9 +11,9 @@ from ..errors import ConfigError
 __all__ = ["Token", "Tokenizer", "WhitespaceTokenizer", "SpacyTokenizer", "PretokenizedTokenizer", "tokens_from_words"]
 
 
-@dataclass(frozen=True)
-class Token:
-    """A token and its character offsets ``[start, end)`` in the text it came from."""
+class Token(NamedTuple):
+    """A token and its character offsets ``[start, end)`` in the text it came from (an immutable tuple,
+    cheap to create: predict makes one per word)."""
 
     text: str
     start: int

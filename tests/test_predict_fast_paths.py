@@ -1,0 +1,110 @@
+"""The fast paths of predict give the results of the plain ones: batch splitting, the character cache,
+the paused garbage collector, the index-based reversal of the backward direction."""
+
+from __future__ import annotations
+
+import gc
+import random
+from pathlib import Path
+
+import torch
+
+from seqtag.embeddings.chars import CharCNNEmbedding, CharLSTMEmbedding
+from seqtag.labels import convert
+from seqtag.model import make_batch
+from seqtag.tagger import Tagger, split_padded
+
+
+SAMPLE_TEXT = ["EU rejects German call to boycott British lamb .", "Peter Blackburn", "BRUSSELS 1996-08-22",
+               "The European Commission said on Thursday it disagreed with German advice to consumers ."]
+
+
+def test_split_padded_keeps_order_and_bounds_padding() -> None:
+    rng = random.Random(0)
+    lengths = sorted(rng.choice([1, 2, 3, 5, 8, 13, 40, 90, 124]) for _ in range(256))
+    items = list(range(100, 356))
+    pieces = split_padded(items, lengths)
+    assert [i for p in pieces for i in p] == items
+    assert len(pieces) > 1  # this tail is long enough to be cut
+    start = 0
+    for piece in pieces:
+        lens = lengths[start: start + len(piece)]
+        start += len(piece)
+        # a piece is either at least min_size long or holds padding within the slack
+        assert len(piece) >= 16 or piece is pieces[-1]
+        if len(piece) > 16:
+            assert len(lens) * max(lens) <= 1.25 * sum(lens)
+    assert split_padded([1, 2, 3], [4, 4, 4]) == [[1, 2, 3]]
+
+
+def _random_words(rng: random.Random, n: int) -> list[str]:
+    return ["".join(rng.choice("abcdeABCDE0123.-") for _ in range(rng.randint(1, 35))) for _ in range(n)]
+
+
+def _char_parts() -> list[torch.nn.Module]:
+    return [CharCNNEmbedding(char_dim=6, filters=5, kernel_size=5), CharLSTMEmbedding(char_dim=4, hidden_size=3)]
+
+
+def test_char_cache_equals_plain_forward_across_batches() -> None:
+    rng = random.Random(1)
+    vocab_words = _random_words(rng, 300)
+    for emb in _char_parts():
+        emb.initialize([vocab_words])
+        for p in emb.parameters():  # the padding row too: results must not depend on batch width
+            torch.nn.init.normal_(p, std=0.7)
+        emb.eval()
+        batches = [[[rng.choice(vocab_words) for _ in range(rng.randint(1, 12))] for _ in range(rng.randint(1, 9))]
+                   for _ in range(12)]
+        for batch in batches:
+            feats = emb.featurize(batch)
+            with torch.no_grad():
+                plain = emb(feats)
+            with torch.inference_mode():
+                cached = emb(feats)
+            torch.testing.assert_close(cached, plain, rtol=1e-5, atol=1e-5)
+        assert len(emb._vec_rows) > 0
+
+
+def test_char_cache_is_emptied_when_weights_change() -> None:
+    emb = CharCNNEmbedding(char_dim=4, filters=3)
+    emb.initialize([["alpha", "beta", "gamma"]])
+    emb.eval()
+    feats = emb.featurize([["alpha", "beta"]])
+    with torch.inference_mode():
+        before = emb(feats).clone()
+    opt = torch.optim.SGD(emb.parameters(), lr=1.0)
+    emb.train()
+    loss = emb(emb.featurize([["alpha", "beta"]])).sum()
+    loss.backward()
+    opt.step()
+    emb.eval()
+    with torch.no_grad():
+        plain = emb(feats)
+    with torch.inference_mode():
+        after = emb(feats)
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, plain)
+    # loading other weights empties it too
+    other = CharCNNEmbedding(char_dim=4, filters=3)
+    other.initialize([["alpha", "beta", "gamma"]])
+    emb.load_state_dict(other.state_dict())
+    with torch.no_grad():
+        plain = emb(feats)
+    with torch.inference_mode():
+        torch.testing.assert_close(emb(feats), plain)
+
+
+def test_predict_matches_unsplit_batches_and_restores_gc(ner_model: Path) -> None:
+    tagger = Tagger.load(ner_model)
+    rng = random.Random(2)
+    words = [w for sent in SAMPLE_TEXT for w in sent.split()]
+    sents = [[rng.choice(words) for _ in range(rng.choice([1, 2, 3, 30, 60, 120]))] for _ in range(120)]
+    assert gc.isenabled()
+    fast = tagger.predict(sents, batch_size=120)
+    assert gc.isenabled()
+    # the plain path: one sentence at a time, no cache (grad mode off but not inference mode)
+    with torch.no_grad():
+        for sent, pred in zip(sents, fast):
+            ids, _ = tagger.model.decode(make_batch(tagger.model, [sent]), with_confidence=False)
+            tags = [tagger.labels[i] for i in ids[0].tolist()]
+            assert pred.tags == (convert(tags, tagger.scheme, "IOB2") if tagger.scheme != "IOB2" else tags)

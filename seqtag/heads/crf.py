@@ -65,13 +65,7 @@ class CRFHead(Head):
 
     def _forward_alphas(self, em: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         start, trans, _ = self._params()
-        alpha = start.unsqueeze(0) + em[:, 0]  # shape: (batch, num_tags)
-        alphas = [alpha]
-        for t in range(1, em.size(1)):
-            nxt = torch.logsumexp(alpha.unsqueeze(2) + trans.unsqueeze(0), dim=1) + em[:, t]  # shape: (batch, num_tags)
-            alpha = torch.where(mask[:, t].unsqueeze(1), nxt, alpha)
-            alphas.append(alpha)
-        return torch.stack(alphas, dim=1)  # shape: (batch, seq, num_tags)
+        return forward_alphas(em, mask, start, trans)
 
     def log_partition(self, em: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``log Z`` per sequence by the forward algorithm, shape ``(batch,)``."""
@@ -112,19 +106,10 @@ class CRFHead(Head):
         dtype = em.dtype
         em = em.double()
         start, trans, end = (p.double() for p in self._params())
-        alphas = self._forward_alphas(em, mask)  # shape: (batch, seq, num_tags)
-        lengths = mask.sum(1)
-        beta = end.unsqueeze(0).expand(em.size(0), -1)  # shape: (batch, num_tags)
-        betas = [beta] * em.size(1)
-        seq = em.size(1)
-        for t in range(seq - 2, -1, -1):
-            prev = torch.logsumexp(trans.unsqueeze(0) + (em[:, t + 1] + beta).unsqueeze(1), dim=2)
-            is_last = (lengths - 1 == t).unsqueeze(1)
-            inside = mask[:, t + 1].unsqueeze(1)
-            beta = torch.where(inside, prev, torch.where(is_last, end.unsqueeze(0), beta))
-            betas[t] = beta
+        alphas = forward_alphas(em, mask, start, trans)  # shape: (batch, seq, num_tags)
+        betas = backward_betas(em, mask, trans, end)  # shape: (batch, seq, num_tags)
         # sum_j exp(alpha_t(j) + beta_t(j)) is Z at every real position t
-        return torch.softmax(alphas + torch.stack(betas, dim=1), dim=2).to(dtype)
+        return torch.softmax(alphas + betas, dim=2).to(dtype)
 
     def decode(self, x: torch.Tensor, mask: torch.Tensor, with_confidence: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         em = self.emissions(x)
@@ -133,3 +118,27 @@ class CRFHead(Head):
             return path.masked_fill(~mask, 0), mask.to(em.dtype)
         conf = self.marginals(em, mask).gather(2, path.unsqueeze(2)).squeeze(2)  # shape: (batch, seq)
         return path.masked_fill(~mask, 0), conf.masked_fill(~mask, 0.0)
+
+
+def forward_alphas(em: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, trans: torch.Tensor) -> torch.Tensor:
+    """Forward log-scores ``alpha_t(j)`` ``(batch, seq, num_tags)``; a padded step keeps the last real one."""
+    alpha = start.unsqueeze(0) + em[:, 0]  # shape: (batch, num_tags)
+    alphas = [alpha]
+    for t in range(1, em.size(1)):
+        nxt = torch.logsumexp(alpha.unsqueeze(2) + trans.unsqueeze(0), dim=1) + em[:, t]  # shape: (batch, num_tags)
+        alpha = torch.where(mask[:, t].unsqueeze(1), nxt, alpha)
+        alphas.append(alpha)
+    return torch.stack(alphas, dim=1)
+
+
+def backward_betas(em: torch.Tensor, mask: torch.Tensor, trans: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
+    """Backward log-scores ``beta_t(i)`` ``(batch, seq, num_tags)``: ``end`` at each sequence's last position."""
+    beta = end.unsqueeze(0).expand(em.size(0), -1)  # shape: (batch, num_tags)
+    betas = [beta] * em.size(1)
+    trans = trans.unsqueeze(0)  # shape: (1, num_tags, num_tags)
+    for t in range(em.size(1) - 2, -1, -1):
+        prev = torch.logsumexp(trans + (em[:, t + 1] + beta).unsqueeze(1), dim=2)
+        # position t + 1 is padding: t is the last real position (beta = end) or padding itself
+        beta = torch.where(mask[:, t + 1].unsqueeze(1), prev, betas[-1])
+        betas[t] = beta
+    return torch.stack(betas, dim=1)

@@ -2,10 +2,11 @@
 
 Each size runs in its own subprocess, which reads its own peak RSS (``resource.getrusage(RUSAGE_SELF)
 .ru_maxrss``) when done. Sentences come from cycling the CoNLL-2003 test sentences (``$SEQTAG_CORPORA/
-conll2003/eng.testb``), or the sample corpus when ``SEQTAG_CORPORA`` is unset; they are generated lazily,
-so the input itself takes no memory that grows with its size. The target: the 1M run's peak within 10%
-of the 100k run's. The parent imports no torch and trains in a subprocess too: Linux carries a parent's
-peak RSS over ``fork``/``exec`` into the child's ``ru_maxrss``.
+conll2003/eng.testb``), or the sample corpus when ``SEQTAG_CORPORA`` is unset, with new words in each
+pass (capitalized words get the pass number appended); they are generated lazily, so the input itself
+takes no memory that grows with its size. The target: the 1M run's peak within 10% of the 100k run's.
+The parent imports no torch and trains in a subprocess too: Linux carries a parent's peak RSS over
+``fork``/``exec`` into the child's ``ru_maxrss``.
 
 Modes: ``api`` feeds a generator of token lists to ``Tagger.predict_stream``; ``cli`` writes the input as a
 text file (one sentence a line) and runs the ``seqtag predict MODEL FILE`` command in-process (output to
@@ -77,13 +78,18 @@ def read_sentences(path: Path) -> list[list[str]]:
 
 
 def stream(sents: list[list[str]], n_tokens: int) -> Iterator[list[str]]:
-    """Sentences cycled until ``n_tokens`` tokens, made lazily (copies, as a reader would make them)."""
+    """Sentences cycled until ``n_tokens`` tokens, made lazily (copies, as a reader would make them).
+
+    From the second pass on, capitalized words get the pass number appended (``Blackburn2``), so the
+    vocabulary keeps growing as in real text (new names), and seqtag's per-word caches meet new words
+    all along instead of filling once."""
     total = 0
-    for s in itertools.cycle(sents):
-        if total >= n_tokens:
-            return
-        total += len(s)
-        yield list(s)
+    for turn in itertools.count():
+        for s in sents:
+            if total >= n_tokens:
+                return
+            total += len(s)
+            yield [w + str(turn) if turn and w[:1].isupper() else w for w in s] if turn else list(s)
 
 
 def peak_rss_mib() -> float:

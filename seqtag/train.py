@@ -203,8 +203,13 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
     start_time = time.time() - prog["elapsed"]
     interrupt = deferred_interrupt()  # the first Ctrl-C stops at the next step boundary, after a checkpoint
     stop_requested = interrupt.__enter__()
+    finished = prog["bad_epochs"] >= tc.patience or prog["epoch"] >= tc.max_epochs or \
+        bool(tc.max_steps and prog["global_step"] >= tc.max_steps)
+    if resume and finished:
+        log(f"this run had already finished at epoch {prog['epoch']} (best dev {prog['best_score']:.2f} "
+            f"at epoch {prog['best_epoch']}); nothing to resume")
     try:
-        while prog["epoch"] < tc.max_epochs:
+        while prog["epoch"] < tc.max_epochs and not finished:
             epoch = prog["epoch"]
             epoch_rng = random.Random(tc.seed * 1000 + epoch)
             batches = make_batches(lengths, tc.batch_size, epoch_rng)

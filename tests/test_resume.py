@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -131,6 +132,17 @@ def test_kill_9_mid_epoch_then_resume_gives_the_uninterrupted_model(setup: tuple
         json.loads((ref / "meta.json").read_text())["scores"]["test"]["f1"]
 
 
+def test_resuming_a_finished_run_trains_nothing(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    _, ref = setup
+    out = tmp_path / "done"
+    shutil.copytree(ref, out)
+    before = (out / "model.safetensors").read_bytes()
+    res = CliRunner().invoke(main, ["train", "--resume", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "had already finished" in res.output and "epoch " not in res.output.split("nothing to resume")[1]
+    assert (out / "model.safetensors").read_bytes() == before
+
+
 def test_ctrl_c_saves_a_checkpoint_exits_130_and_resume_finishes(setup: tuple[Path, Path], tmp_path: Path) -> None:
     cfg, ref = setup
     out = tmp_path / "interrupted"
@@ -212,8 +224,6 @@ def test_a_crash_between_the_two_renames_is_recovered(tmp_path: Path) -> None:
     src = tmp_path / "src"
     train_small("ner", src, {"training": {"max_epochs": 1}})
     out = tmp_path / "m"
-    import shutil
-
     shutil.copytree(src, out)
     os.replace(out / "checkpoint", out / ".checkpoint.old-4242")
     (out / ".checkpoint.x1.tmp").mkdir()  # a half-written new one

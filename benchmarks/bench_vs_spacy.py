@@ -190,6 +190,26 @@ def measure(system: str, task: str, model: str, threads: int) -> dict[str, Any]:
             run(confidence=True)
             conf_times.append(time.perf_counter() - t0)
         out["tokens_per_s_with_confidence"] = n_tokens / statistics.median(conf_times)
+        # the ceiling measured in this same process, alternating with seqtag's passes, so both meet the
+        # same machine (on a shared machine, speed drifts between minutes)
+        lstm = torch.nn.LSTM(166, 200, bidirectional=True, batch_first=True).eval()
+        x = torch.randn(256, 25, 166)
+        pairs = []
+        with torch.inference_mode():
+            lstm(x)
+            for _ in range(5):
+                t0 = time.perf_counter()
+                run()
+                ours = n_tokens / (time.perf_counter() - t0)
+                bare = []
+                for _ in range(10):
+                    t0 = time.perf_counter()
+                    lstm(x)
+                    bare.append(time.perf_counter() - t0)
+                pairs.append((ours, 256 * 25 / statistics.median(bare)))
+        out["paired_tokens_per_s"] = statistics.median(p[0] for p in pairs)
+        out["paired_bare_bilstm_tokens_per_s"] = statistics.median(p[1] for p in pairs)
+        out["paired_fraction_of_ceiling"] = statistics.median(p[0] / p[1] for p in pairs)
     return out
 
 
@@ -286,7 +306,9 @@ def main() -> None:
             if runs:
                 results[system] = {k: summary([r[k] for r in runs if r.get(k) is not None])
                                    for k in ("test", "dev", "seconds_to_best", "tokens_per_s",
-                                             "tokens_per_s_with_confidence", "first_pass_tokens_per_s", "peak_rss_mb")
+                                             "tokens_per_s_with_confidence", "first_pass_tokens_per_s", "peak_rss_mb",
+                                             "paired_tokens_per_s", "paired_bare_bilstm_tokens_per_s",
+                                             "paired_fraction_of_ceiling")
                                    if any(r.get(k) is not None for r in runs)}
         if results.get("seqtag") and results.get("spacy"):
             results["speedup_vs_spacy"] = round(results["seqtag"]["tokens_per_s"]["median"]

@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from .base import Embedding, Features, pad_ids
 from .vocab import Vocab
 
-_CACHE_SIZE = 1 << 16  # words whose character ids (and, in inference, vectors) are remembered; then cleared
+_CACHE_SIZE = 1 << 14  # words whose character ids (and, in inference, vectors) are remembered; then cleared
 
 
 class CharEmbeddingBase(Embedding):

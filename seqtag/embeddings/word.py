@@ -16,7 +16,7 @@ from .base import Embedding, Features, pad_ids
 from .vocab import Vocab
 
 _DIGITS = re.compile(r"[0-9]")
-_CACHE_SIZE = 1 << 16  # words whose ids are remembered between batches
+_CACHE_SIZE = 1 << 14  # words whose ids are remembered between batches
 CASING = ("pad", "lower", "upper", "title", "mixed", "numeric", "has_digit", "punct", "other")
 
 

@@ -150,9 +150,10 @@ class Tagger:
         for i, s in enumerate(sents):
             if not s:
                 results[i] = Prediction([], [], [])
-        with torch.inference_mode(), _gc_paused():
+        with torch.inference_mode():
             for b in range(0, len(order), batch_size):
-                for idx in split_padded(order[b: b + batch_size], [len(sents[i]) for i in order[b: b + batch_size]]):
+                batch_idx = order[b: b + batch_size]
+                for idx in split_padded(batch_idx, [len(sents[i]) for i in batch_idx]):
                     words = [[t.text for t in sents[i]] for i in idx]
                     tags, conf = self.model.decode(make_batch(self.model, words), with_confidence=with_confidence)
                     tag_rows = tags.tolist()

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 Features = dict[str, Any]
+CACHE_SIZE = 1 << 14  # words an embedding remembers features (or, in inference, vectors) of; then it starts again
 
 
 class Embedding(nn.Module):

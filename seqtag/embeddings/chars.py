@@ -15,10 +15,8 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from .. import registry
 from ..errors import ConfigError
-from .base import Embedding, Features, pad_ids
+from .base import CACHE_SIZE, Embedding, Features, pad_ids
 from .vocab import Vocab
-
-_CACHE_SIZE = 1 << 14  # words whose character ids (and, in inference, vectors) are remembered; then cleared
 
 
 class CharEmbeddingBase(Embedding):
@@ -61,7 +59,7 @@ class CharEmbeddingBase(Embedding):
                 row.append(i)
             positions.append(row)
         cache = self._char_ids
-        if len(cache) >= _CACHE_SIZE:
+        if len(cache) >= CACHE_SIZE:
             cache.clear()
         lookup = self.chars.stoi.get
         words = []
@@ -86,10 +84,10 @@ class CharEmbeddingBase(Embedding):
 
     def _cached_forward(self, features: Features) -> torch.Tensor:
         """Inference: a word's vector depends on its characters alone, so each word is encoded once and
-        kept (up to ``_CACHE_SIZE`` words). Any change to the weights (an optimizer step, loading a
+        kept (up to ``CACHE_SIZE`` words). Any change to the weights (an optimizer step, loading a
         state dict) changes their versions and empties the cache."""
         key = tuple((p.data_ptr(), p._version) for p in self.parameters())
-        if key != self._vec_key or self._vec_rows.__len__() >= _CACHE_SIZE:
+        if key != self._vec_key or len(self._vec_rows) >= CACHE_SIZE:
             self._vec_key, self._vec_rows = key, {}
             self._vec_table = torch.zeros(1024, self.output_dim)  # row 0 = padding
         rows = self._vec_rows

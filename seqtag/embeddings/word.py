@@ -12,11 +12,10 @@ from torch import nn
 
 from .. import registry
 from ..errors import ConfigError
-from .base import Embedding, Features, pad_ids
+from .base import CACHE_SIZE, Embedding, Features, pad_ids
 from .vocab import Vocab
 
 _DIGITS = re.compile(r"[0-9]")
-_CACHE_SIZE = 1 << 14  # words whose ids are remembered between batches
 CASING = ("pad", "lower", "upper", "title", "mixed", "numeric", "has_digit", "punct", "other")
 
 
@@ -97,7 +96,7 @@ class WordEmbedding(Embedding):
             self.embed.weight[0].zero_()
 
     def _word_ids(self, word: str) -> tuple[int, int]:
-        if len(self._ids) >= _CACHE_SIZE:
+        if len(self._ids) >= CACHE_SIZE:
             self._ids.clear()
         ids = self._ids[word] = (self.vocab.stoi.get(self._norm(word), 1), casing_id(word))
         return ids

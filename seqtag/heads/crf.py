@@ -63,18 +63,11 @@ class CRFHead(Head):
         last = tags.gather(1, (mask.sum(1) - 1).clamp(min=0).unsqueeze(1)).squeeze(1)  # shape: (batch,)
         return start[tags[:, 0]] + emit.sum(1) + step.sum(1) + end[last]
 
-    def _forward_alphas(self, em: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        start, trans, _ = self._params()
-        return forward_alphas(em, mask, start, trans)
-
     def log_partition(self, em: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``log Z`` per sequence by the forward algorithm, shape ``(batch,)``."""
         start, trans, end = self._params()
-        alpha = start.unsqueeze(0) + em[:, 0]  # shape: (batch, num_tags)
-        for t in range(1, em.size(1)):
-            nxt = torch.logsumexp(alpha.unsqueeze(2) + trans.unsqueeze(0), dim=1) + em[:, t]
-            alpha = torch.where(mask[:, t].unsqueeze(1), nxt, alpha)
-        return torch.logsumexp(alpha + end.unsqueeze(0), dim=1)
+        last = forward_alphas(em, mask, start, trans)[:, -1]  # padded steps carry the last real alpha
+        return torch.logsumexp(last + end.unsqueeze(0), dim=1)
 
     # -- decoding ---------------------------------------------------------------------------------
     def viterbi(self, em: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

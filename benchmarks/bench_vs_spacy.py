@@ -14,8 +14,13 @@ the seeds.
 
     SEQTAG_CORPORA=../shared/corpora python benchmarks/bench_vs_spacy.py --task ner --seeds 3
     python benchmarks/bench_vs_spacy.py --task both --seeds 1 --quick     # a smoke run (minutes)
+    python benchmarks/bench_vs_spacy.py --task pos --seeds 3 --jobs 2     # two trainings at a time
 
 Each measurement of speed and memory runs in its own subprocess with ``--threads`` threads (2).
+With ``--jobs 2`` two training runs share the machine, each with one thread (spaCy's longer runs start
+first); every run then meets the same conditions, one other single-threaded training beside it. Speed
+and memory are measured after all training is done, one process at a time.
+
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -261,6 +267,8 @@ def main() -> None:
     ap.add_argument("--task", choices=["ner", "pos", "both"], default="ner")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="training runs at once (each with one thread); 2 halves the wall time on 2 cores")
     ap.add_argument("--quick", action="store_true", help="short training, for a smoke run")
     ap.add_argument("--skip-spacy", action="store_true")
     ap.add_argument("--seqtag-model", default=None, help="measure this trained model instead of training seqtag")
@@ -283,15 +291,37 @@ def main() -> None:
         results: dict[str, Any] = {"task": task, "corpus": FILES[task][0], "threads": args.threads, "seeds": args.seeds,
                                    "quick": args.quick, "runs": {"seqtag": [], "spacy": []}}
         data = None if args.skip_spacy or args.spacy_model else spacy_data(task, work)
+        train_threads = 1 if args.jobs > 1 else args.threads
+        results["training_jobs"], results["training_threads"] = args.jobs, train_threads
+        jobs: list[tuple[str, int]] = []
+        trained_runs: dict[tuple[str, int], dict[str, Any]] = {}
         for seed in range(args.seeds):
-            runs = [("seqtag", args.seqtag_model)] + ([] if args.skip_spacy else [("spacy", args.spacy_model)])
-            for system, given in runs:
+            for system, given in [("seqtag", args.seqtag_model)] + \
+                    ([] if args.skip_spacy else [("spacy", args.spacy_model)]):
                 if given:
-                    trained: dict[str, Any] = {"model": given}
-                elif system == "seqtag":
-                    trained = train_seqtag(task, work, seed, args.quick, args.threads)
+                    trained_runs[system, seed] = {"model": given}
                 else:
-                    trained = train_spacy(task, data, work, seed, args.quick, args.threads)  # type: ignore[arg-type]
+                    jobs.append((system, seed))
+
+        def train_one(job: tuple[str, int]) -> dict[str, Any]:
+            system, seed = job
+            if system == "seqtag":
+                return train_seqtag(task, work, seed, args.quick, train_threads)
+            return train_spacy(task, data, work, seed, args.quick, train_threads)  # type: ignore[arg-type]
+
+        # spaCy's runs are the longest: start them first so the pool ends together
+        jobs.sort(key=lambda j: (j[0] != "spacy", j[1]))
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            for job, trained in zip(jobs, pool.map(train_one, jobs)):
+                trained_runs[job] = trained
+                print(f"{task} {job[0]:7s} seed {job[1]}: trained, best dev {trained.get('dev', float('nan')):.2f} "
+                      f"after {trained.get('seconds_to_best', float('nan')):.0f}s", flush=True)
+        # speed and memory are measured after all training, one process at a time, on a quiet machine
+        for seed in range(args.seeds):
+            for system in ("seqtag", "spacy"):
+                if (system, seed) not in trained_runs:
+                    continue
+                trained = trained_runs[system, seed]
                 m = child(["measure", system, task, trained["model"], str(args.threads)])
                 run = {"seed": seed, **trained, **m}
                 results["runs"][system].append(run)

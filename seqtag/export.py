@@ -26,8 +26,8 @@ from .encoders import GRUEncoder, IdentityEncoder, LSTMEncoder, RNNEncoder, Stac
 from .errors import ModelLoadError, SeqtagError
 from .heads import CRFHead, SoftmaxHead
 from .model import TaggerModel
-from .tagger import Prediction, Tagger, _read_json
-from .tokenizers import Token, Tokenizer
+from .tagger import Prediction, Tagger, _read_json, predict_chunks
+from .tokenizers import Tokenizer
 
 __all__ = ["ExportError", "export_onnx", "OnnxTagger", "flatten_features", "SUPPORTED"]
 
@@ -387,6 +387,7 @@ class OnnxTagger:
     # the same tokenization and Prediction building as the PyTorch tagger (they use labels, task, scheme, tokenizer)
     _tokenize = Tagger._tokenize
     _make_prediction = Tagger._make_prediction
+    _label_table = Tagger._label_table
 
     def run(self, tokens: list[list[str]]) -> tuple[Any, Any]:
         """Tag one batch of non-empty token lists: numpy ``tags`` (int64) and ``scores`` (float32) ``(batch, seq)``."""
@@ -409,24 +410,8 @@ class OnnxTagger:
     def predict_stream(self, inputs: Iterable[str | Sequence[str]], batch_size: int = 128,
                        chunk_size: int = 4096) -> Iterator[Prediction]:
         """Like :meth:`Tagger.predict_stream`: lazy, ``chunk_size`` inputs at a time, length-sorted batches."""
-        chunk: list[list[Token]] = []
-        for item in inputs:
-            chunk.append(self._tokenize(item))
-            if len(chunk) >= chunk_size:
-                yield from self._predict_tokens(chunk, batch_size)
-                chunk = []
-        if chunk:
-            yield from self._predict_tokens(chunk, batch_size)
-
-    def _predict_tokens(self, sents: list[list[Token]], batch_size: int) -> list[Prediction]:
-        results: list[Prediction] = [Prediction([], [], []) for _ in sents]
-        order = sorted((i for i, s in enumerate(sents) if s), key=lambda i: len(sents[i]))
-        for b in range(0, len(order), batch_size):
-            idx = order[b: b + batch_size]
-            words = [[t.text for t in sents[i]] for i in idx]
+        def run(words: list[list[str]]) -> tuple[list[list[int]], list[list[float]]]:
             tags, scores = self.run(words)
-            for row, i in enumerate(idx):
-                n = len(sents[i])
-                conf = [round(c, 6) for c in scores[row, :n].tolist()]
-                results[i] = self._make_prediction(sents[i], words[row], tags[row, :n].tolist(), conf)
-        return results
+            return tags.tolist(), scores.tolist()
+
+        return predict_chunks(self, inputs, run, batch_size, chunk_size)

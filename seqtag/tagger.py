@@ -14,7 +14,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version as dist_version
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 # oneDNN caches a compiled kernel per input shape (1,024 by default); streaming predict meets many shapes,
 # so a small cache keeps memory flat as input grows. A user's own setting wins.
@@ -26,10 +26,10 @@ from . import registry
 from .about import FORMAT_VERSION, __version__
 from .config import build_part
 from .errors import ModelLoadError, PluginMissingError, SeqtagError
-from .labels import convert, spans_from_tags
+from .labels import split_tag, tags_from_spans
 from .model import TaggerModel, make_batch
 from .serialize import atomic_directory, write_json
-from .tokenizers import Token, Tokenizer, tokens_from_words
+from .tokenizers import Tokenizer
 
 __all__ = ["Tagger", "Prediction", "Entity", "load", "plugin_requirements"]
 
@@ -112,10 +112,12 @@ class Tagger:
         self.model.eval()
 
     # -- prediction -------------------------------------------------------------------------------
-    def _tokenize(self, item: str | Sequence[str]) -> list[Token]:
+    def _tokenize(self, item: str | Sequence[str]) -> Sentence:
         if isinstance(item, str):
-            return self.tokenizer(item)
-        return tokens_from_words(list(item))
+            toks = self.tokenizer(item)
+            return [t.text for t in toks], [(t.start, t.end) for t in toks]
+        words = list(item)
+        return words, word_offsets(words)
 
     def predict(self, inputs: str | Sequence[str] | Sequence[Sequence[str]] | Iterable[Any], batch_size: int = 128,
                 with_confidence: bool = True) -> list[Prediction]:
@@ -130,53 +132,34 @@ class Tagger:
     def predict_stream(self, inputs: Iterable[str | Sequence[str]], batch_size: int = 128,
                        with_confidence: bool = True, chunk_size: int = 4096) -> Iterator[Prediction]:
         """Like :meth:`predict` but lazy: reads ``chunk_size`` inputs at a time, so memory stays flat."""
-        chunk: list[str | Sequence[str]] = []
-        for item in inputs:
-            chunk.append(item)
-            if len(chunk) >= chunk_size:
-                yield from self._predict_chunk(chunk, batch_size, with_confidence)
-                chunk = []
-        if chunk:
-            yield from self._predict_chunk(chunk, batch_size, with_confidence)
+        def run(words: list[list[str]]) -> tuple[list[list[int]], list[list[float]] | None]:
+            with torch.inference_mode():
+                tags, conf = self.model.decode(make_batch(self.model, words), with_confidence=with_confidence)
+            return tags.tolist(), (conf.tolist() if with_confidence else None)
 
-    def _predict_chunk(self, items: list[str | Sequence[str]], batch_size: int,
-                       with_confidence: bool) -> list[Prediction]:
-        with _gc_paused():
-            return self._predict_tokens([self._tokenize(item) for item in items], batch_size, with_confidence)
+        return predict_chunks(self, inputs, run, batch_size, chunk_size)
 
-    def _predict_tokens(self, sents: list[list[Token]], batch_size: int, with_confidence: bool) -> list[Prediction]:
-        results: list[Prediction | None] = [None] * len(sents)
-        order = sorted((i for i, s in enumerate(sents) if s), key=lambda i: len(sents[i]))
-        for i, s in enumerate(sents):
-            if not s:
-                results[i] = Prediction([], [], [])
-        with torch.inference_mode():
-            for b in range(0, len(order), batch_size):
-                batch_idx = order[b: b + batch_size]
-                for idx in split_padded(batch_idx, [len(sents[i]) for i in batch_idx]):
-                    words = [[t.text for t in sents[i]] for i in idx]
-                    tags, conf = self.model.decode(make_batch(self.model, words), with_confidence=with_confidence)
-                    tag_rows = tags.tolist()
-                    conf_rows = conf.tolist() if with_confidence else None
-                    for row, i in enumerate(idx):
-                        n = len(sents[i])
-                        scores = [round(c, 6) for c in conf_rows[row][:n]] if conf_rows else [1.0] * n
-                        results[i] = self._make_prediction(sents[i], words[row], tag_rows[row][:n], scores)
-        return results  # type: ignore[return-value]
+    def _make_prediction(self, words: list[str], offsets: list[tuple[int, int]], tag_ids: list[int],
+                         conf: list[float] | None) -> Prediction:
+        """One sentence's :class:`Prediction` from tag ids (``conf`` ``None``: every score 1.0)."""
+        table = self._label_table()
+        n = len(words)
+        scores = [round(c, 6) for c in conf[:n]] if conf is not None else [1.0] * n
+        if self.task != "ner":
+            return Prediction(words, [table.labels[t] for t in tag_ids], scores, [], offsets)
+        if tag_ids.count(table.outside) == n:  # most sentences name nothing
+            return Prediction(words, ["O"] * n, scores, [], offsets)
+        spans = table.spans(tag_ids)
+        tags = [table.labels[t] for t in tag_ids] if self.scheme == "IOB2" else tags_from_spans(spans, n, "IOB2")
+        entities = [Entity(label, start, end, offsets[start][0], offsets[end - 1][1], " ".join(words[start:end]),
+                           round(sum(scores[start:end]) / (end - start), 6)) for start, end, label in spans]
+        return Prediction(words, tags, scores, entities, offsets)
 
-    def _make_prediction(self, toks: list[Token], words: list[str], tag_ids: list[int],
-                         conf: list[float]) -> Prediction:
-        labels = self.labels
-        tags = [labels[t] for t in tag_ids]
-        entities: list[Entity] = []
-        if self.task == "ner":
-            if self.scheme != "IOB2":
-                tags = convert(tags, self.scheme, "IOB2")
-            for start, end, label in spans_from_tags(tags, "IOB2"):
-                score = sum(conf[start:end]) / (end - start)
-                entities.append(Entity(label, start, end, toks[start].start, toks[end - 1].end,
-                                       " ".join(words[start:end]), round(score, 6)))
-        return Prediction(words, tags, conf, entities, [(s, e) for _, s, e in toks])
+    def _label_table(self) -> "LabelTable":
+        table = self.__dict__.get("_labels_table")
+        if table is None or table.labels is not self.labels:
+            table = self.__dict__["_labels_table"] = LabelTable(self.labels)
+        return table
 
     # -- saving -----------------------------------------------------------------------------------
     def save(self, path: str | Path, scores: Mapping[str, Any] | None = None) -> None:
@@ -284,8 +267,7 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 @contextlib.contextmanager
 def _gc_paused() -> Iterator[None]:
-    """Pause Python's cycle collector while a chunk is tagged: predict allocates many small acyclic
-    objects (freed by reference counting), and each full collection would walk the caller's whole heap."""
+    """Pause Python's cycle collector (see :func:`predict_chunks`)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -306,6 +288,98 @@ def split_padded(items: list[int], lengths: list[int], slack: float = 1.25, min_
             start, total = j, n
     pieces.append(items[start:])
     return pieces
+
+
+Sentence = tuple[list[str], list[tuple[int, int]]]  # the words of a sentence and their character offsets
+
+
+def word_offsets(words: Sequence[str]) -> list[tuple[int, int]]:
+    """Character offsets of pre-tokenized words, as if they were joined by single spaces."""
+    out, pos = [], 0
+    for w in words:
+        end = pos + len(w)
+        out.append((pos, end))
+        pos = end + 1
+    return out
+
+
+class LabelTable:
+    """Tag ids read without string parsing: each label's prefix and entity type, and the id of ``O``."""
+
+    def __init__(self, labels: list[str]) -> None:
+        self.labels = labels
+        parts = [split_tag(lab) for lab in labels]
+        self.prefix = [p for p, _ in parts]
+        self.type = [t for _, t in parts]
+        self.outside = labels.index("O") if "O" in labels else -1
+
+    def spans(self, ids: Sequence[int]) -> list[tuple[int, int, str]]:
+        """What :func:`seqtag.labels.spans_from_tags` gives for these tags (the same lenient reading)."""
+        spans: list[tuple[int, int, str]] = []
+        start, etype = -1, ""
+        prefixes, types = self.prefix, self.type
+        for i, t in enumerate(ids):
+            prefix = prefixes[t]
+            if prefix == "O" or prefix == "?":
+                if start >= 0:
+                    spans.append((start, i, etype))
+                    start = -1
+                continue
+            ty = types[t]
+            if start < 0 or ty != etype or prefix == "B" or prefix == "S":
+                if start >= 0:
+                    spans.append((start, i, etype))
+                start, etype = i, ty
+            if prefix == "E" or prefix == "S":
+                spans.append((start, i + 1, etype))
+                start = -1
+        if start >= 0:
+            spans.append((start, len(ids), etype))
+        return spans
+
+
+RunBatch = Callable[[list[list[str]]], tuple[Sequence[Sequence[int]], Optional[Sequence[Sequence[float]]]]]
+
+
+def predict_chunks(tagger: Any, inputs: Iterable[str | Sequence[str]], run: RunBatch, batch_size: int,
+                   chunk_size: int) -> Iterator[Prediction]:
+    """The prediction loop both taggers share: read ``chunk_size`` inputs, tokenize them, tag them in
+    length-sorted batches with ``run`` (token lists to tag-id rows and confidence rows), and yield the
+    predictions in input order. The cycle collector is paused while a chunk is tagged: predict allocates
+    many small acyclic objects (freed by reference counting), and each full collection would walk the
+    caller's whole heap."""
+    chunk: list[Sentence] = []
+    for item in inputs:
+        chunk.append(tagger._tokenize(item))
+        if len(chunk) >= chunk_size:
+            with _gc_paused():
+                done = _tag_chunk(tagger, chunk, run, batch_size)
+            yield from done
+            chunk = []
+    if chunk:
+        with _gc_paused():
+            done = _tag_chunk(tagger, chunk, run, batch_size)
+        yield from done
+
+
+def _tag_chunk(tagger: Any, sents: list[Sentence], run: RunBatch, batch_size: int) -> list[Prediction]:
+    results: list[Prediction | None] = [None] * len(sents)
+    lengths = [len(words) for words, _ in sents]
+    order = sorted((i for i, n in enumerate(lengths) if n), key=lengths.__getitem__)
+    for i, n in enumerate(lengths):
+        if not n:
+            results[i] = Prediction([], [], [])
+    make = tagger._make_prediction
+    for b in range(0, len(order), batch_size):
+        batch_idx = order[b: b + batch_size]
+        for idx in split_padded(batch_idx, [lengths[i] for i in batch_idx]):
+            words = [sents[i][0] for i in idx]
+            tag_rows, conf_rows = run(words)
+            for row, i in enumerate(idx):
+                n = lengths[i]
+                results[i] = make(words[row], sents[i][1], list(tag_rows[row][:n]),
+                                  None if conf_rows is None else list(conf_rows[row][:n]))
+    return results  # type: ignore[return-value]
 
 
 def load(path: str | Path) -> Tagger:

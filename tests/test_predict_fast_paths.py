@@ -10,9 +10,9 @@ from pathlib import Path
 import torch
 
 from seqtag.embeddings.chars import CharCNNEmbedding, CharLSTMEmbedding
-from seqtag.labels import convert
+from seqtag.labels import convert, spans_from_tags
 from seqtag.model import make_batch
-from seqtag.tagger import Tagger, split_padded
+from seqtag.tagger import LabelTable, Tagger, split_padded, word_offsets
 
 
 SAMPLE_TEXT = ["EU rejects German call to boycott British lamb .", "Peter Blackburn", "BRUSSELS 1996-08-22",
@@ -108,3 +108,52 @@ def test_predict_matches_unsplit_batches_and_restores_gc(ner_model: Path) -> Non
             ids, _ = tagger.model.decode(make_batch(tagger.model, [sent]), with_confidence=False)
             tags = [tagger.labels[i] for i in ids[0].tolist()]
             assert pred.tags == (convert(tags, tagger.scheme, "IOB2") if tagger.scheme != "IOB2" else tags)
+
+
+def _old_prediction(labels: list[str], scheme: str, words: list[str], tag_ids: list[int],
+                    conf: list[float]) -> tuple[list[str], list[tuple[int, int, str, float]]]:
+    """Tags and entities by the string route: convert to IOB2, then read spans from the tags."""
+    tags = [labels[t] for t in tag_ids]
+    if scheme != "IOB2":
+        tags = convert(tags, scheme, "IOB2")
+    ents = [(s, e, lab, round(sum(conf[s:e]) / (e - s), 6)) for s, e, lab in spans_from_tags(tags, "IOB2")]
+    return tags, ents
+
+
+def test_label_table_and_prediction_equal_the_string_route() -> None:
+    rng = random.Random(3)
+    for scheme, prefixes in (("IOB2", "BI"), ("BIOES", "BIES"), ("IOB1", "BI")):
+        labels = ["O"] + [f"{p}-{t}" for t in ("PER", "LOC", "MISC") for p in prefixes]
+        table = LabelTable(labels)
+        tagger = Tagger.__new__(Tagger)
+        tagger.labels, tagger.task, tagger.scheme = labels, "ner", scheme
+        for _ in range(400):
+            n = rng.randint(1, 12)
+            # mostly O, and any sequence at all (invalid ones too, as a softmax head can give)
+            ids = [0 if rng.random() < 0.5 else rng.randrange(len(labels)) for _ in range(n)]
+            assert table.spans(ids) == spans_from_tags([labels[i] for i in ids], scheme)
+            words = _random_words(rng, n)
+            conf = [rng.random() for _ in range(n)]
+            pred = tagger._make_prediction(words, word_offsets(words), ids, conf)
+            tags, ents = _old_prediction(labels, scheme, words, ids, [round(c, 6) for c in conf])
+            assert pred.tags == tags
+            assert [(e.start, e.end, e.label, e.score) for e in pred.entities] == ents
+            for e in pred.entities:
+                assert e.text == " ".join(words[e.start: e.end])
+                assert " ".join(words)[e.start_char: e.end_char] == e.text
+
+
+def test_char_features_made_in_inference_mode_give_the_same_vectors() -> None:
+    rng = random.Random(4)
+    words = _random_words(rng, 50)
+    for emb in _char_parts():
+        emb.initialize([words])
+        emb.eval()
+        batch = [[rng.choice(words) for _ in range(rng.randint(1, 9))] for _ in range(6)]
+        with torch.no_grad():
+            plain = emb(emb.featurize(batch))
+        with torch.inference_mode():
+            feats = emb.featurize(batch)
+            assert "chars" not in feats  # characters are looked up for unseen words only, in forward
+            torch.testing.assert_close(emb(feats), plain, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(emb(emb.featurize(batch)), plain, rtol=1e-5, atol=1e-5)

@@ -58,25 +58,32 @@ class CharEmbeddingBase(Embedding):
                     i = index[w] = len(index) + 1  # 0 is the padding word
                 row.append(i)
             positions.append(row)
+        words = list(index)
+        if torch.is_inference_mode_enabled():  # the cached forward finds characters for unseen words alone
+            return {"word_index": pad_ids(positions), "_words": words}
+        chars, lengths = self._char_tensors(words)
+        return {"word_index": pad_ids(positions), "chars": chars, "lengths": lengths, "_words": words}
+
+    def _char_tensors(self, words: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Padded character ids ``(n_words, n_chars)`` and the words' lengths ``(n_words,)``."""
         cache = self._char_ids
         if len(cache) >= CACHE_SIZE:
             cache.clear()
         lookup = self.chars.stoi.get
-        words = []
-        for w in index:
+        rows = []
+        for w in words:
             ids = cache.get(w)
             if ids is None:
                 ids = cache[w] = [lookup(ch, 1) for ch in w[: self.max_word_length]] or [1]
-            words.append(ids)
-        lengths = torch.tensor([len(w) for w in words] or [1], dtype=torch.long)
-        return {"word_index": pad_ids(positions), "chars": pad_ids(words or [[1]]), "lengths": lengths,
-                "_words": list(index)}
+            rows.append(ids)
+        lengths = torch.tensor([len(r) for r in rows] or [1], dtype=torch.long)
+        return pad_ids(rows or [[1]]), lengths
 
     def encode_words(self, chars: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def forward(self, features: Features) -> torch.Tensor:
-        if torch.is_inference_mode_enabled() and "_words" in features:
+        if "chars" not in features or (torch.is_inference_mode_enabled() and "_words" in features):
             return self._cached_forward(features)
         words = self.encode_words(features["chars"], features["lengths"])  # shape: (n_words, output_dim)
         words = torch.cat([words.new_zeros(1, words.size(1)), words], dim=0)  # row 0 = padding
@@ -94,8 +101,7 @@ class CharEmbeddingBase(Embedding):
         words = features["_words"]
         missing = [i for i, w in enumerate(words) if w not in rows]
         if missing:
-            lengths = features["lengths"][missing]
-            chars = features["chars"][missing][:, : int(lengths.max())]
+            chars, lengths = self._char_tensors([words[i] for i in missing])
             vecs = self.encode_words(chars, lengths)  # shape: (n_missing, output_dim)
             start = len(rows) + 1
             if start + len(missing) > self._vec_table.size(0):

@@ -73,8 +73,10 @@ class RecurrentEncoder(Encoder):
                 y = self._one_direction(flipped, layer, "_reverse")  # shape: (batch, seq, hidden)
                 parts.append(y.reshape(batch * seq, -1).index_select(0, rev).view(batch, seq, -1))
             out = torch.cat(parts, dim=2) if len(parts) > 1 else parts[0]  # shape: (batch, seq, output_dim)
-        valid = (pos < lengths.unsqueeze(1)).unsqueeze(2)
-        return out.masked_fill(~valid, 0.0)
+        pad = (pos >= lengths.unsqueeze(1)).unsqueeze(2)  # shape: (batch, seq, 1)
+        if torch.is_inference_mode_enabled():  # no autograd graph holds `out`: zero the padding in place
+            return out.masked_fill_(pad, 0.0)
+        return out.masked_fill(pad, 0.0)
 
     def _one_direction(self, x: torch.Tensor, layer: int, suffix: str) -> torch.Tensor:
         rnn = self.rnn

@@ -7,12 +7,14 @@ in its file. NER tag schemes are detected (or declared), invalid sequences repor
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .errors import DataError, HubUnavailableError
 from .labels import SCHEMES, convert, detect_scheme, invalid_positions, split_tag
@@ -23,7 +25,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["Corpus", "load_corpus", "catalogue", "corpora_root", "DEFAULT_CORPUS", "SPLIT_ALIASES"]
+__all__ = ["Corpus", "load_corpus", "catalogue", "corpora_root", "index_sentences", "DEFAULT_CORPUS", "SPLIT_ALIASES"]
 
 DEFAULT_CORPUS = {"ner": "conll2003", "pos": "ud_english_ewt"}
 CORPORA_ENV = "SEQTAG_CORPORA"
@@ -364,3 +366,50 @@ def load_corpus(spec: str | None = None, task: str = "ner", *, tag_column: Any =
     labels = sorted({t for sents in split_sents.values() for s in sents for t in s.tags})
     dd = datasets.DatasetDict({split: _to_dataset(sents, labels) for split, sents in split_sents.items()})
     return Corpus(name, task, dd, detected, sources)
+
+
+INDEX_FORMAT = 1  # bump when the meaning of indexed columns changes, so old cache files are not reused
+
+
+def index_sentences(embedding: Any, sentences: Sequence[Sequence[str]], *, progress: bool = True,
+                    cache_dir: str | Path | None = None) -> Any:
+    """The embedding's per-sentence ids over a whole corpus, computed once with ``datasets.map`` and
+    cached as an Arrow file, so another epoch, a resumed run or another seed reads ids instead of
+    looking strings up again. Returns a ``datasets.Dataset`` with one column per
+    :meth:`~seqtag.embeddings.base.Embedding.index_columns` key (``None`` when the embedding indexes
+    nothing ahead). The cache file is named by a fingerprint of the embedding's config, its
+    vocabularies and the tokens, in ``cache_dir`` (default: the ``datasets`` cache, ``seqtag-index/``).
+    """
+    if not sentences or not embedding.index_columns([sentences[0]]):
+        return None
+    import datasets
+
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"format": INDEX_FORMAT, "embedding": _embedding_signature(embedding)},
+                             sort_keys=True, default=str).encode())
+    for sent in sentences:
+        digest.update("\x1f".join(sent).encode("utf-8", "surrogatepass"))
+        digest.update(b"\x1e")
+    fingerprint = digest.hexdigest()[:32]
+    folder = Path(cache_dir) if cache_dir is not None else Path(datasets.config.HF_DATASETS_CACHE) / "seqtag-index"
+    folder.mkdir(parents=True, exist_ok=True)
+    was_enabled = not datasets.utils.are_progress_bars_disabled()
+    if not progress:
+        datasets.disable_progress_bars()
+    try:
+        ds = datasets.Dataset.from_dict({"tokens": [list(s) for s in sentences]})
+        return ds.map(lambda batch: embedding.index_columns(batch["tokens"]), batched=True, batch_size=1000,
+                      remove_columns=["tokens"], cache_file_name=str(folder / f"{fingerprint}.arrow"),
+                      new_fingerprint=fingerprint, load_from_cache_file=True, desc="indexing tokens")
+    finally:
+        if was_enabled and not progress:
+            datasets.enable_progress_bars()
+
+
+def _embedding_signature(embedding: Any) -> Any:
+    """What an embedding's ids depend on: its class, hyperparameters and vocabularies (nested parts too)."""
+    hyper = {k: v for k, v in vars(embedding).items()
+             if not k.startswith("_") and isinstance(v, (int, float, str, bool, type(None)))}
+    parts = [_embedding_signature(p) for p in getattr(embedding, "parts", [])]
+    return {"class": f"{type(embedding).__module__}.{type(embedding).__qualname__}", "hyper": hyper,
+            "assets": embedding.get_assets(), "parts": parts}

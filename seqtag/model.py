@@ -98,8 +98,10 @@ class TaggerModel(nn.Module):
 
 
 def make_batch(model: TaggerModel, tokens: list[list[str]], tags: list[list[int]] | None = None,
-               index: list[int] | None = None) -> Batch:
-    """Featurize token lists (and tag ids) into a :class:`Batch`; sentences must not be empty."""
+               index: list[int] | None = None, columns: Mapping[str, Sequence[Any]] | None = None) -> Batch:
+    """Featurize token lists (and tag ids) into a :class:`Batch`; sentences must not be empty.
+
+    ``columns``: the sentences' ids computed ahead (:func:`seqtag.data.index_sentences`), if any."""
     lengths = torch.tensor([len(t) for t in tokens], dtype=torch.long)
     width = int(lengths.max()) if len(tokens) else 1
     mask = torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)  # shape: (batch, seq)
@@ -108,4 +110,6 @@ def make_batch(model: TaggerModel, tokens: list[list[str]], tags: list[list[int]
         tag_tensor = torch.zeros((len(tags), width), dtype=torch.long)
         for i, row in enumerate(tags):
             tag_tensor[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
-    return Batch(tokens, model.embedding.featurize(tokens), mask, tag_tensor, index or [])
+    features = model.embedding.featurize(tokens) if columns is None else \
+        model.embedding.featurize_indexed(tokens, columns)
+    return Batch(tokens, features, mask, tag_tensor, index or [])

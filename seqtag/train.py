@@ -15,6 +15,7 @@ import torch
 
 from .checkpoint import CHECKPOINT_DIR, deferred_interrupt, load_checkpoint, read_checkpoint, save_checkpoint
 from .config import check_model_table, load_config, merge, resolve
+from .data import index_sentences
 from .errors import ConfigError, DataError, TrainingDivergedError
 from .evaluate import evaluate, main_score
 from .model import TaggerModel, make_batch
@@ -174,6 +175,8 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
             f"(best dev {prog['best_score']:.2f})")
     tagger = Tagger(dict(config), labels, model, dict(meta or {}))
     lengths = [len(t) for t, _ in train_sents]
+    # word and character ids of the training sentences: computed once (datasets.map, cached on disk)
+    indexed = index_sentences(model.embedding, [t for t, _ in train_sents], progress=progress)
     dev_sents = _drop_empty(dev_sents)
 
     def diverged(what: str) -> TrainingDivergedError:
@@ -218,7 +221,8 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
             bar = _progress(len(batches), f"epoch {epoch + 1}", progress, initial=prog["step_in_epoch"])
             for b in range(prog["step_in_epoch"], len(batches)):
                 idx = batches[b]
-                batch = make_batch(model, [train_sents[i][0] for i in idx], [train_ids[i] for i in idx])
+                batch = make_batch(model, [train_sents[i][0] for i in idx], [train_ids[i] for i in idx],
+                                   columns=None if indexed is None else indexed[idx])
                 loss = model.loss(batch)
                 if not torch.isfinite(loss):
                     raise diverged(f"the training loss became {loss.item()} at epoch {epoch + 1}, step {b + 1}")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# training caches its indexed corpora in the datasets cache: keep the tests' files out of the user's
+os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="seqtag-tests-datasets-"))
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "corpora"

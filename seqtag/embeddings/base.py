@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -39,6 +39,16 @@ class Embedding(nn.Module):
 
     def featurize(self, batch: Sequence[Sequence[str]]) -> Features:
         raise NotImplementedError
+
+    def index_columns(self, sentences: Sequence[Sequence[str]]) -> dict[str, list[Any]]:
+        """Per-sentence ids worth computing once for a whole corpus (training maps them over the
+        dataset with ``datasets.map`` and caches them on disk): column name to one value per sentence.
+        The default computes nothing and :meth:`featurize_indexed` featurizes from the strings."""
+        return {}
+
+    def featurize_indexed(self, batch: Sequence[Sequence[str]], columns: Mapping[str, Sequence[Any]]) -> Features:
+        """:meth:`featurize` for a batch whose :meth:`index_columns` values are given (one per sentence)."""
+        return self.featurize(batch)
 
     def forward(self, features: Features) -> torch.Tensor:  # shape: (batch, seq, output_dim)
         raise NotImplementedError

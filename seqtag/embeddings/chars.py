@@ -7,7 +7,7 @@ encoded once.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -63,6 +63,40 @@ class CharEmbeddingBase(Embedding):
             return {"word_index": pad_ids(positions), "_words": words}
         chars, lengths = self._char_tensors(words)
         return {"word_index": pad_ids(positions), "chars": chars, "lengths": lengths, "_words": words}
+
+    def index_columns(self, sentences: Sequence[Sequence[str]]) -> dict[str, list[Any]]:
+        cache = self._char_ids
+        lookup = self.chars.stoi.get
+        rows = []
+        for sent in sentences:
+            row = []
+            for w in sent:
+                ids = cache.get(w)
+                if ids is None:
+                    ids = [lookup(ch, 1) for ch in w[: self.max_word_length]] or [1]
+                    if len(cache) < CACHE_SIZE:
+                        cache[w] = ids
+                row.append(ids)
+            rows.append(row)
+        return {"chars": rows}
+
+    def featurize_indexed(self, batch: Sequence[Sequence[str]], columns: Mapping[str, Sequence[Any]]) -> Features:
+        if "chars" not in columns:
+            return self.featurize(batch)
+        index: dict[str, int] = {}
+        positions, words = [], []
+        for sent, char_rows in zip(batch, columns["chars"]):
+            row = []
+            for w, ids in zip(sent, char_rows):
+                i = index.get(w)
+                if i is None:
+                    i = index[w] = len(index) + 1  # 0 is the padding word
+                    words.append(ids)
+                row.append(i)
+            positions.append(row)
+        lengths = torch.tensor([len(w) for w in words] or [1], dtype=torch.long)
+        return {"word_index": pad_ids(positions), "chars": pad_ids(words or [[1]]), "lengths": lengths,
+                "_words": list(index)}
 
     def _char_tensors(self, words: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Padded character ids ``(n_words, n_chars)`` and the words' lengths ``(n_words,)``."""

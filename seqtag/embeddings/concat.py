@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -48,6 +48,18 @@ class ConcatEmbedding(Embedding):
 
     def featurize(self, batch: Sequence[Sequence[str]]) -> Features:
         return {str(i): p.featurize(batch) for i, p in enumerate(self.parts)}
+
+    def index_columns(self, sentences: Sequence[Sequence[str]]) -> dict[str, list[Any]]:
+        return {f"{i}.{key}": values for i, p in enumerate(self.parts)
+                for key, values in p.index_columns(sentences).items()}
+
+    def featurize_indexed(self, batch: Sequence[Sequence[str]], columns: Mapping[str, Sequence[Any]]) -> Features:
+        out = {}
+        for i, p in enumerate(self.parts):
+            prefix = f"{i}."
+            own = {k[len(prefix):]: v for k, v in columns.items() if k.startswith(prefix)}
+            out[str(i)] = p.featurize_indexed(batch, own)
+        return out
 
     def forward(self, features: Features) -> torch.Tensor:
         return torch.cat([p(features[str(i)]) for i, p in enumerate(self.parts)], dim=-1)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from collections import Counter
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -19,7 +18,6 @@ _DIGITS = re.compile(r"[0-9]")
 CASING = ("pad", "lower", "upper", "title", "mixed", "numeric", "has_digit", "punct", "other")
 
 
-@functools.lru_cache(maxsize=65536)
 def casing_id(word: str) -> int:
     """A small category for how a word is written (a spelling feature that survives lower-casing)."""
     if word.isdigit():
@@ -107,6 +105,22 @@ class WordEmbedding(Embedding):
         feats: Features = {"ids": pad_ids([[p[0] for p in row] for row in pairs])}
         if self.casing is not None:
             feats["casing"] = pad_ids([[p[1] for p in row] for row in pairs])
+        return feats
+
+    def index_columns(self, sentences: Sequence[Sequence[str]]) -> dict[str, list[Any]]:
+        cache, miss = self._ids, self._word_ids
+        pairs = [[cache.get(w) or miss(w) for w in s] for s in sentences]
+        cols: dict[str, list[Any]] = {"ids": [[p[0] for p in row] for row in pairs]}
+        if self.casing is not None:
+            cols["casing"] = [[p[1] for p in row] for row in pairs]
+        return cols
+
+    def featurize_indexed(self, batch: Sequence[Sequence[str]], columns: Mapping[str, Sequence[Any]]) -> Features:
+        if "ids" not in columns or (self.casing is not None and "casing" not in columns):
+            return self.featurize(batch)
+        feats: Features = {"ids": pad_ids(columns["ids"])}
+        if self.casing is not None:
+            feats["casing"] = pad_ids(columns["casing"])
         return feats
 
     def forward(self, features: Features) -> torch.Tensor:

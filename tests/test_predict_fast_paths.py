@@ -157,3 +157,19 @@ def test_char_features_made_in_inference_mode_give_the_same_vectors() -> None:
             assert "chars" not in feats  # characters are looked up for unseen words only, in forward
             torch.testing.assert_close(emb(feats), plain, rtol=1e-5, atol=1e-5)
             torch.testing.assert_close(emb(emb.featurize(batch)), plain, rtol=1e-5, atol=1e-5)
+
+
+def test_spacy_tokenizer_vocabulary_stays_bounded_on_a_long_stream() -> None:
+    from seqtag.tokenizers import SpacyTokenizer
+
+    tok = SpacyTokenizer("en")
+    tok.max_new_strings = 200
+    sizes = []
+    for i in range(400):
+        text = f"Company{i} bought Widget{i}-{i * 7} for ${i}.5m"
+        toks = tok(text)
+        assert [text[t.start: t.end] for t in toks] == [t.text for t in toks]
+        assert toks[0].text == f"Company{i}"
+        sizes.append(len(tok.nlp.vocab.strings) - tok._base_strings)
+    assert max(sizes) <= 200 + 20  # one text's strings beyond the limit at most
+    assert min(sizes[100:]) < 100  # it was made afresh along the way

@@ -55,12 +55,19 @@ class WhitespaceTokenizer(Tokenizer):
 class SpacyTokenizer(Tokenizer):
     """spaCy's rule-based tokenizer for a language (a blank pipeline), e.g. ``lang = "en"``."""
 
+    # spaCy's vocabulary keeps every string it has seen; a long stream of text (new names, numbers,
+    # URLs) would grow it without end, so the blank pipeline is made afresh after this many new strings
+    max_new_strings = 20_000
+
     def __init__(self, lang: str = "en") -> None:
         self.lang = lang
         self._nlp: Any = None
+        self._base_strings = 0
 
     @property
     def nlp(self) -> Any:
+        if self._nlp is not None and len(self._nlp.vocab.strings) - self._base_strings > self.max_new_strings:
+            self._nlp = None
         if self._nlp is None:
             import spacy
 
@@ -68,6 +75,7 @@ class SpacyTokenizer(Tokenizer):
                 self._nlp = spacy.blank(self.lang)
             except Exception as exc:  # spaCy raises ImportError/KeyError subclasses here
                 raise ConfigError(f"spacy.v1 tokenizer: spaCy has no language {self.lang!r} ({exc})") from None
+            self._base_strings = len(self._nlp.vocab.strings)
         return self._nlp
 
     def __call__(self, text: str) -> list[Token]:

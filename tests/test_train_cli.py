@@ -82,6 +82,17 @@ def test_predict_cli_text_and_conll(ner_model: Path, tmp_path: Path) -> None:
     assert res.exit_code == 0
     blocks = res.output.strip().split("\n\n")
     assert blocks[0].splitlines()[3] == "Oslo\tB-LOC" and len(blocks) == 2
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        res = runner.invoke(main, ["predict", str(ner_model), str(f), "--threads", "2"])
+        assert res.exit_code == 0 and res.output.strip().split("\n\n") == blocks
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    res = runner.invoke(main, ["predict", str(ner_model), str(f), "--threads", "0"])
+    assert res.exit_code != 0 and "--threads" in res.output
 
 
 def test_save_and_reload_in_a_new_process_gives_identical_predictions(ner_model: Path) -> None:

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequenc
 
 # oneDNN caches a compiled kernel per input shape (1,024 by default); streaming predict meets many shapes,
 # so a small cache keeps memory flat as input grows. A user's own setting wins.
-os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
 
 import torch  # noqa: E402
 

@@ -31,7 +31,7 @@ from .errors import ModelLoadError, PluginMissingError, SeqtagError
 from .labels import split_tag, tags_from_spans
 from .model import TaggerModel, make_batch
 from .serialize import atomic_directory, write_json
-from .tokenizers import Tokenizer
+from .tokenizers import Tokenizer, word_offsets
 
 __all__ = ["Tagger", "Prediction", "Entity", "load", "plugin_requirements"]
 
@@ -271,20 +271,19 @@ def _release_free_memory() -> None:
     """Hand memory that is free inside the C heap back to the system (glibc's ``malloc_trim``), between
     chunks of a long stream: batches of ever new shapes leave freed blocks that the heap keeps resident,
     so without this a stream's resident memory creeps up with its length. A no-op elsewhere."""
-    global _TRIM
-    if _TRIM is None:
-        _TRIM = lambda: None  # noqa: E731
-        if sys.platform.startswith("linux"):
-            try:
-                import ctypes
-
-                _TRIM = functools.partial(ctypes.CDLL("libc.so.6").malloc_trim, 0)
-            except (OSError, AttributeError):
-                pass
-    _TRIM()
+    _malloc_trim()()
 
 
-_TRIM: Callable[[], Any] | None = None
+@functools.cache
+def _malloc_trim() -> Callable[[], Any]:
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            return functools.partial(ctypes.CDLL("libc.so.6").malloc_trim, 0)
+        except (OSError, AttributeError):
+            pass
+    return lambda: None
 
 
 @contextlib.contextmanager
@@ -313,16 +312,6 @@ def split_padded(items: list[int], lengths: list[int], slack: float = 1.25, min_
 
 
 Sentence = tuple[list[str], list[tuple[int, int]]]  # the words of a sentence and their character offsets
-
-
-def word_offsets(words: Sequence[str]) -> list[tuple[int, int]]:
-    """Character offsets of pre-tokenized words, as if they were joined by single spaces."""
-    out, pos = [], 0
-    for w in words:
-        end = pos + len(w)
-        out.append((pos, end))
-        pos = end + 1
-    return out
 
 
 class LabelTable:
@@ -360,7 +349,7 @@ class LabelTable:
         return spans
 
 
-RunBatch = Callable[[list[list[str]]], tuple[Sequence[Sequence[int]], Optional[Sequence[Sequence[float]]]]]
+RunBatch = Callable[[list[list[str]]], tuple[list[list[int]], Optional[list[list[float]]]]]
 
 
 def predict_chunks(tagger: Any, inputs: Iterable[str | Sequence[str]], run: RunBatch, batch_size: int,
@@ -401,8 +390,8 @@ def _tag_chunk(tagger: Any, sents: list[Sentence], run: RunBatch, batch_size: in
             tag_rows, conf_rows = run(words)
             for row, i in enumerate(idx):
                 n = lengths[i]
-                results[i] = make(words[row], sents[i][1], list(tag_rows[row][:n]),
-                                  None if conf_rows is None else list(conf_rows[row][:n]))
+                results[i] = make(words[row], sents[i][1], tag_rows[row][:n],
+                                  None if conf_rows is None else conf_rows[row][:n])
     return results  # type: ignore[return-value]
 
 

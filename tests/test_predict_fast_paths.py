@@ -12,7 +12,8 @@ import torch
 from seqtag.embeddings.chars import CharCNNEmbedding, CharLSTMEmbedding
 from seqtag.labels import convert, spans_from_tags
 from seqtag.model import make_batch
-from seqtag.tagger import LabelTable, Tagger, split_padded, word_offsets
+from seqtag.tagger import LabelTable, Tagger, split_padded
+from seqtag.tokenizers import word_offsets
 
 
 SAMPLE_TEXT = ["EU rejects German call to boycott British lamb .", "Peter Blackburn", "BRUSSELS 1996-08-22",

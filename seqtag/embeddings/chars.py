@@ -7,7 +7,7 @@ encoded once.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -48,6 +48,21 @@ class CharEmbeddingBase(Embedding):
         self.char_embed = nn.Embedding(len(self.chars), self.char_dim, padding_idx=0)
 
     def featurize(self, batch: Sequence[Sequence[str]]) -> Features:
+        return self._featurize(batch, self._ids_of)
+
+    def index_columns(self, sentences: Sequence[Sequence[str]]) -> dict[str, list[Any]]:
+        ids_of = self._ids_of
+        return {"chars": [[ids_of(w) for w in sent] for sent in sentences]}
+
+    def featurize_indexed(self, batch: Sequence[Sequence[str]], columns: Mapping[str, Sequence[Any]]) -> Features:
+        if "chars" not in columns:
+            return self.featurize(batch)
+        given = {w: ids for sent, rows in zip(batch, columns["chars"]) for w, ids in zip(sent, rows)}
+        return self._featurize(batch, given.__getitem__)
+
+    def _featurize(self, batch: Sequence[Sequence[str]], ids_of: Callable[[str], list[int]]) -> Features:
+        """The batch's distinct words (``word_index`` points each token at one) and, outside inference,
+        their character ids from ``ids_of``."""
         index: dict[str, int] = {}
         positions = []
         for sent in batch:
@@ -61,55 +76,22 @@ class CharEmbeddingBase(Embedding):
         words = list(index)
         if torch.is_inference_mode_enabled():  # the cached forward finds characters for unseen words alone
             return {"word_index": pad_ids(positions), "_words": words}
-        chars, lengths = self._char_tensors(words)
+        chars, lengths = self._char_tensors([ids_of(w) for w in words])
         return {"word_index": pad_ids(positions), "chars": chars, "lengths": lengths, "_words": words}
 
-    def index_columns(self, sentences: Sequence[Sequence[str]]) -> dict[str, list[Any]]:
-        cache = self._char_ids
-        lookup = self.chars.stoi.get
-        rows = []
-        for sent in sentences:
-            row = []
-            for w in sent:
-                ids = cache.get(w)
-                if ids is None:
-                    ids = [lookup(ch, 1) for ch in w[: self.max_word_length]] or [1]
-                    if len(cache) < CACHE_SIZE:
-                        cache[w] = ids
-                row.append(ids)
-            rows.append(row)
-        return {"chars": rows}
+    def _ids_of(self, word: str) -> list[int]:
+        """A word's character ids, remembered for up to ``CACHE_SIZE`` words (then the memory starts again)."""
+        ids = self._char_ids.get(word)
+        if ids is None:
+            if len(self._char_ids) >= CACHE_SIZE:
+                self._char_ids.clear()
+            lookup = self.chars.stoi.get
+            ids = self._char_ids[word] = [lookup(ch, 1) for ch in word[: self.max_word_length]] or [1]
+        return ids
 
-    def featurize_indexed(self, batch: Sequence[Sequence[str]], columns: Mapping[str, Sequence[Any]]) -> Features:
-        if "chars" not in columns:
-            return self.featurize(batch)
-        index: dict[str, int] = {}
-        positions, words = [], []
-        for sent, char_rows in zip(batch, columns["chars"]):
-            row = []
-            for w, ids in zip(sent, char_rows):
-                i = index.get(w)
-                if i is None:
-                    i = index[w] = len(index) + 1  # 0 is the padding word
-                    words.append(ids)
-                row.append(i)
-            positions.append(row)
-        lengths = torch.tensor([len(w) for w in words] or [1], dtype=torch.long)
-        return {"word_index": pad_ids(positions), "chars": pad_ids(words or [[1]]), "lengths": lengths,
-                "_words": list(index)}
-
-    def _char_tensors(self, words: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    @staticmethod
+    def _char_tensors(rows: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Padded character ids ``(n_words, n_chars)`` and the words' lengths ``(n_words,)``."""
-        cache = self._char_ids
-        if len(cache) >= CACHE_SIZE:
-            cache.clear()
-        lookup = self.chars.stoi.get
-        rows = []
-        for w in words:
-            ids = cache.get(w)
-            if ids is None:
-                ids = cache[w] = [lookup(ch, 1) for ch in w[: self.max_word_length]] or [1]
-            rows.append(ids)
         lengths = torch.tensor([len(r) for r in rows] or [1], dtype=torch.long)
         return pad_ids(rows or [[1]]), lengths
 
@@ -135,7 +117,7 @@ class CharEmbeddingBase(Embedding):
         words = features["_words"]
         missing = [i for i, w in enumerate(words) if w not in rows]
         if missing:
-            chars, lengths = self._char_tensors([words[i] for i in missing])
+            chars, lengths = self._char_tensors([self._ids_of(words[i]) for i in missing])
             vecs = self.encode_words(chars, lengths)  # shape: (n_missing, output_dim)
             start = len(rows) + 1
             if start + len(missing) > self._vec_table.size(0):

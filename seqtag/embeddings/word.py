@@ -100,12 +100,7 @@ class WordEmbedding(Embedding):
         return ids
 
     def featurize(self, batch: Sequence[Sequence[str]]) -> Features:
-        cache, miss = self._ids, self._word_ids
-        pairs = [[cache.get(w) or miss(w) for w in s] for s in batch]
-        feats: Features = {"ids": pad_ids([[p[0] for p in row] for row in pairs])}
-        if self.casing is not None:
-            feats["casing"] = pad_ids([[p[1] for p in row] for row in pairs])
-        return feats
+        return self.featurize_indexed(batch, self.index_columns(batch))
 
     def index_columns(self, sentences: Sequence[Sequence[str]]) -> dict[str, list[Any]]:
         cache, miss = self._ids, self._word_ids

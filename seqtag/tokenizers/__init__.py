@@ -8,7 +8,8 @@ from typing import Any, NamedTuple, Sequence
 from .. import registry
 from ..errors import ConfigError
 
-__all__ = ["Token", "Tokenizer", "WhitespaceTokenizer", "SpacyTokenizer", "PretokenizedTokenizer", "tokens_from_words"]
+__all__ = ["Token", "Tokenizer", "WhitespaceTokenizer", "SpacyTokenizer", "PretokenizedTokenizer", "tokens_from_words",
+           "word_offsets"]
 
 
 class Token(NamedTuple):
@@ -30,14 +31,19 @@ class Tokenizer:
         return [self(text) for text in texts]
 
 
+def word_offsets(words: Sequence[str], separator: str = " ") -> list[tuple[int, int]]:
+    """Character offsets ``(start, end)`` of pre-tokenized words, as if they were joined by ``separator``."""
+    out, pos, gap = [], 0, len(separator)
+    for word in words:
+        end = pos + len(word)
+        out.append((pos, end))
+        pos = end + gap
+    return out
+
+
 def tokens_from_words(words: Sequence[str], separator: str = " ") -> list[Token]:
     """Tokens for pre-tokenized words, with offsets as if the words were joined by ``separator``."""
-    out: list[Token] = []
-    pos = 0
-    for word in words:
-        out.append(Token(word, pos, pos + len(word)))
-        pos += len(word) + len(separator)
-    return out
+    return [Token(word, start, end) for word, (start, end) in zip(words, word_offsets(words, separator))]
 
 
 _WS = re.compile(r"\S+")

@@ -298,16 +298,27 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def split_padded(items: list[int], lengths: list[int], slack: float = 1.25, min_size: int = 16) -> list[list[int]]:
-    """Cut a batch sorted by ascending length where padding would exceed ``slack`` times the real tokens
-    (the long tail of a corpus), keeping pieces of at least ``min_size``: padding costs recurrent steps."""
-    pieces, start, total = [], 0, 0
+def plan_batches(lengths: Sequence[int], batch_size: int, max_cells: int = 6400, slack: float = 1.25,
+                 min_padding: int = 512, min_size: int = 16) -> list[tuple[int, int]]:
+    """Cut sentences sorted by ascending length into batches ``(start, stop)`` of at most ``batch_size``.
+
+    Once a batch holds more than ``min_size`` sentences it is also closed before its padded size
+    (sentences x longest length) passes ``max_cells``, where the CPU's recurrent kernels slow down
+    as the batch leaves the cache, and before its padding passes ``slack`` times its real tokens by
+    more than ``min_padding`` cells (the long tail of a corpus: padding costs recurrent steps, while
+    each extra call costs a fixed overhead, so a little padding is cheaper than a cut)."""
+    pieces: list[tuple[int, int]] = []
+    start, total = 0, 0
     for j, n in enumerate(lengths):
+        count = j - start + 1
+        cells = count * n
         total += n
-        if j - start >= min_size and (j - start + 1) * n > slack * total:
-            pieces.append(items[start:j])
+        if count > batch_size or (count > min_size and (cells > max_cells or (cells > slack * total
+                                                                               and cells - total > min_padding))):
+            pieces.append((start, j))
             start, total = j, n
-    pieces.append(items[start:])
+    if lengths:
+        pieces.append((start, len(lengths)))
     return pieces
 
 
@@ -383,15 +394,14 @@ def _tag_chunk(tagger: Any, sents: list[Sentence], run: RunBatch, batch_size: in
         if not n:
             results[i] = Prediction([], [], [])
     make = tagger._make_prediction
-    for b in range(0, len(order), batch_size):
-        batch_idx = order[b: b + batch_size]
-        for idx in split_padded(batch_idx, [lengths[i] for i in batch_idx]):
-            words = [sents[i][0] for i in idx]
-            tag_rows, conf_rows = run(words)
-            for row, i in enumerate(idx):
-                n = lengths[i]
-                results[i] = make(words[row], sents[i][1], tag_rows[row][:n],
-                                  None if conf_rows is None else conf_rows[row][:n])
+    for start, stop in plan_batches([lengths[i] for i in order], batch_size):
+        idx = order[start:stop]
+        words = [sents[i][0] for i in idx]
+        tag_rows, conf_rows = run(words)
+        for row, i in enumerate(idx):
+            n = lengths[i]
+            results[i] = make(words[row], sents[i][1], tag_rows[row][:n],
+                              None if conf_rows is None else conf_rows[row][:n])
     return results  # type: ignore[return-value]
 
 

@@ -12,7 +12,7 @@ import torch
 from seqtag.embeddings.chars import CharCNNEmbedding, CharLSTMEmbedding
 from seqtag.labels import convert, spans_from_tags
 from seqtag.model import make_batch
-from seqtag.tagger import LabelTable, Tagger, split_padded
+from seqtag.tagger import LabelTable, Tagger, plan_batches
 from seqtag.tokenizers import word_offsets
 
 
@@ -20,22 +20,24 @@ SAMPLE_TEXT = ["EU rejects German call to boycott British lamb .", "Peter Blackb
                "The European Commission said on Thursday it disagreed with German advice to consumers ."]
 
 
-def test_split_padded_keeps_order_and_bounds_padding() -> None:
+def test_plan_batches_covers_in_order_and_bounds_size_and_padding() -> None:
     rng = random.Random(0)
-    lengths = sorted(rng.choice([1, 2, 3, 5, 8, 13, 40, 90, 124]) for _ in range(256))
-    items = list(range(100, 356))
-    pieces = split_padded(items, lengths)
-    assert [i for p in pieces for i in p] == items
-    assert len(pieces) > 1  # this tail is long enough to be cut
-    start = 0
-    for piece in pieces:
-        lens = lengths[start: start + len(piece)]
-        start += len(piece)
-        # a piece is either at least min_size long or holds padding within the slack
-        assert len(piece) >= 16 or piece is pieces[-1]
-        if len(piece) > 16:
-            assert len(lens) * max(lens) <= 1.25 * sum(lens)
-    assert split_padded([1, 2, 3], [4, 4, 4]) == [[1, 2, 3]]
+    lengths = sorted(rng.choice([1, 2, 3, 5, 8, 13, 40, 90, 124]) for _ in range(700))
+    pieces = plan_batches(lengths, 256)
+    assert pieces[0][0] == 0 and pieces[-1][1] == len(lengths)
+    assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:]))  # contiguous, in order
+    assert len(pieces) > 3  # the long tail is cut
+    for start, stop in pieces:
+        lens = lengths[start:stop]
+        assert 0 < len(lens) <= 256
+        if len(lens) > 16:  # small pieces may pad freely; larger ones keep both bounds
+            assert len(lens) * lens[-1] <= 6400
+            assert len(lens) * lens[-1] <= 1.25 * sum(lens) or len(lens) * lens[-1] - sum(lens) <= 512
+    # a little padding is cheaper than another call: short sentences stay together
+    assert plan_batches([1] * 30 + [2] * 200 + [3] * 20, 256) == [(0, 250)]
+    assert plan_batches([4] * 600, 256) == [(0, 256), (256, 512), (512, 600)]
+    assert plan_batches([], 256) == []
+    assert plan_batches([5, 5, 5], 1) == [(0, 1), (1, 2), (2, 3)]
 
 
 def _random_words(rng: random.Random, n: int) -> list[str]:

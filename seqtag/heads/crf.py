@@ -74,21 +74,31 @@ class CRFHead(Head):
         """Best tag sequences ``(batch, seq)`` and their scores ``(batch,)``; padding holds the last tag."""
         start, trans, end = self._params()
         batch, seq, k = em.shape
-        score = start.unsqueeze(0) + em[:, 0]  # shape: (batch, num_tags)
+        emits = em.unbind(1)  # one (batch, num_tags) view per step
+        score = start.unsqueeze(0) + emits[0]  # shape: (batch, num_tags)
+        trans = trans.unsqueeze(0)  # shape: (1, num_tags, num_tags)
+        # steps before the shortest sequence's end are real for the whole batch: no masking there
+        full = int(mask.sum(1).min()) if seq > 1 else seq
+        steps = mask.unsqueeze(2).unbind(1)  # one (batch, 1) view per step
         keep = torch.arange(k).unsqueeze(0).expand(batch, k)
         history = []
         for t in range(1, seq):
-            best, idx = (score.unsqueeze(2) + trans.unsqueeze(0)).max(dim=1)  # shape: (batch, num_tags)
-            m = mask[:, t].unsqueeze(1)
-            score = torch.where(m, best + em[:, t], score)
-            history.append(torch.where(m, idx, keep))  # padded steps point to themselves
+            best, idx = (score.unsqueeze(2) + trans).max(dim=1)  # shape: (batch, num_tags)
+            if t < full:
+                score = best + emits[t]
+                history.append(idx)
+            else:
+                m = steps[t]
+                score = torch.where(m, best + emits[t], score)
+                history.append(torch.where(m, idx, keep))  # padded steps point to themselves
         final, last = (score + end.unsqueeze(0)).max(dim=1)  # shape: (batch,)
+        last = last.unsqueeze(1)  # shape: (batch, 1)
         path = [last]
         for idx in reversed(history):
-            last = idx.gather(1, last.unsqueeze(1)).squeeze(1)
+            last = idx.gather(1, last)
             path.append(last)
         path.reverse()
-        return torch.stack(path, dim=1), final  # shape: (batch, seq), (batch,)
+        return torch.cat(path, dim=1), final  # shape: (batch, seq), (batch,)
 
     def marginals(self, em: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Posterior probability of each tag at each position, shape ``(batch, seq, num_tags)``.

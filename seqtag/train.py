@@ -79,9 +79,28 @@ class TrainingConfig:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+CONFIG_KEYS = ("task", "scheme", "data", "model", "training")
+DATA_KEYS = ("dataset", "tag_column", "scheme", "strict")
+
+
+def check_top_level(cfg: Mapping[str, Any]) -> None:
+    """A config holds ``task``, ``scheme`` and the ``[data]``, ``[model]`` and ``[training]`` tables; a
+    misspelt key is an error, not a setting silently ignored."""
+    unknown = [k for k in cfg if k not in CONFIG_KEYS]
+    if unknown:
+        raise ConfigError(f"the config takes no top-level key {unknown[0]!r}; it takes: {', '.join(CONFIG_KEYS)}")
+    data = cfg.get("data", {})
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"[data] must be a table, got {type(data).__name__} {data!r}")
+    unknown = [k for k in data if k not in DATA_KEYS]
+    if unknown:
+        raise ConfigError(f"[data] takes no key {unknown[0]!r}; it takes: {', '.join(DATA_KEYS)}")
+
+
 def build_config(task: str, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The task's defaults merged with ``config``, every part's defaults filled in and checked."""
     cfg = merge(default_config(task), config or {})
+    check_top_level(cfg)
     cfg["task"] = task
     model = cfg.setdefault("model", {})
     check_model_table(model)

@@ -244,6 +244,10 @@ def test_config_key_the_part_does_not_take(tiny: Path, tmp_path: Path) -> None:
     fails(train_args(tiny, NER, tmp_path / "m", "--set", "training.lrr=0.1"), "[training] takes no key 'lrr'", "lr,")
     fails(train_args(tiny, NER, tmp_path / "m", "--set", "model.encodr.hidden_size=3"),
           "[model] takes no key 'encodr'; it takes: tokenizer, embedding, encoder, head, dropout")
+    fails(train_args(tiny, NER, tmp_path / "m", "--set", "trainig.lr=0.1"),
+          "the config takes no top-level key 'trainig'; it takes: task, scheme, data, model, training")
+    fails(train_args(tiny, NER, tmp_path / "m", "--set", "data.tag_colum=ner"),
+          "[data] takes no key 'tag_colum'; it takes: dataset, tag_column, scheme, strict")
 
 
 def test_wrong_type_in_a_config_value(tiny: Path, tmp_path: Path) -> None:

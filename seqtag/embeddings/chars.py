@@ -120,8 +120,9 @@ class CharEmbeddingBase(Embedding):
             chars, lengths = self._char_tensors([self._ids_of(words[i]) for i in missing])
             vecs = self.encode_words(chars, lengths)  # shape: (n_missing, output_dim)
             start = len(rows) + 1
-            if start + len(missing) > self._vec_table.size(0):
-                grown = torch.zeros(2 * (start + len(missing)), self.output_dim)
+            need = start + len(missing)
+            if need > self._vec_table.size(0):  # doubles, but never far past the cache's size
+                grown = torch.zeros(min(2 * need, max(need, CACHE_SIZE + 1024)), self.output_dim)
                 grown[:start] = self._vec_table[:start]
                 self._vec_table = grown
             self._vec_table[start: start + len(missing)] = vecs

@@ -19,7 +19,7 @@ import sys
 import types
 import typing
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from . import registry
 from .errors import ConfigError
@@ -30,22 +30,40 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = ["load_config", "apply_overrides", "resolve", "build_part", "check_kwargs", "merge", "WIRED",
-           "check_model_table"]
+           "check_model_table", "check_top_level", "check_keys"]
 
 # keyword arguments that the model passes; users never set them
 WIRED = {"embedding": set(), "encoder": {"input_dim"}, "head": {"input_dim", "labels", "scheme"}, "tokenizer": set()}
 
 
+CONFIG_KEYS = ("task", "scheme", "data", "model", "training")
+DATA_KEYS = ("dataset", "tag_column", "scheme", "strict")
 MODEL_KEYS = ("tokenizer", "embedding", "encoder", "head", "dropout")
+
+
+def check_keys(table: Mapping[str, Any], allowed: Sequence[str], where: str, kind: str = "key") -> None:
+    """A key outside ``allowed`` is an error naming the keys ``where`` takes, not a setting silently ignored."""
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"{where} takes no {kind} {key!r}; it takes: {', '.join(allowed)}")
+
+
+def check_table(table: Any, allowed: Sequence[str], name: str) -> None:
+    """``[name]`` is a table holding only keys from ``allowed``."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"[{name}] must be a table, got {type(table).__name__} {table!r}")
+    check_keys(table, allowed, f"[{name}]")
+
+
+def check_top_level(cfg: Mapping[str, Any]) -> None:
+    """A config holds ``task``, ``scheme`` and the ``[data]``, ``[model]`` and ``[training]`` tables."""
+    check_keys(cfg, CONFIG_KEYS, "the config", "top-level key")
+    check_table(cfg.get("data", {}), DATA_KEYS, "data")
 
 
 def check_model_table(model: Any) -> None:
     """``[model]`` holds the part tables and ``dropout`` (a number in [0, 1)), nothing else."""
-    if not isinstance(model, Mapping):
-        raise ConfigError(f"[model] must be a table, got {type(model).__name__} {model!r}")
-    unknown = [k for k in model if k not in MODEL_KEYS]
-    if unknown:
-        raise ConfigError(f"[model] takes no key {unknown[0]!r}; it takes: {', '.join(MODEL_KEYS)}")
+    check_table(model, MODEL_KEYS, "model")
     dropout = model.get("dropout", 0.0)
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
         raise ConfigError(f"[model] dropout must be a number in [0, 1), got {type(dropout).__name__} {dropout!r}")

@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from .checkpoint import CHECKPOINT_DIR, deferred_interrupt, load_checkpoint, read_checkpoint, save_checkpoint
-from .config import check_model_table, load_config, merge, resolve
+from .config import check_keys, check_model_table, check_top_level, load_config, merge, resolve
 from .data import index_sentences
 from .errors import ConfigError, DataError, TrainingDivergedError
 from .evaluate import evaluate, main_score
@@ -59,9 +59,8 @@ class TrainingConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> "TrainingConfig":
         known = {f.name: f for f in fields(cls)}
         kwargs = {}
+        check_keys(data, list(known), "[training]")
         for key, value in data.items():
-            if key not in known:
-                raise ConfigError(f"[training] takes no key {key!r}; it takes: {', '.join(known)}")
             want = known[key].type
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) if want == "float" else \
                 isinstance(value, int) and not isinstance(value, bool) if want == "int" else isinstance(value, str)
@@ -77,24 +76,6 @@ class TrainingConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-CONFIG_KEYS = ("task", "scheme", "data", "model", "training")
-DATA_KEYS = ("dataset", "tag_column", "scheme", "strict")
-
-
-def check_top_level(cfg: Mapping[str, Any]) -> None:
-    """A config holds ``task``, ``scheme`` and the ``[data]``, ``[model]`` and ``[training]`` tables; a
-    misspelt key is an error, not a setting silently ignored."""
-    unknown = [k for k in cfg if k not in CONFIG_KEYS]
-    if unknown:
-        raise ConfigError(f"the config takes no top-level key {unknown[0]!r}; it takes: {', '.join(CONFIG_KEYS)}")
-    data = cfg.get("data", {})
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"[data] must be a table, got {type(data).__name__} {data!r}")
-    unknown = [k for k in data if k not in DATA_KEYS]
-    if unknown:
-        raise ConfigError(f"[data] takes no key {unknown[0]!r}; it takes: {', '.join(DATA_KEYS)}")
 
 
 def build_config(task: str, config: Mapping[str, Any] | None = None) -> dict[str, Any]:

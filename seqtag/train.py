@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from .checkpoint import CHECKPOINT_DIR, deferred_interrupt, load_checkpoint, read_checkpoint, save_checkpoint
-from .config import check_keys, check_model_table, check_top_level, load_config, merge, resolve
+from .config import check_model_table, check_table, check_top_level, load_config, merge, resolve
 from .data import index_sentences
 from .errors import ConfigError, DataError, TrainingDivergedError
 from .evaluate import evaluate, main_score
@@ -59,7 +59,7 @@ class TrainingConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> "TrainingConfig":
         known = {f.name: f for f in fields(cls)}
         kwargs = {}
-        check_keys(data, list(known), "[training]")
+        check_table(data, list(known), "training")
         for key, value in data.items():
             want = known[key].type
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) if want == "float" else \

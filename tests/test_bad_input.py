@@ -250,6 +250,13 @@ def test_config_key_the_part_does_not_take(tiny: Path, tmp_path: Path) -> None:
           "[data] takes no key 'tag_colum'; it takes: dataset, tag_column, scheme, strict")
 
 
+def test_config_table_that_is_not_a_table(tiny: Path, tmp_path: Path) -> None:
+    for name in ("training", "data", "model"):
+        cfg = tmp_path / f"{name}.toml"
+        cfg.write_text(tiny.read_text(encoding="utf-8").split("[")[0] + f"{name} = 3\n", encoding="utf-8")
+        fails(train_args(cfg, NER, tmp_path / "m"), f"[{name}] must be a table, got int 3")
+
+
 def test_wrong_type_in_a_config_value(tiny: Path, tmp_path: Path) -> None:
     fails(train_args(tiny, NER, tmp_path / "m", "--set", "model.encoder.hidden_size=big"),
           "encoder 'lstm.v1': 'hidden_size' must be int, got str 'big'")

@@ -16,8 +16,9 @@ if TYPE_CHECKING:
 __all__ = ["__version__", "FORMAT_VERSION", "load", "SeqtagError"]
 
 
-def load(path: Any) -> "Tagger":
-    """Load a saved tagger directory (see :class:`seqtag.tagger.Tagger`)."""
+def load(path: Any, verify: bool = True) -> "Tagger":
+    """Load a saved tagger directory (see :class:`seqtag.tagger.Tagger`); ``verify=False`` skips the check
+    of its files against the SHA-256 manifest in ``meta.json``."""
     from .tagger import Tagger
 
-    return Tagger.load(path)
+    return Tagger.load(path, verify=verify)

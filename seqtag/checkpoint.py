@@ -22,7 +22,7 @@ from .errors import ModelLoadError
 from .serialize import atomic_directory, recover_directory, write_json
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint", "recover_checkpoint", "deferred_interrupt",
-           "CHECKPOINT_DIR"]
+           "Interrupted", "CHECKPOINT_DIR"]
 
 CHECKPOINT_DIR = "checkpoint"
 
@@ -140,28 +140,44 @@ def read_checkpoint(model_dir: str | Path) -> tuple[dict[str, Any], dict[str, An
     return progress, assets
 
 
-@contextmanager
-def deferred_interrupt() -> Iterator[Callable[[], bool]]:
-    """Turn the first Ctrl-C (SIGINT) into a request that training honours at its next safe point.
+class Interrupted(KeyboardInterrupt):
+    """Training stopped on a signal (``signum``: SIGINT for Ctrl-C, SIGTERM from a scheduler or
+    ``docker stop``); the CLI exits with 128 + ``signum``."""
 
-    Yields a function that tells whether a stop was requested. Training checks it after each step,
-    saves a checkpoint of a consistent state and raises ``KeyboardInterrupt`` itself. A second Ctrl-C
-    interrupts at once (the last checkpoint written stays). Outside the main thread, or where SIGINT
-    is ignored (a job started in the background by a shell), nothing changes.
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = int(signum)
+
+
+# the signals a run stops on at its next step boundary, after saving a checkpoint
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def deferred_interrupt() -> Iterator[Callable[[], int]]:
+    """Turn the first Ctrl-C (SIGINT) or SIGTERM into a request that training honours at its next safe point.
+
+    Yields a function that gives the signal number of a requested stop (0: none). Training checks it
+    after each step, saves a checkpoint of a consistent state and raises :class:`Interrupted` itself.
+    A second signal interrupts at once (the last checkpoint written stays). Outside the main thread,
+    or for a signal that is ignored (SIGINT of a job started in the background by a shell), nothing changes.
     """
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        yield lambda: False
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: 0
         return
-    hits = [0]
+    hits: list[int] = []
 
     def handler(signum: int, frame: Any) -> None:
-        hits[0] += 1
-        if hits[0] > 1:
-            raise KeyboardInterrupt
+        hits.append(signum)
+        if len(hits) > 1:
+            raise Interrupted(signum)
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {}
+    for sig in STOP_SIGNALS:
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            previous[sig] = signal.signal(sig, handler)
     try:
-        yield lambda: hits[0] > 0
+        yield lambda: hits[0] if hits else 0
     finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+        for sig, prev in previous.items():
+            signal.signal(sig, prev if prev is not None else signal.SIG_DFL)

@@ -11,7 +11,6 @@ Viterbi and forward-backward loops are scripted, so they become ONNX ``Loop``s o
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from pathlib import Path
@@ -23,9 +22,10 @@ from torch import nn
 from .config import build_part
 from .embeddings import CharCNNEmbedding, CharLSTMEmbedding, ConcatEmbedding, PretrainedEmbedding, WordEmbedding
 from .encoders import GRUEncoder, IdentityEncoder, LSTMEncoder, RNNEncoder, StackEncoder
-from .errors import ModelLoadError, SeqtagError
+from .errors import ConfigError, ModelLoadError, SeqtagError
 from .heads import CRFHead, SoftmaxHead
 from .model import TaggerModel
+from .modeldir import file_sha256, owning_model, verify_files
 from .tagger import Prediction, Tagger, _read_json, predict_chunks
 from .tokenizers import Tokenizer
 
@@ -268,14 +268,6 @@ def _features(model: TaggerModel, tokens: list[list[str]]) -> tuple[list[str], l
     return [n for n, _ in flat], [t for _, t in flat], mask
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _need_onnx() -> Any:
     try:
         import onnx
@@ -290,13 +282,21 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, opset: 
                 confidence: bool = True, verify: bool = True) -> Path:
     """Export the saved tagger in ``model_dir`` to an ONNX file (default ``model_dir/model.onnx``).
 
-    With ``verify``, the exported graph is run by onnxruntime on sentences of other lengths than
-    the tracing example and must give the same tags as PyTorch, or :class:`ExportError` is raised.
+    With ``verify``, the model's files are checked against their SHA-256 manifest first, and the
+    exported graph is run by onnxruntime on sentences of other lengths than the tracing example and
+    must give the same tags as PyTorch, or :class:`ExportError` is raised. ``output`` is never one of
+    the model folder's own files.
     """
     onnx = _need_onnx()
-    tagger = Tagger.load(model_dir)
-    check_exportable(tagger.model, tagger.config["model"])
     out = Path(output) if output is not None else Path(model_dir) / "model.onnx"
+    owner = owning_model(out)
+    if owner is not None:
+        raise ConfigError(f"{out}: a file of the model in {owner}; the export would overwrite it, "
+                          f"choose another --output (the default is {Path(model_dir) / 'model.onnx'})")
+    if out.is_dir():
+        raise ConfigError(f"{out}: a folder; --output names the ONNX file to write")
+    tagger = Tagger.load(model_dir, verify=verify)
+    check_exportable(tagger.model, tagger.config["model"])
     names, flat, mask = _features(tagger.model, EXAMPLE)
     module = ExportableTagger(tagger.model, names, confidence)
     axes: dict[str, dict[int, str]] = {n: {d: f"{n}_dim{d}" for d in range(t.dim())} for n, t in zip(names, flat)}
@@ -317,7 +317,7 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, opset: 
         proto = onnx.load(str(tmp))
         meta = {"format": EXPORT_FORMAT, "inputs": [*names, "mask"], "outputs": ["tags", "scores"],
                 "labels": tagger.labels, "task": tagger.task, "scheme": tagger.scheme, "confidence": confidence,
-                "weights_sha256": _sha256(Path(model_dir) / "model.safetensors")}
+                "weights_sha256": file_sha256(Path(model_dir) / "model.safetensors")}
         entry = proto.metadata_props.add()
         entry.key, entry.value = "seqtag", json.dumps(meta)
         onnx.save(proto, str(tmp))
@@ -349,9 +349,11 @@ class OnnxTagger:
         model_dir: The saved tagger directory (``config.json``, ``labels.json``, ``assets/``).
         onnx_path: The exported file (default ``model_dir/model.onnx``).
         threads: onnxruntime intra-op threads (``None``: its default).
+        verify: Check the model's files against the SHA-256 manifest in its ``meta.json``.
     """
 
-    def __init__(self, model_dir: str | Path, onnx_path: str | Path | None = None, threads: int | None = None) -> None:
+    def __init__(self, model_dir: str | Path, onnx_path: str | Path | None = None, threads: int | None = None,
+                 verify: bool = True) -> None:
         _need_onnx()
         import onnxruntime as ort
 
@@ -359,6 +361,8 @@ class OnnxTagger:
         path = Path(onnx_path) if onnx_path is not None else p / "model.onnx"
         if not path.is_file():
             raise ModelLoadError(f"{path}: no such ONNX file (write one with `seqtag export {p} --format onnx`)")
+        if verify:
+            verify_files(p, _read_json(p / "meta.json"))
         config = _read_json(p / "config.json")
         labels = _read_json(p / "labels.json")
         assets = {f.stem: _read_json(f) for f in sorted((p / "assets").glob("*.json"))}
@@ -379,7 +383,7 @@ class OnnxTagger:
         if meta.get("format") != EXPORT_FORMAT or meta.get("labels") != self.labels:
             raise ModelLoadError(f"{path}: not an export of the tagger in {p} (labels or format differ); re-export it")
         weights = p / "model.safetensors"
-        if weights.is_file() and meta.get("weights_sha256") not in (None, _sha256(weights)):
+        if weights.is_file() and meta.get("weights_sha256") not in (None, file_sha256(weights)):
             raise ModelLoadError(f"{path}: exported from other weights than {weights}; re-export with "
                                  f"`seqtag export {p} --format onnx`")
         self.input_names = [i.name for i in self.session.get_inputs()]

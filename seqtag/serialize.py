@@ -10,7 +10,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 __all__ = ["atomic_write_bytes", "atomic_write_json", "write_json", "atomic_directory", "recover_directory",
-           "fsync_dir"]
+           "fsync_dir", "commit_files", "recover_staged", "STAGING_DIR"]
+
+# where :func:`commit_files` prepares a new set of files inside the directory it writes
+STAGING_DIR = ".seqtag-staging"
+_COMMIT = ".commit.json"
 
 
 def fsync_dir(path: Path) -> None:
@@ -119,3 +123,73 @@ def atomic_directory(path: str | Path, fill: Callable[[Path], None], keep_others
         if keep_others:
             _move_missing(old, path)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def commit_files(directory: str | Path, fill: Callable[[Path], None], obsolete: Callable[[], list[str]] = list,
+                 last: str | None = None) -> list[str]:
+    """Replace a set of files inside ``directory`` so that a crash leaves the old set or the new one.
+
+    ``fill`` writes the new files into a staging folder inside ``directory``; once they are all
+    written and fsynced, a commit record listing them is written (atomically) and each file is
+    renamed over its old copy (``last``, e.g. the file that names the others, goes last), then the
+    files ``obsolete()`` names (paths relative to ``directory``) that the new set lacks are removed.
+    A crash after the commit record is finished by :func:`recover_staged`; a crash before it leaves
+    the old files untouched. Unlike :func:`atomic_directory`, the directory itself is never renamed
+    or emptied: its mode, a symlink to it and the other files in it stay as they are.
+
+    Returns the new files' relative paths (POSIX form).
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    recover_staged(directory)
+    stage = directory / STAGING_DIR
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    try:
+        fill(stage)
+        files = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
+        if last in files:
+            files.remove(last)
+            files.append(last)
+        old = set(obsolete())
+        record = {"files": files, "remove": sorted(old - set(files))}
+        for sub in {stage / Path(f).parent for f in files}:
+            fsync_dir(sub)
+        atomic_write_bytes(stage / _COMMIT, json.dumps(record).encode("utf-8"))
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    _apply(directory, record)
+    return files
+
+
+def recover_staged(directory: str | Path) -> None:
+    """Finish a :func:`commit_files` that a crash cut short after its commit record, or drop its
+    staging folder when the crash came before (the old files were not touched then)."""
+    directory = Path(directory)
+    stage = directory / STAGING_DIR
+    if not stage.is_dir():
+        return
+    try:
+        record = json.loads((stage / _COMMIT).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        shutil.rmtree(stage, ignore_errors=True)
+        return
+    _apply(directory, record)
+
+
+def _apply(directory: Path, record: dict[str, Any]) -> None:
+    """Move the staged files of a commit record into place (again, after a crash: idempotent)."""
+    stage = directory / STAGING_DIR
+    touched = {directory}
+    for rel in record["files"]:
+        src, dst = stage / rel, directory / rel
+        if src.is_file():  # else moved before a crash
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+            touched.add(dst.parent)
+    for rel in record["remove"]:
+        (directory / rel).unlink(missing_ok=True)
+    for d in touched:
+        fsync_dir(d)
+    shutil.rmtree(stage, ignore_errors=True)

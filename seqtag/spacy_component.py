@@ -358,7 +358,8 @@ def make_seqtag(nlp: Language, name: str, model: Optional[str], batch_size: int,
 
 
 def package_pipeline(model: Union[str, Path], output: Union[str, Path], lang: str = "en",
-                     name: Optional[str] = None, spans_key: Optional[str] = None, force: bool = False) -> Path:
+                     name: Optional[str] = None, spans_key: Optional[str] = None, force: bool = False,
+                     verify: bool = True) -> Path:
     """Write a spaCy pipeline folder (``spacy.load`` opens it) holding a blank ``lang`` tokenizer and the tagger.
 
     The tagger goes inside the folder (``OUTPUT/seqtag/``, seqtag's format), so the folder stands alone.
@@ -368,10 +369,15 @@ def package_pipeline(model: Union[str, Path], output: Union[str, Path], lang: st
     from .about import __version__
     from .tagger import Tagger
 
+    from .modeldir import is_model_dir
+
     out = Path(output)
+    if out.exists() and (is_model_dir(out) or out.resolve() == Path(model).resolve()):
+        raise ConfigError(f"{out}: a seqtag model folder; the pipeline would overwrite its files "
+                          f"(--force never does), choose another OUTPUT_DIR")
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not force)):
         raise ConfigError(f"{out}: exists and is not an empty folder; choose another OUTPUT_DIR or pass --force")
-    tagger = Tagger.load(model)
+    tagger = Tagger.load(model, verify=verify)
     try:
         nlp = spacy.blank(lang)
     except (ImportError, KeyError, ValueError) as exc:

@@ -30,12 +30,12 @@ from .config import build_part
 from .errors import ModelLoadError, PluginMissingError, SeqtagError
 from .labels import split_tag, tags_from_spans
 from .model import TaggerModel, make_batch
-from .serialize import atomic_directory, write_json
+from .modeldir import META, manifest, owned_files, verify_files, wait_for_commit
+from .serialize import commit_files, write_json
 from .tokenizers import Tokenizer, word_offsets
 
 __all__ = ["Tagger", "Prediction", "Entity", "load", "plugin_requirements"]
 
-FILES = ("config.json", "meta.json", "labels.json", "model.safetensors")
 
 
 @dataclass
@@ -178,12 +178,10 @@ class Tagger:
         })
         if scores is not None:
             meta["scores"] = dict(scores)
-        self.meta = meta
         state = {k: v.detach().contiguous().cpu() for k, v in self.model.state_dict().items()}
 
         def fill(tmp: Path) -> None:
             write_json(tmp / "config.json", self.config)
-            write_json(tmp / "meta.json", meta)
             write_json(tmp / "labels.json", {"labels": self.labels, "scheme": self.scheme})
             (tmp / "assets").mkdir()
             for part, assets in self.model.get_assets().items():
@@ -192,22 +190,31 @@ class Tagger:
             save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
             with open(tmp / "model.safetensors", "rb") as f:
                 os.fsync(f.fileno())
+            meta["files"] = manifest(tmp, (q.relative_to(tmp).as_posix() for q in tmp.rglob("*") if q.is_file()))
+            write_json(tmp / META, meta)
 
-        atomic_directory(path, fill, keep_others=True)
+        # the files are replaced inside the folder, never the folder itself: its mode, a symlink to it and
+        # the user's other files (a checkpoint, an export) stay; meta.json, which lists the others, goes last
+        commit_files(path, fill, obsolete=lambda: owned_files(path), last=META)
+        self.meta = meta
 
     @classmethod
-    def load(cls, path: str | Path) -> "Tagger":
-        """Load a saved tagger: checks the format version and plugins first, then loads weights strictly."""
+    def load(cls, path: str | Path, verify: bool = True) -> "Tagger":
+        """Load a saved tagger: checks the format version, the files' SHA-256 manifest (unless ``verify``
+        is false) and the plugins first, then loads weights strictly."""
         p = Path(path)
         if not p.is_dir():
             raise ModelLoadError(f"{p}: no such model directory (save one with `seqtag train --output {p}`)")
-        meta = _read_json(p / "meta.json")
+        wait_for_commit(p)
+        meta = _read_json(p / META)
         fmt = meta.get("format_version")
         if not isinstance(fmt, int):
             raise ModelLoadError(f"{p / 'meta.json'}: no integer format_version; not a seqtag model")
         if fmt > FORMAT_VERSION:
             raise ModelLoadError(f"{p}: model format version {fmt} is newer than this seqtag reads ({FORMAT_VERSION}); "
                                  f"upgrade seqtag (the model was written by seqtag {meta.get('seqtag_version', '?')})")
+        if verify:
+            verify_files(p, meta)
         for dist, ver in (meta.get("plugins") or {}).items():
             try:
                 dist_version(dist)
@@ -215,11 +222,13 @@ class Tagger:
                 raise PluginMissingError(f"{p}: this model needs the plugin distribution {dist!r} "
                                          f"(version {ver or 'any'}); install it with `pip install {dist}`") from None
         config = _read_json(p / "config.json")
+        if config.get("task", "ner") not in ("ner", "pos"):
+            raise ModelLoadError(f"{p / 'config.json'}: unknown task {config.get('task')!r}; expected 'ner' or 'pos'")
         label_data = _read_json(p / "labels.json")
         assets: dict[str, Any] = {}
-        adir = p / "assets"
-        if adir.is_dir():
-            for f in sorted(adir.glob("*.json")):
+        listed = meta.get("files")
+        for f in sorted((p / "assets").glob("*.json")):
+            if not isinstance(listed, dict) or f"assets/{f.name}" in listed:  # with a manifest, only its files
                 assets[f.stem] = _read_json(f)
         labels = list(label_data.get("labels", []))
         try:
@@ -244,6 +253,8 @@ def _read_json(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelLoadError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ModelLoadError(f"{path}: not valid JSON (nested too deeply to read)") from None
     if not isinstance(data, dict):
         raise ModelLoadError(f"{path}: expected a JSON object")
     return data
@@ -405,6 +416,6 @@ def _tag_chunk(tagger: Any, sents: list[Sentence], run: RunBatch, batch_size: in
     return results  # type: ignore[return-value]
 
 
-def load(path: str | Path) -> Tagger:
-    """Load a saved tagger from a directory."""
-    return Tagger.load(path)
+def load(path: str | Path, verify: bool = True) -> Tagger:
+    """Load a saved tagger from a directory (``verify``: check its files against the SHA-256 manifest)."""
+    return Tagger.load(path, verify=verify)

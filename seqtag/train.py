@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from .checkpoint import CHECKPOINT_DIR, deferred_interrupt, load_checkpoint, read_checkpoint, save_checkpoint
+from .checkpoint import CHECKPOINT_DIR, Interrupted, deferred_interrupt, load_checkpoint, read_checkpoint, save_checkpoint
 from .config import check_model_table, check_table, check_top_level, load_config, merge, resolve
 from .data import index_sentences
 from .errors import ConfigError, DataError, TrainingDivergedError
@@ -24,12 +25,13 @@ from .tagger import Tagger
 __all__ = ["TrainingConfig", "default_config", "build_config", "train", "make_batches"]
 
 CONFIG_DIR = Path(__file__).with_name("configs")
+TASKS = ("ner", "pos")
 
 
 def default_config(task: str) -> dict[str, Any]:
     """The default config of a task (``ner`` or ``pos``)."""
     path = CONFIG_DIR / f"{task}.toml"
-    if not path.is_file():
+    if task not in TASKS or not path.is_file():
         raise ConfigError(f"unknown task {task!r}; expected 'ner' or 'pos'")
     return load_config(path)
 
@@ -72,6 +74,13 @@ class TrainingConfig:
             raise ConfigError(f"[training] optimizer must be 'adam', 'adamw' or 'sgd', got {cfg.optimizer!r}")
         if cfg.batch_size <= 0 or cfg.lr <= 0:
             raise ConfigError("[training] batch_size and lr must be positive")
+        for key, low in (("max_epochs", 1), ("eval_batch_size", 1), ("patience", 1), ("max_steps", 0),
+                         ("lr_patience", 0), ("threads", 0), ("checkpoint_every", 0), ("max_train_sentences", 0),
+                         ("grad_clip", 0), ("weight_decay", 0), ("momentum", 0)):
+            if getattr(cfg, key) < low:
+                raise ConfigError(f"[training] {key} must be at least {low}, got {getattr(cfg, key)!r}")
+        if not 0 < cfg.lr_decay <= 1:
+            raise ConfigError(f"[training] lr_decay must be in (0, 1] (1: no decay), got {cfg.lr_decay!r}")
         return cfg
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,6 +89,12 @@ class TrainingConfig:
 
 def build_config(task: str, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The task's defaults merged with ``config``, every part's defaults filled in and checked."""
+    if task not in TASKS:
+        raise ConfigError(f"unknown task {task!r}; expected 'ner' or 'pos'")
+    given = (config or {}).get("task", task)
+    if given != task:
+        raise ConfigError(f"the config's task {given!r} is not the task trained ({task!r}); "
+                          f"expected 'ner' or 'pos', the same in the config, --set task=... and --task")
     cfg = merge(default_config(task), config or {})
     check_top_level(cfg)
     cfg["task"] = task
@@ -196,15 +211,17 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
         save_checkpoint(ckpt_dir, model, optimizer, scheduler, prog, rng, assets=model.get_assets())
 
     def stop_here() -> None:
-        """Ctrl-C was pressed: save the state at this step boundary and stop."""
+        """Ctrl-C was pressed or SIGTERM came: save the state at this step boundary and stop."""
+        signum = stop_requested()
         prog["elapsed"] = time.time() - start_time
         checkpoint()
         prog["stopped"] = True
-        log(f"interrupted: state saved in {ckpt_dir}; continue with `seqtag train --resume {out}`")
-        raise KeyboardInterrupt
+        log(f"interrupted{' (SIGTERM)' if signum == signal.SIGTERM else ''}: state saved in {ckpt_dir}; "
+            f"continue with `seqtag train --resume {out}`")
+        raise Interrupted(signum)
 
     start_time = time.time() - prog["elapsed"]
-    interrupt = deferred_interrupt()  # the first Ctrl-C stops at the next step boundary, after a checkpoint
+    interrupt = deferred_interrupt()  # the first Ctrl-C or SIGTERM stops at the next step boundary, after a checkpoint
     stop_requested = interrupt.__enter__()
     finished = prog["bad_epochs"] >= tc.patience or prog["epoch"] >= tc.max_epochs or \
         bool(tc.max_steps and prog["global_step"] >= tc.max_steps)
@@ -274,7 +291,7 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
                 log(f"early stop: no dev improvement in {tc.patience} epochs")
                 break
     except KeyboardInterrupt:
-        if not prog.pop("stopped", False):  # a second Ctrl-C, mid-step: the state may be half updated
+        if not prog.pop("stopped", False):  # a second signal, mid-step: the state may be half updated
             log(f"interrupted at once: the last checkpoint in {ckpt_dir} stays; "
                 f"continue with `seqtag train --resume {out}`")
         raise

@@ -315,3 +315,54 @@ def test_divergence_before_any_checkpoint_says_so(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(TaggerModel, "loss", lambda self, batch: torch.tensor(float("inf"), requires_grad=True))
     with pytest.raises(TrainingDivergedError, match="loss became inf at epoch 1, step 1.*no checkpoint had been"):
         train_small("ner", tmp_path / "m", {"training": {"max_epochs": 1}})
+
+
+def test_sigterm_saves_a_checkpoint_exits_143_and_resume_gives_the_uninterrupted_model(
+        setup: tuple[Path, Path], tmp_path: Path) -> None:
+    """What schedulers and `docker stop` send: handled like Ctrl-C, with the signal's own exit status."""
+    cfg, ref = setup
+    out = tmp_path / "terminated"
+    proc = _start_and_wait(cfg, out, epoch=0)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert "Traceback" not in stderr and stderr.strip().splitlines() == ["interrupted"]
+    assert f"interrupted (SIGTERM): state saved in {out / 'checkpoint'}" in stdout
+    prog = _progress(out)
+    assert prog is not None and prog["epoch"] == 0 and prog["step_in_epoch"] > 0
+    _resume(out)
+    _same_model(out, ref)
+
+
+def test_a_second_run_on_the_same_output_exits_2_at_once_naming_the_holder(
+        setup: tuple[Path, Path], tmp_path: Path) -> None:
+    cfg, _ = setup
+    out = tmp_path / "busy"
+    proc = _start_and_wait(cfg, out, epoch=0)
+    try:
+        for args in (_train_args(cfg, out) + ["--overwrite"], ["train", "--resume", str(out), "--no-progress"]):
+            started = time.time()
+            res = CliRunner().invoke(main, args)
+            assert res.exit_code == 2, res.output
+            lines = res.stderr.strip().splitlines()
+            assert len(lines) == 1 and "another seqtag run is writing into this folder" in lines[0], res.stderr
+            assert f"pid {proc.pid} on " in lines[0]
+            assert time.time() - started < 5  # refused before loading any corpus
+        assert proc.poll() is None  # the first run goes on, untouched
+    finally:
+        proc.kill()
+        proc.communicate(timeout=60)
+
+
+def test_stale_temporary_checkpoint_folders_are_removed_on_resume(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    _, ref = setup
+    out = tmp_path / "stale"
+    shutil.copytree(ref, out)
+    for name in (".checkpoint.abc123.tmp", ".checkpoint.zz_9.tmp"):  # what a kill -9 mid-write leaves
+        (out / name).mkdir()
+        (out / name / "state.safetensors").write_bytes(b"partial")
+    (out / "notes.txt").write_text("mine")
+    res = CliRunner().invoke(main, ["train", "--resume", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert not list(out.glob(".checkpoint.*.tmp"))
+    assert (out / "notes.txt").read_text() == "mine"

@@ -10,7 +10,7 @@ The parent imports no torch and trains in a subprocess too: Linux carries a pare
 
 Modes: ``api`` feeds a generator of token lists to ``Tagger.predict_stream``; ``cli`` writes the input as a
 text file (one sentence a line) and runs the ``seqtag predict MODEL FILE`` command in-process (output to
-``/dev/null``), which reads the file line by line through ``workflow.predict_lines``.
+``/dev/null``), which reads the file line by line through ``predict_io.predict_lines``.
 
     python benchmarks/bench_memory.py --model models/ner --mode api
     python benchmarks/bench_memory.py            # trains a small model on the sample corpus first

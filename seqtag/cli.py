@@ -129,7 +129,8 @@ def evaluate(model: str, dataset: str | None, split: str, tag_column: str | None
 @click.argument("model", type=click.Path())
 @click.argument("input", type=click.File("r", encoding="utf-8"), default="-")
 @click.option("--input-format", type=click.Choice(["auto", "text", "conll"]), default="auto", show_default=True,
-              help="text: one text per line, tokenized by the model; conll: a token per line (first column).")
+              help="text: one text per line, tokenized by the model; conll: a token per line (first column); "
+                   "auto: by the file name (.conll...), else by the first lines.")
 @click.option("--output-format", type=click.Choice(["auto", "conll", "jsonl"]), default="auto", show_default=True)
 @click.option("--batch-size", type=int, default=128, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None,
@@ -137,16 +138,22 @@ def evaluate(model: str, dataset: str | None, split: str, tag_column: str | None
 @handle_errors
 def predict(model: str, input: TextIO, input_format: str, output_format: str, batch_size: int,
             threads: int | None) -> None:
-    """Tag raw text or CoNLL tokens from FILE (or standard input)."""
-    from .workflow import predict_lines
+    """Tag raw text or CoNLL tokens from FILE (or standard input).
+
+    With --input-format auto, a file named *.conll (.conllu, .iob, .bio, .tsv...) is read as CoNLL
+    columns, and any other input by what its first lines look like (said on standard error); a terminal
+    is read as text and answered line by line.
+    """
+    from .predict_io import predict_lines
 
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
 
-    for line in predict_lines(model, input, input_format, output_format, batch_size):
-        click.echo(line)
+    for line in predict_lines(model, input, input_format, output_format, batch_size,
+                              log=lambda msg: click.echo(msg, err=True)):
+        click.echo(line)  # flushed line by line, which a terminal's user waits for
 
 
 @main.command()

@@ -1,4 +1,4 @@
-"""What the CLI commands do, as functions: train (one seed or several), resume, evaluate, predict."""
+"""What the CLI commands do, as functions: train (one seed or several), resume, evaluate (predict: predict_io)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,13 @@ import random
 import statistics
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, TextIO
+from typing import Any, Callable, Iterable
 
 from .data import Corpus, load_corpus
 from .errors import DataError
-from .readers import decode_lines
 from .serialize import atomic_write_json
 
-__all__ = ["run_training", "resume_training", "evaluate_model", "format_scores", "predict_lines", "corpus_for"]
+__all__ = ["run_training", "resume_training", "evaluate_model", "format_scores", "corpus_for"]
 
 
 def corpus_for(task: str, data: dict[str, Any], warn: Callable[[str], None] | None = None) -> Corpus:
@@ -205,58 +204,3 @@ def format_scores(scores: dict[str, Any]) -> str:
         lines.append("most frequent confusions: " + ", ".join(
             f"{c['gold']}->{c['predicted']} {c['count']}" for c in scores["confusions"][:8]))
     return "\n".join(lines)
-
-
-def _read_conll_blocks(lines: Iterable[str], where: str) -> Iterator[list[str]]:
-    block: list[str] = []
-    for lineno, line in enumerate(lines, 1):
-        line = line.rstrip("\r\n")
-        if not line.strip():
-            if block:
-                yield block
-                block = []
-            continue
-        first = line.split()[0]
-        if first == "-DOCSTART-":
-            continue
-        block.append(first)
-    if block:
-        yield block
-
-
-def _input_lines(stream: TextIO, where: str) -> Iterator[str]:
-    """Lines of a predict input without line ends: UTF-8 with a BOM dropped and CRLF accepted.
-
-    Bytes that are not UTF-8 are a :class:`DataError` naming the line (read from the byte stream
-    beneath when there is one, so the line number is exact).
-    """
-    raw = getattr(stream, "buffer", None)
-    if raw is None:  # a text stream without bytes beneath (io.StringIO)
-        for lineno, line in enumerate(stream, 1):
-            yield (line.lstrip("\ufeff") if lineno == 1 else line).rstrip("\r\n")
-        return
-    for _, text in decode_lines(iter(raw.readline, b""), where, "input"):  # click's stdin wrapper is not iterable
-        yield text
-
-
-def predict_lines(model: str, stream: TextIO, input_format: str = "auto", output_format: str = "auto",
-                  batch_size: int = 128) -> Iterator[str]:
-    """Tag a stream: text lines (tokenized by the model) or CoNLL tokens; yield CoNLL or JSON lines."""
-    from .tagger import Tagger
-
-    tagger = Tagger.load(model)
-    name = getattr(stream, "name", "-")
-    if input_format == "auto":
-        input_format = "conll" if str(name).endswith((".conll", ".conllu", ".iob", ".iob2", ".bio", ".tsv")) else "text"
-    if output_format == "auto":
-        output_format = "conll" if input_format == "conll" else "jsonl"
-    inputs: Iterable[Any]
-    if input_format == "conll":
-        inputs = _read_conll_blocks(_input_lines(stream, str(name)), str(name))
-    else:
-        inputs = _input_lines(stream, str(name))
-    for pred in tagger.predict_stream(inputs, batch_size=batch_size):
-        if output_format == "jsonl":
-            yield json.dumps(pred.to_dict(), ensure_ascii=False)
-        else:
-            yield "\n".join(f"{tok}\t{tag}" for tok, tag in zip(pred.tokens, pred.tags)) + "\n"

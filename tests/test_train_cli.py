@@ -73,7 +73,7 @@ def test_predict_cli_text_and_conll(ner_model: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     res = runner.invoke(main, ["predict", str(ner_model), "-"], input="Lucy lives in Oslo .\n\nAcme Corp said\n")
     assert res.exit_code == 0, res.output
-    rows = [json.loads(line) for line in res.output.splitlines()]
+    rows = [json.loads(line) for line in res.stdout.splitlines()]  # stderr says it read the input as text
     assert len(rows) == 3 and rows[1]["tokens"] == []
     assert rows[0]["entities"][0]["text"] == "Lucy"
     f = tmp_path / "in.conll"
@@ -137,7 +137,7 @@ def test_end_to_end_on_a_slice_of_conll2003(tmp_path: Path) -> None:
     assert json.loads(res.output)["f1"] > 40.0  # an untrained tagger scores ~0
     res = CliRunner().invoke(main, ["predict", str(out), "-"], input="Germany beat France in Paris on Sunday .\n")
     assert res.exit_code == 0
-    labels = {e["label"] for e in json.loads(res.output)["entities"]}
+    labels = {e["label"] for e in json.loads(res.stdout)["entities"]}
     assert labels & {"LOC", "MISC", "ORG", "PER"}
 
 

@@ -9,7 +9,7 @@ from .. import registry
 from ..errors import ConfigError
 
 __all__ = ["Token", "Tokenizer", "WhitespaceTokenizer", "SpacyTokenizer", "PretokenizedTokenizer", "tokens_from_words",
-           "word_offsets"]
+           "word_offsets", "whitespace_pieces"]
 
 
 class Token(NamedTuple):
@@ -59,11 +59,19 @@ class WhitespaceTokenizer(Tokenizer):
 
 @registry.tokenizers.register("spacy.v1")
 class SpacyTokenizer(Tokenizer):
-    """spaCy's rule-based tokenizer for a language (a blank pipeline), e.g. ``lang = "en"``."""
+    """spaCy's rule-based tokenizer for a language (a blank pipeline), e.g. ``lang = "en"``.
+
+    Texts of any length are taken: one longer than :attr:`max_chars` (or the pipeline's ``max_length``,
+    past which spaCy refuses a text) is tokenized in pieces cut at whitespace, which gives the tokens
+    and offsets of the whole text (see :func:`whitespace_pieces`).
+    """
 
     # spaCy's vocabulary keeps every string it has seen; a long stream of text (new names, numbers,
     # URLs) would grow it without end, so the blank pipeline is made afresh after this many new strings
     max_new_strings = 20_000
+    # the longest piece handed to spaCy at once: a Doc of a few thousand tokens at a time keeps the
+    # memory of a huge line to its tokens, and the vocabulary check above runs between pieces
+    max_chars = 100_000
 
     def __init__(self, lang: str = "en") -> None:
         self.lang = lang
@@ -85,14 +93,51 @@ class SpacyTokenizer(Tokenizer):
         return self._nlp
 
     def __call__(self, text: str) -> list[Token]:
-        doc = self.nlp.make_doc(text)
-        return [Token(t.text, t.idx, t.idx + len(t.text)) for t in doc if not t.is_space]
+        nlp = self.nlp
+        limit = max(1, min(self.max_chars, nlp.max_length))
+        if len(text) <= limit:
+            return _spacy_tokens(nlp.tokenizer(text), 0)
+        out: list[Token] = []
+        for start, end in whitespace_pieces(text, limit):
+            out.extend(_spacy_tokens(self.nlp.tokenizer(text[start:end]), start))
+        return out
 
     def pipe(self, texts: Sequence[str]) -> list[list[Token]]:
-        return [
-            [Token(t.text, t.idx, t.idx + len(t.text)) for t in doc if not t.is_space]
-            for doc in self.nlp.tokenizer.pipe(texts)
-        ]
+        # spaCy's own Tokenizer.pipe calls the tokenizer once per text too
+        return [self(text) for text in texts]
+
+
+def _spacy_tokens(doc: Any, shift: int) -> list[Token]:
+    """The tokens of a spaCy Doc that are not whitespace, offsets moved by ``shift``."""
+    return [Token(t.text, t.idx + shift, t.idx + shift + len(t.text)) for t in doc if not t.is_space]
+
+
+_SPACE = re.compile(r"\s")
+
+
+def whitespace_pieces(text: str, limit: int) -> list[tuple[int, int]]:
+    """Cut ``text`` into pieces ``[start, end)`` of at most ``limit`` characters, each cut at a whitespace
+    character (the piece after a cut starts with it); a stretch of ``limit`` characters without whitespace
+    is cut at the limit.
+
+    A tokenizer that splits at whitespace first (spaCy's does: ``str.isspace``, like ``\\s``) gives the
+    same non-space tokens for the pieces as for the whole text, since no piece boundary falls inside a word.
+    """
+    pieces: list[tuple[int, int]] = []
+    start, n = 0, len(text)
+    while n - start > limit:
+        stop = start + limit
+        # the last whitespace at or before the limit (text[stop] exists: more than limit characters are left)
+        cut = text.rfind(" ", start + 1, stop + 1)  # the common case, found without a regex
+        if cut < 0:
+            last = None
+            for last in _SPACE.finditer(text, start + 1, stop + 1):
+                pass
+            cut = last.start() if last is not None else stop
+        pieces.append((start, cut))
+        start = cut
+    pieces.append((start, n))
+    return pieces
 
 
 @registry.tokenizers.register("pretokenized.v1")

@@ -1,0 +1,192 @@
+"""What ``seqtag predict`` reads and writes: text lines or CoNLL columns from a file, a pipe or a terminal
+in, JSON lines or CoNLL out.
+
+Nothing a line holds stops the stream: a line the model's tokenizer cannot take is reported in one
+``warning:`` line and tagged as empty, so output records still match input lines. ``--input-format auto``
+decides by the file name where that tells (``.conll``...), or else by the first lines' content, and says
+on standard error what it chose. A terminal is answered line by line.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
+
+from .errors import ConfigError
+from .readers import decode_lines
+from .tokenizers import Token, Tokenizer
+
+__all__ = ["predict_lines", "input_lines", "read_conll_blocks", "sniff_format", "CONLL_SUFFIXES"]
+
+# file names that decide ``--input-format auto`` without looking inside
+CONLL_SUFFIXES = (".conll", ".conllu", ".iob", ".iob2", ".bio", ".tsv")
+# how much ``auto`` reads before deciding: enough for a few CoNLL sentences, and bounded in characters
+# so that a file of huge text lines is not held in memory to be sniffed
+SNIFF_LINES = 200
+SNIFF_CHARS = 100_000
+
+
+def input_lines(stream: TextIO, where: str) -> Iterator[str]:
+    """Lines of a predict input without line ends: UTF-8 with a BOM dropped and CRLF accepted.
+
+    Bytes that are not UTF-8 are a :class:`DataError` naming the line (read from the byte stream
+    beneath when there is one, so the line number is exact).
+    """
+    raw = getattr(stream, "buffer", None)
+    if raw is None:  # a text stream without bytes beneath (io.StringIO)
+        for lineno, line in enumerate(stream, 1):
+            yield (line.lstrip("\ufeff") if lineno == 1 else line).rstrip("\r\n")
+        return
+    for _, text in decode_lines(iter(raw.readline, b""), where, "input"):  # click's stdin wrapper is not iterable
+        yield text
+
+
+def read_conll_blocks(lines: Iterable[str]) -> Iterator[list[str]]:
+    """The token lists of CoNLL column lines: the first column of each line, a block per sentence.
+
+    Blank lines end a sentence; ``-DOCSTART-`` lines are skipped and end one too, as in
+    :func:`seqtag.readers.read_conll` (which reads a whole file, with tags; this reads a stream, tokens only).
+    """
+    block: list[str] = []
+    for line in lines:
+        cols = line.split()
+        if not cols or cols[0] == "-DOCSTART-":
+            if block:
+                yield block
+                block = []
+            continue
+        block.append(cols[0])
+    if block:
+        yield block
+
+
+def sniff_format(lines: Iterator[str]) -> tuple[str, list[str]]:
+    """``("conll", read)`` or ``("text", read)``: the format the first lines look like, and those lines.
+
+    Column files are told by a ``-DOCSTART-`` line, or by blank lines between sentences together with
+    the same number of whitespace-separated columns on every other line (one column too: a token per
+    line) and at least one sentence of two lines or more. Reading stops at :data:`SNIFF_LINES` lines
+    (or :data:`SNIFF_CHARS` characters), at the first line that breaks the column count, or at the first
+    blank line after two sentences. The caller chains ``read`` back before the rest of ``lines``.
+    """
+    read: list[str] = []
+    chars = 0
+    ncols = 0  # the column count of the first non-blank line
+    blocks = 0  # sentences started
+    current = 0  # lines in the sentence being read
+    longest = 0
+    for line in lines:
+        read.append(line)
+        chars += len(line)
+        cols = line.split()
+        if not cols:
+            if current and blocks >= 2:
+                break
+            current = 0
+        elif cols[0] == "-DOCSTART-":
+            return "conll", read
+        elif ncols and len(cols) != ncols:
+            return "text", read
+        else:
+            ncols = ncols or len(cols)
+            blocks += current == 0
+            current += 1
+            longest = max(longest, current)
+        if len(read) >= SNIFF_LINES or chars >= SNIFF_CHARS:
+            break
+    return ("conll" if blocks >= 2 and longest >= 2 else "text"), read
+
+
+class LineTokenizer(Tokenizer):
+    """A model's tokenizer for ``predict``: a line it cannot take (any exception) is reported in one
+    ``warning:`` line with its ``file:line`` and gives no tokens, so its record stays in place, empty.
+
+    A :class:`ConfigError` (a spaCy language that is not installed) is an error of every line alike and
+    is raised as it is.
+    """
+
+    def __init__(self, inner: Tokenizer, where: str, log: Callable[[str], None]) -> None:
+        self.inner, self.where, self.log = inner, where, log
+        self.lineno = 0
+
+    def numbered(self, lines: Iterable[str]) -> Iterator[str]:
+        """``lines``, noting each one's number: the tagger tokenizes an input as soon as it takes it,
+        before it takes the next, so the number noted is that of the line being tokenized."""
+        for lineno, line in enumerate(lines, 1):
+            self.lineno = lineno
+            yield line
+
+    def __call__(self, text: str) -> list[Token]:
+        try:
+            return self.inner(text)
+        except ConfigError:
+            raise
+        except Exception as exc:  # whatever a tokenizer (a plugin's too) raises on one line
+            detail = " ".join(f"{type(exc).__name__}: {exc}".split()) if str(exc) else type(exc).__name__
+            if len(detail) > 160:
+                detail = detail[:157] + "..."
+            self.log(f"warning: {self.where}:{self.lineno}: cannot tokenize this line ({detail}); skipped")
+            return []
+
+    def pipe(self, texts: Sequence[str]) -> list[list[Token]]:
+        return [self(text) for text in texts]
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty (a plain iterable), or a closed file
+        return False
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def predict_lines(model: str, stream: TextIO, input_format: str = "auto", output_format: str = "auto",
+                  batch_size: int = 128, log: Callable[[str], None] = _stderr) -> Iterator[str]:
+    """Tag a stream: text lines (tokenized by the model) or CoNLL tokens; yield CoNLL or JSON lines.
+
+    ``log`` gets the lines meant for standard error: the format ``auto`` chose, and a ``warning:`` for
+    each line the tokenizer cannot take. From a terminal each line (each CoNLL block) is tagged and
+    yielded as soon as it is read; other input is tagged in chunks, which is faster.
+    """
+    from .tagger import Tagger
+
+    tagger = Tagger.load(model)
+    name = str(getattr(stream, "name", "-"))
+    interactive = _is_terminal(stream)
+    lines: Iterator[str] = input_lines(stream, name)
+    if input_format == "auto":
+        if name.endswith(CONLL_SUFFIXES):
+            input_format = "conll"
+        elif interactive:  # sniffing would wait for lines not typed yet
+            input_format = "text"
+        else:
+            input_format, read = sniff_format(lines)
+            lines = itertools.chain(read, lines)
+            if input_format == "conll":
+                log(f"reading {name} as CoNLL columns (first column: tokens); pass --input-format text "
+                    f"to read it as text")
+            else:
+                log(f"reading {name} as text (one text per line); pass --input-format conll to read it "
+                    f"as CoNLL columns")
+    if output_format == "auto":
+        output_format = "conll" if input_format == "conll" else "jsonl"
+    inputs: Iterable[Any]
+    if input_format == "conll":
+        inputs = read_conll_blocks(lines)
+    else:
+        guard = LineTokenizer(tagger.tokenizer, name, log)
+        tagger.tokenizer = guard
+        inputs = guard.numbered(lines)
+    # a chunk of one input answers a terminal at once; the default chunks keep the batches full
+    preds = tagger.predict_stream(inputs, batch_size=batch_size, chunk_size=1) if interactive \
+        else tagger.predict_stream(inputs, batch_size=batch_size)
+    for pred in preds:
+        if output_format == "jsonl":
+            yield json.dumps(pred.to_dict(), ensure_ascii=False)
+        else:
+            yield "\n".join(f"{tok}\t{tag}" for tok, tag in zip(pred.tokens, pred.tags)) + "\n"

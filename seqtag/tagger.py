@@ -200,8 +200,9 @@ class Tagger:
 
     @classmethod
     def load(cls, path: str | Path, verify: bool = True) -> "Tagger":
-        """Load a saved tagger: checks the format version, the files' SHA-256 manifest (unless ``verify``
-        is false) and the plugins first, then loads weights strictly."""
+        """Load a saved tagger: checks the format version and the plugins first, reads each file (JSON,
+        safetensors), checks them against the SHA-256 manifest in ``meta.json`` (unless ``verify`` is
+        false), and only then builds the model and loads its weights strictly."""
         p = Path(path)
         if not p.is_dir():
             raise ModelLoadError(f"{p}: no such model directory (save one with `seqtag train --output {p}`)")
@@ -213,8 +214,6 @@ class Tagger:
         if fmt > FORMAT_VERSION:
             raise ModelLoadError(f"{p}: model format version {fmt} is newer than this seqtag reads ({FORMAT_VERSION}); "
                                  f"upgrade seqtag (the model was written by seqtag {meta.get('seqtag_version', '?')})")
-        if verify:
-            verify_files(p, meta)
         for dist, ver in (meta.get("plugins") or {}).items():
             try:
                 dist_version(dist)
@@ -222,21 +221,23 @@ class Tagger:
                 raise PluginMissingError(f"{p}: this model needs the plugin distribution {dist!r} "
                                          f"(version {ver or 'any'}); install it with `pip install {dist}`") from None
         config = _read_json(p / "config.json")
-        if config.get("task", "ner") not in ("ner", "pos"):
-            raise ModelLoadError(f"{p / 'config.json'}: unknown task {config.get('task')!r}; expected 'ner' or 'pos'")
         label_data = _read_json(p / "labels.json")
         assets: dict[str, Any] = {}
         listed = meta.get("files")
         for f in sorted((p / "assets").glob("*.json")):
             if not isinstance(listed, dict) or f"assets/{f.name}" in listed:  # with a manifest, only its files
                 assets[f.stem] = _read_json(f)
+        state = _read_safetensors(p / "model.safetensors")  # never unpickles: a pickle is refused unread
+        if verify:  # after each file was read as its format, before any of it is used
+            verify_files(p, meta)
+        if config.get("task", "ner") not in ("ner", "pos"):
+            raise ModelLoadError(f"{p / 'config.json'}: unknown task {config.get('task')!r}; expected 'ner' or 'pos'")
         labels = list(label_data.get("labels", []))
         try:
             model = TaggerModel(config["model"], labels, label_data.get("scheme", config.get("scheme", "IOB2")),
                                 assets=assets)
         except SeqtagError as exc:
             raise ModelLoadError(f"{p / 'config.json'}: {exc}") from None
-        state = _read_safetensors(p / "model.safetensors")
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:

@@ -68,3 +68,15 @@ def pos_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("models") / "pos"
     train_small("pos", out)
     return out
+
+
+def reseal(model: Path) -> None:
+    """Rewrite the SHA-256 manifest in ``model/meta.json`` after a test changed the model's files, as the
+    author of a hostile model would: the files then pass the manifest check and meet the later ones."""
+    import json
+
+    from seqtag.modeldir import manifest
+
+    meta = json.loads((model / "meta.json").read_text(encoding="utf-8"))
+    meta["files"] = manifest(model, meta["files"])
+    (model / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")

@@ -19,7 +19,7 @@ from click.testing import CliRunner, Result
 from seqtag.cli import main
 from seqtag.data import load_corpus
 
-from .conftest import SAMPLES
+from .conftest import SAMPLES, reseal
 
 NER = SAMPLES / "sample_ner"
 POS = SAMPLES / "sample_pos"
@@ -363,6 +363,7 @@ def test_a_model_naming_code_instead_of_a_registered_part_is_refused(model_copy:
     cfg = json.loads((model_copy / "config.json").read_text())
     cfg["model"]["encoder"]["type"] = "os:system"
     (model_copy / "config.json").write_text(json.dumps(cfg))
+    reseal(model_copy)  # a consistent manifest: the part name itself is refused
     fails(["predict", model_copy, "-"], f"{model_copy / 'config.json'}: unknown encoder 'os:system'", input="a\n")
 
 
@@ -378,6 +379,7 @@ def test_with_autoload_off_an_installed_plugin_part_is_refused(model_copy: Path,
     cfg = json.loads((model_copy / "config.json").read_text())
     cfg["model"]["encoder"] = {"type": plugin.name}
     (model_copy / "config.json").write_text(json.dumps(cfg))
+    reseal(model_copy)
     marker = tmp_path / "ran"
     for name in ("sitecustomize.py", "seqtag.py", "torch.py", "usercustomize.py"):
         (model_copy / name).write_text(f"open({str(marker)!r}, 'w').close()\n")

@@ -133,6 +133,8 @@ def test_a_changed_label_file_is_refused_unless_no_verify(ner_model: Path, tmp_p
     assert seqtag.load(model, verify=False).labels[i] == "B-LOC"
     res = run(["evaluate", model, "--dataset", NER, "--no-verify", "--json"])
     assert res.exit_code == 0, res.output
+    res = run(["predict", model, "--no-verify", "--input-format", "text"], input="Peter lives in Paris\n")
+    assert res.exit_code == 0 and json.loads(res.stdout)["tokens"] == ["Peter", "lives", "in", "Paris"]
 
 
 def test_a_changed_config_or_weights_file_is_refused(ner_model: Path, tmp_path: Path) -> None:
@@ -222,6 +224,7 @@ def test_a_model_whose_config_names_an_unknown_task_is_refused(ner_model: Path, 
     cfg["task"] = "xyz"
     (model / "config.json").write_text(json.dumps(cfg))
     fails(["evaluate", model, "--no-verify", "--dataset", NER], "config.json: unknown task 'xyz'")
+    fails(["predict", model, "--no-verify"], "config.json: unknown task 'xyz'", input="a b\n")
 
 
 def test_the_lock_file_is_the_only_thing_added_to_a_refused_or_finished_output(config: Path,

@@ -22,15 +22,24 @@ def corpus_for(task: str, data: dict[str, Any], warn: Callable[[str], None] | No
                        strict=bool(data.get("strict", False)), warn=warn)
 
 
-def _splits(corpus: Corpus, cfg: dict[str, Any], log: Callable[[str], None]) -> tuple[list, list]:
+def _splits(corpus: Corpus, cfg: dict[str, Any], log: Callable[[str], None]) -> tuple[list, list, list | None]:
+    """The training sentences (in the training scheme), the dev sentences (IOB2 for NER; held out from
+    train when the corpus has no dev split) and the test sentences (``None`` without a test split).
+
+    A dev or test tag that the training data lacks is answered as ``seqtag evaluate`` answers it
+    (:func:`check_gold_labels`), before any training.
+    """
     task = cfg["task"]
     train_scheme = cfg["scheme"] if task == "ner" else None
     eval_scheme = "IOB2" if task == "ner" else None
     if not corpus.has_split("train"):
         raise DataError(f"the corpus {corpus.name!r} has no train split; its splits: {', '.join(corpus.splits)}")
     train = corpus.sentences("train", train_scheme)
-    if corpus.has_split("dev") and list(corpus.splits) != ["data"]:
+    labels = sorted({t for _, tags in train for t in tags})
+    real = list(corpus.splits) != ["data"]
+    if corpus.has_split("dev") and real:
         dev = corpus.sentences("dev", eval_scheme)
+        check_gold_labels(task, labels, corpus, "dev", dev, warn=lambda m: log(f"warning: {m}"), owner="training split")
     else:
         rng = random.Random(0)
         order = list(range(len(train)))
@@ -41,35 +50,45 @@ def _splits(corpus: Corpus, cfg: dict[str, Any], log: Callable[[str], None]) -> 
         train = [p for i, p in enumerate(train) if i not in held]
         dev = dev_pairs
         log(f"no dev split: holding out {cut} training sentences for model selection")
-    return train, dev
+    test = None
+    if corpus.has_split("test") and real:
+        test = corpus.sentences("test", eval_scheme)
+        check_gold_labels(task, labels, corpus, "test", test, warn=lambda m: log(f"warning: {m}"), owner="training split")
+    return train, dev, test
 
 
 def run_training(cfg: dict[str, Any], output: Path, seeds: int = 1, progress: bool = True,
-                 log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train on the configured corpus, keep the best model in ``output``, score it on the test split."""
+                 log: Callable[[str], None] = print, force: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    """Train on the configured corpus, keep the best model in ``output``, score it on the test split.
+
+    ``output`` is claimed first (see :func:`seqtag.outputs.claim_output`): a folder holding a model is
+    replaced only with ``overwrite``, another non-empty folder is written into only with ``force``, and
+    the folder stays locked against other runs until this one ends.
+    """
+    from .outputs import claim_output
     from .train import train
 
     task = cfg["task"]
-    corpus = corpus_for(task, cfg.get("data", {}), warn=lambda m: log(f"warning: {m}"))
-    train_sents, dev = _splits(corpus, cfg, log)
-    log(f"{corpus.name}: {len(train_sents)} training and {len(dev)} dev sentences, {len(corpus.labels)} labels"
-        f"{f', data scheme {corpus.scheme}, training scheme ' + cfg['scheme'] if task == 'ner' else ''}")
-    if seeds > 1:
-        return _run_seeds(cfg, output, seeds, corpus, train_sents, dev, progress, log)
-    meta = {"data": {"corpus": corpus.name, "scheme": corpus.scheme, "sources": corpus.sources}}
-    tagger, summary = train(cfg, train_sents, dev, output, progress=progress, log=log, meta=meta)
-    return _finish(tagger, summary, corpus, train_sents, output, log)
+    with claim_output(output, force=force, overwrite=overwrite):
+        corpus = corpus_for(task, cfg.get("data", {}), warn=lambda m: log(f"warning: {m}"))
+        train_sents, dev, test = _splits(corpus, cfg, log)
+        log(f"{corpus.name}: {len(train_sents)} training and {len(dev)} dev sentences, {len(corpus.labels)} labels"
+            f"{f', data scheme {corpus.scheme}, training scheme ' + cfg['scheme'] if task == 'ner' else ''}")
+        if seeds > 1:
+            return _run_seeds(cfg, output, seeds, corpus, train_sents, dev, test, progress, log)
+        meta = {"data": {"corpus": corpus.name, "scheme": corpus.scheme, "sources": corpus.sources}}
+        tagger, summary = train(cfg, train_sents, dev, output, progress=progress, log=log, meta=meta)
+        return _finish(tagger, summary, test, output, log)
 
 
-def _finish(tagger: Any, summary: dict[str, Any], corpus: Corpus, train_sents: list, output: Path,
+def _finish(tagger: Any, summary: dict[str, Any], test: list | None, output: Path,
             log: Callable[[str], None]) -> dict[str, Any]:
     from .evaluate import evaluate, main_score
 
     task = tagger.task
     result = {"dev": summary["best_dev"], "best_epoch": summary["best_epoch"],
               "seconds_to_best": summary["seconds_to_best"], "seconds": summary["seconds"]}
-    if corpus.has_split("test") and list(corpus.splits) != ["data"]:
-        test = corpus.sentences("test", "IOB2" if task == "ner" else None)
+    if test is not None:
         scores = evaluate(tagger, test, task, breakdown=False)
         result["test"] = main_score(task, scores)
         meta_scores = dict(tagger.meta.get("scores", {}))
@@ -84,7 +103,7 @@ def _finish(tagger: Any, summary: dict[str, Any], corpus: Corpus, train_sents: l
 
 
 def _run_seeds(cfg: dict[str, Any], output: Path, seeds: int, corpus: Corpus, train_sents: list, dev: list,
-               progress: bool, log: Callable[[str], None]) -> dict[str, Any]:
+               test: list | None, progress: bool, log: Callable[[str], None]) -> dict[str, Any]:
     from .train import train
 
     base = int(cfg["training"]["seed"])
@@ -95,7 +114,7 @@ def _run_seeds(cfg: dict[str, Any], output: Path, seeds: int, corpus: Corpus, tr
         out = output / f"seed{base + k}"
         log(f"--- seed {base + k} ---")
         tagger, summary = train(seed_cfg, train_sents, dev, out, progress=progress, log=log)
-        runs.append({"seed": base + k, **_finish(tagger, summary, corpus, train_sents, out, log)})
+        runs.append({"seed": base + k, **_finish(tagger, summary, test, out, log)})
     report: dict[str, Any] = {"runs": runs}
     for key in ("dev", "test", "seconds_to_best"):
         values = [r[key] for r in runs if key in r]
@@ -109,25 +128,30 @@ def _run_seeds(cfg: dict[str, Any], output: Path, seeds: int, corpus: Corpus, tr
 
 
 def resume_training(output: Path, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Continue an interrupted run from ``output/checkpoint``."""
+    """Continue an interrupted run from ``output/checkpoint`` (with the output folder locked)."""
     from .checkpoint import read_checkpoint
+    from .errors import ModelLoadError
+    from .outputs import claim_output
     from .train import train
 
-    cfg = read_checkpoint(output)[0]["config"]  # one-line ModelLoadError when missing or damaged
-    corpus = corpus_for(cfg["task"], cfg.get("data", {}), warn=lambda m: None)
-    train_sents, dev = _splits(corpus, cfg, log)
-    meta = {"data": {"corpus": corpus.name, "scheme": corpus.scheme, "sources": corpus.sources}}
-    tagger, summary = train(cfg, train_sents, dev, output, resume=True, progress=progress, log=log, meta=meta)
-    return _finish(tagger, summary, corpus, train_sents, output, log)
+    if not Path(output).is_dir():
+        raise ModelLoadError(f"{output}: no such folder; nothing to resume")
+    with claim_output(output, resume=True):
+        cfg = read_checkpoint(output)[0]["config"]  # one-line ModelLoadError when missing or damaged
+        corpus = corpus_for(cfg["task"], cfg.get("data", {}), warn=lambda m: None)
+        train_sents, dev, test = _splits(corpus, cfg, log)
+        meta = {"data": {"corpus": corpus.name, "scheme": corpus.scheme, "sources": corpus.sources}}
+        tagger, summary = train(cfg, train_sents, dev, output, resume=True, progress=progress, log=log, meta=meta)
+        return _finish(tagger, summary, test, output, log)
 
 
 def evaluate_model(model: str, dataset: str | None, split: str, tag_column: str | None = None,
-                   scheme: str | None = None, batch_size: int = 256) -> dict[str, Any]:
+                   scheme: str | None = None, batch_size: int = 256, verify: bool = True) -> dict[str, Any]:
     """Scores of a saved tagger on a split, with breakdowns; NER gold is scored in IOB2."""
     from .evaluate import evaluate
     from .tagger import Tagger
 
-    tagger = Tagger.load(model)
+    tagger = Tagger.load(model, verify=verify)
     data = dict(tagger.config.get("data", {}))
     if dataset is not None:
         data = {"dataset": dataset}
@@ -137,7 +161,8 @@ def evaluate_model(model: str, dataset: str | None, split: str, tag_column: str 
         data["scheme"] = scheme
     corpus = corpus_for(tagger.task, data, warn=lambda m: None)
     gold = corpus.sentences(split, "IOB2" if tagger.task == "ner" else None)
-    _check_gold_labels(tagger, corpus, split, gold)
+    check_gold_labels(tagger.task, tagger.labels, corpus, split, gold,
+                      warn=lambda m: print(f"warning: {m}", file=sys.stderr))
     if tagger.task == "pos":
         unknown = {t for _, tags in gold for t in tags} - set(tagger.labels)
         if unknown and len(unknown) == len({t for _, tags in gold for t in tags}):
@@ -150,32 +175,37 @@ def evaluate_model(model: str, dataset: str | None, split: str, tag_column: str 
     return scores
 
 
-def _check_gold_labels(tagger: Any, corpus: Corpus, split: str, gold: list) -> None:
-    """A gold tag the model cannot predict is an error for NER (another tag set); for POS a warning, and
-    such tokens count as errors (a rare tag missing from a small training set).
+def check_gold_labels(task: str, labels: Iterable[str], corpus: Corpus, split: str, gold: list,
+                      warn: Callable[[str], None], owner: str = "model") -> None:
+    """A gold tag outside ``labels`` (a model's, or the training data's) is an error for NER (another tag
+    set) and a warning for POS (a rare tag missing from a small training set; its tokens count as errors).
 
-    The message names the first such tag's ``file:line`` and the labels the model has.
+    The same check serves ``seqtag evaluate`` and ``seqtag train`` (for its dev and test splits), so a
+    corpus that one accepts the other does not refuse. The message names the first such tag's
+    ``file:line`` and the labels of ``owner`` (``"model"`` or ``"training split"``).
     """
     from .data import SPLIT_ALIASES
     from .labels import split_tag
 
-    ner = tagger.task == "ner"
-    known = {split_tag(t)[1] for t in tagger.labels} - {""} if ner else set(tagger.labels)
+    ner = task == "ner"
+    known = {split_tag(t)[1] for t in labels} - {""} if ner else set(labels)
     lines = corpus.split(split)["line"]
     name = next((a for a in SPLIT_ALIASES.get(split, (split,)) if a in corpus.splits), "data")
     src = corpus.sources.get(name, name)
+    expected = "data with the tag set the model was trained on" if owner == "model" else \
+        f"{split} data with no tag the training split lacks"
     for (_, tags), line in zip(gold, lines):
         for i, tag in enumerate(tags):
             key = split_tag(tag)[1] if ner else tag
             if key and key not in known:
                 where = f"{src}:{line if src.endswith(('.jsonl', '.json')) else line + i}"
-                what = f"the entity type {key!r} ({tag})" if ner else f"the tag {tag!r}"
-                msg = (f"{where}: {what} is not among the model's {'types' if ner else 'labels'} "
-                       f"({', '.join(sorted(known)) or 'none'}); expected data with the tag set the model "
-                       f"was trained on{'' if ner else ' (choose the column with --tag-column)'}")
+                found = f"the entity type {key!r} ({tag})" if ner else f"the tag {tag!r}"
+                msg = (f"{where}: {found} is not among the {owner}'s {'types' if ner else 'labels'} "
+                       f"({', '.join(sorted(known)) or 'none'}); expected {expected}"
+                       f"{'' if ner else ' (choose the column with --tag-column)'}")
                 if ner:
                     raise DataError(msg)
-                print(f"warning: {msg}; its tokens count as errors", file=sys.stderr)
+                warn(f"{msg}; its tokens count as errors")
                 return
 
 

@@ -117,7 +117,7 @@ def train_seqtag(task: str, work: Path, seed: int, quick: bool, threads: int) ->
     """``seqtag train``, timed like spaCy: wall time from the process start to the epoch line of the best dev score."""
     out = work / f"seqtag-{task}-seed{seed}"
     cmd = [sys.executable, "-m", "seqtag.cli", "train", "--task", task, "-o", str(out), "--seed", str(seed),
-           "--no-progress", "--set", f"training.threads={threads}"]
+           "--no-progress", "--overwrite", "--set", f"training.threads={threads}"]  # a rerun replaces its own models
     if quick:
         cmd += ["--max-epochs", "1"]
     t0 = time.time()

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .errors import ModelLoadError
-from .serialize import STAGING_DIR
+from .serialize import STAGING_DIR, recover_staged
+
+LOCK_FILE = ".seqtag.lock"  # held by the run that writes a folder (seqtag.outputs)
 
 __all__ = ["FILES", "META", "file_sha256", "manifest", "is_model_dir", "owned_files", "verify_files",
            "owning_model", "wait_for_commit"]
@@ -81,11 +83,37 @@ def owning_model(path: str | Path) -> Path | None:
 
 
 def wait_for_commit(directory: Path, seconds: float = 5.0) -> None:
-    """Wait (briefly) while another process moves a newly saved model into ``directory``, so that a
-    reader does not meet half of the old files and half of the new ones."""
-    deadline = time.monotonic() + seconds
-    while (directory / STAGING_DIR).exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    """Make sure a reader of ``directory`` meets one saved model, not half of the old files and half of
+    the new: while a run that holds the folder's lock moves a new model in, wait for it (at most
+    ``seconds``); when no run holds it, a staging folder is what a crash left, and the save is finished
+    (or dropped) here as the next run would."""
+    if not (directory / STAGING_DIR).exists():
+        return
+    if _held_by_another_run(directory):
+        deadline = time.monotonic() + seconds
+        while (directory / STAGING_DIR).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return
+    try:
+        recover_staged(directory)
+    except OSError:  # a read-only copy: the manifest check reports what it finds
+        pass
+
+
+def _held_by_another_run(directory: Path) -> bool:
+    """Whether a live process holds ``directory/.seqtag.lock`` (see :mod:`seqtag.outputs`)."""
+    try:
+        import fcntl
+
+        with open(directory / LOCK_FILE, "rb") as f:  # never created here: no file, no run
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+            return False
+    except (ImportError, OSError):  # no lock file (a model saved from Python) or no locks on this system
+        return False
 
 
 def verify_files(directory: Path, meta: Mapping[str, Any]) -> None:

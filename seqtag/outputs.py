@@ -26,13 +26,10 @@ from typing import IO, Iterator
 
 from .checkpoint import CHECKPOINT_DIR, recover_checkpoint
 from .errors import ConfigError
-from .modeldir import is_model_dir
+from .modeldir import LOCK_FILE, is_model_dir
 from .serialize import recover_staged
 
 __all__ = ["claim_output", "describe_run", "LOCK_FILE", "OutputBusyError"]
-
-LOCK_FILE = ".seqtag.lock"
-
 
 class OutputBusyError(ConfigError):
     """Another seqtag run holds the output folder's lock."""

@@ -242,3 +242,18 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_loading_finishes_a_save_that_a_crash_cut_short(ner_model: Path, tmp_path: Path) -> None:
+    """kill -9 after the commit record, with the weights moved in but not meta.json: the next load
+    finishes the move (no run holds the folder), and the model loads whole."""
+    model = _copy(ner_model, tmp_path)
+    stage = model / STAGING_DIR
+    stage.mkdir()
+    shutil.copy(model / "meta.json", stage / "meta.json")
+    meta = json.loads((model / "meta.json").read_text())
+    meta["scores"] = {"dev": {"f1": 0.5}}
+    (stage / "meta.json").write_text(json.dumps(meta))
+    (stage / ".commit.json").write_text(json.dumps({"files": ["meta.json"], "remove": []}))
+    assert seqtag.load(model).meta["scores"] == {"dev": {"f1": 0.5}}
+    assert not stage.exists()

@@ -21,7 +21,10 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Print a user error as one line and exit 2; Ctrl-C exits 130 without a traceback."""
+    """Print a user error as one line and exit 2; Ctrl-C exits 130 without a traceback.
+
+    Running out of memory is a user error too (a smaller batch or model fixes it), whether Python or torch
+    reports it; any other exception is a bug and keeps its traceback (exit 1)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -32,8 +35,13 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
-        except MemoryError:
-            _fail("out of memory; lower --batch-size or the model size")
+        except (MemoryError, RuntimeError) as exc:  # torch reports a failed allocation as a RuntimeError
+            from .resources import out_of_memory
+
+            oom = out_of_memory(exc)
+            if oom is None:  # any other RuntimeError is a bug: its traceback is wanted
+                raise
+            _fail(oom.one_line(), oom.exit_code)
 
     return wrapper
 

@@ -16,6 +16,7 @@ __all__ = [
     "PluginMissingError",
     "HubUnavailableError",
     "TrainingDivergedError",
+    "ResourceError",
 ]
 
 
@@ -65,3 +66,7 @@ class HubUnavailableError(SeqtagError):
 
 class TrainingDivergedError(SeqtagError):
     """The training loss became NaN or infinite."""
+
+
+class ResourceError(SeqtagError):
+    """A model or a batch needs more memory than the machine has (estimated ahead, or torch ran out)."""

@@ -13,6 +13,7 @@ from .embeddings.base import Embedding, Features
 from .encoders.base import Encoder
 from .errors import ConfigError
 from .heads.base import Head
+from .resources import check_model
 
 __all__ = ["TaggerModel", "Batch", "make_batch"]
 
@@ -57,6 +58,10 @@ class TaggerModel(nn.Module):
         scheme: That scheme (``IOB2``, ``BIOES``, or ``none`` for POS tags).
         sentences: Training sentences, to build the vocabularies (for a new model).
         assets: Saved vocabularies (for a loaded model).
+
+    Raises:
+        ResourceError: The model's estimated memory (weights; for training also gradients, optimizer
+            state and activations) is above the machine's (see :mod:`seqtag.resources`).
     """
 
     def __init__(self, model_cfg: Mapping[str, Any], labels: Sequence[str], scheme: str,
@@ -65,11 +70,14 @@ class TaggerModel(nn.Module):
         for slot in ("embedding", "encoder", "head"):
             if slot not in model_cfg:
                 raise ConfigError(f"the model config has no '{slot}' table (model.{slot}.type = ...)")
+        training = None if assets is not None else list(sentences or [])
+        # before any weight is allocated: hidden_size = 10**9 or num_layers = 10**9 is refused at once
+        check_model(model_cfg, labels, sentences=training, assets=assets)
         self.embedding: Embedding = build_part("embedding", model_cfg["embedding"])
         if assets is not None:
             self.embedding.set_assets(assets.get("embedding"))
         else:
-            self.embedding.initialize(list(sentences or []))
+            self.embedding.initialize(training or [])
         dropout = float(model_cfg.get("dropout", 0.0))
         self.dropout = Dropout(dropout)
         self.encoder: Encoder = build_part("encoder", model_cfg["encoder"], input_dim=self.embedding.output_dim)

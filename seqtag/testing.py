@@ -17,7 +17,9 @@ Plugin authors call these from their own tests::
 3. **contract**: the kind's own rules: shapes, a bool padding mask that never changes real positions,
    gradients, JSON assets, tokens whose offsets point into the text, confidences in ``[0, 1]``.
 4. **fits**: a small tagger with the part in its slot trains on a tiny built-in corpus until its
-   training accuracy reaches ``min_accuracy`` (100 % by default), and its loss falls.
+   training accuracy reaches ``min_accuracy`` (100 % by default), and its loss falls. A part with an
+   ``estimate_size`` hook (:mod:`seqtag.resources`) must estimate the built part's parameter count
+   (within 1 %) and its output size.
 5. **save/load**: the tagger is saved, the Python objects are deleted, the folder is moved, and it
    is loaded again in this process and in a fresh Python process (so nothing outside the saved
    folder is used, such as a module-level cache); the predictions must be identical.
@@ -470,6 +472,30 @@ def _accuracy(model: "TaggerModel", sents: Sequence[tuple[list[str], list[int]]]
     return right / int(batch.mask.sum())
 
 
+def _check_estimate(kind: str, name: str, part_cfg: Mapping[str, Any], model: "TaggerModel",
+                    labels: Sequence[str]) -> None:
+    """A part with an ``estimate_size`` hook estimates its built size: seqtag refuses models too large for
+    the machine's memory from the estimate, before building them (see :mod:`seqtag.resources`)."""
+    from .resources import VocabSource, estimate_part
+
+    if kind == "tokenizer":
+        return
+    wired: tuple[Any, ...] = {
+        "embedding": (VocabSource(loaded=True, assets=model.get_assets()["embedding"]),),
+        "encoder": (model.embedding.output_dim,),
+        "head": (model.encoder.output_dim, list(labels)),
+    }[kind]
+    part = getattr(model, kind)
+    size = estimate_part(kind, part_cfg, *wired)
+    if not size.estimated:  # no hook, or it returned None: nothing to hold the part to
+        return
+    real = sum(p.numel() for p in part.parameters())
+    if abs(size.parameters - real) > 0.01 * real or size.output_dim != getattr(part, "output_dim", size.output_dim):
+        raise _fail("fits", kind, name, f"estimate_size gives {size.parameters:,} parameters and output size "
+                    f"{size.output_dim}; the built part has {real:,} and {getattr(part, 'output_dim', '?')} (the "
+                    "parameters must agree within 1%: seqtag refuses models too large for memory from the estimate)")
+
+
 def check_fits(kind: str, name: str, config: Mapping[str, Any],
                options: CheckOptions | None = None) -> tuple["Tagger", dict[str, Any]]:
     """Train the tagger ``config`` on :data:`TINY_CORPUS` until it fits it; return it and the run's numbers."""
@@ -488,6 +514,7 @@ def check_fits(kind: str, name: str, config: Mapping[str, Any],
         model = TaggerModel(config["model"], labels, config["scheme"], sentences=[t for t, _ in TINY_CORPUS])
     except SeqtagError as exc:
         raise _fail("fits", kind, name, f"the tagger does not build: {exc.one_line()}") from None
+    _check_estimate(kind, name, config["model"][kind], model, labels)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise _fail("fits", kind, name, "the tagger has no trainable parameter")

@@ -64,6 +64,25 @@ class Global(Encoder):
         return self.lin(x @ _PROJECTION[: x.size(-1), : x.size(-1)])
 
 
+@registry.encoders.register("kit_wrongsize.v1")
+class WrongSize(Encoder):
+    """Estimates its size without the bias."""
+
+    def __init__(self, input_dim: int, width: int = 8) -> None:
+        super().__init__()
+        self.input_dim, self.output_dim = input_dim, width
+        self.lin = nn.Linear(input_dim, width)
+
+    @classmethod
+    def estimate_size(cls, input_dim, /, *, width, **config):
+        from seqtag.resources import PartSize
+
+        return PartSize(input_dim * width, width)
+
+    def forward(self, x, mask=None):
+        return self.lin(x)
+
+
 @registry.embeddings.register("kit_novocab.v1")
 class NoVocab(Embedding):
     """Builds a vocabulary in initialize() but does not save it."""
@@ -100,7 +119,7 @@ def bad_parts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield "kit_bad_parts"
     sys.path.remove(str(folder))
     sys.modules.pop("kit_bad_parts", None)
-    for name in ("kit_leaky.v1", "kit_nodim.v1", "kit_global.v1"):
+    for name in ("kit_leaky.v1", "kit_nodim.v1", "kit_global.v1", "kit_wrongsize.v1"):
         registry.encoders._parts.pop(name, None)
     registry.embeddings._parts.pop("kit_novocab.v1", None)
 
@@ -132,6 +151,12 @@ def test_an_encoder_that_lets_padding_in_fails(bad_parts: str) -> None:
 def test_an_encoder_without_output_dim_fails(bad_parts: str) -> None:
     with pytest.raises(AssertionError, match="must set self.output_dim"):
         check_encoder("kit_nodim.v1", options=FAST)
+
+
+def test_an_estimate_size_that_is_not_the_built_size_fails(bad_parts: str) -> None:
+    with pytest.raises(AssertionError, match=r"\[seqtag.testing fits\] encoder 'kit_wrongsize.v1': estimate_size gives "
+                                             r"160 parameters and output size 8; the built part has 168 and 8"):
+        check_encoder("kit_wrongsize.v1", options=FAST)
 
 
 def test_an_embedding_that_does_not_save_its_vocabulary_fails(bad_parts: str) -> None:

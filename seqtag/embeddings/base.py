@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from array import array
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from ..resources import PartSize, VocabSource
 
 Features = dict[str, Any]
 CACHE_SIZE = 1 << 14  # words an embedding remembers features (or, in inference, vectors) of; then it starts again
@@ -24,6 +27,12 @@ class Embedding(nn.Module):
     """
 
     output_dim: int
+
+    @classmethod
+    def estimate_size(cls, vocab: "VocabSource", /, **config: Any) -> "PartSize | None":
+        """The part's size from its resolved config, before it is built (see :mod:`seqtag.resources`);
+        ``vocab`` bounds its vocabularies. ``None``, the default, means the part cannot tell."""
+        return None
 
     def get_output_dim(self) -> int:
         return self.output_dim

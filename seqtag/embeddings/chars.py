@@ -15,6 +15,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from .. import registry
 from ..errors import ConfigError
+from ..resources import PartSize, VocabSource
 from .base import CACHE_SIZE, Embedding, Features, pad_ids
 from .vocab import Vocab
 
@@ -24,8 +25,7 @@ class CharEmbeddingBase(Embedding):
 
     def __init__(self, char_dim: int, min_freq: int, max_word_length: int) -> None:
         super().__init__()
-        if char_dim <= 0 or max_word_length <= 0:
-            raise ConfigError(f"{type(self).__name__}: char_dim and max_word_length must be positive")
+        self._check_base(char_dim, max_word_length)
         self.char_dim, self.min_freq, self.max_word_length = char_dim, min_freq, max_word_length
         self.chars = Vocab()
         self._char_ids = {}  # word -> its character ids, filled as words are met
@@ -34,6 +34,17 @@ class CharEmbeddingBase(Embedding):
         self._vec_rows: dict[str, int] = {}
         self._vec_table = torch.zeros(0)
         self.char_embed = nn.Embedding(2, char_dim, padding_idx=0)
+
+    @classmethod
+    def _check_base(cls, char_dim: int, max_word_length: int) -> None:
+        if char_dim <= 0 or max_word_length <= 0:
+            raise ConfigError(f"{cls.__name__}: char_dim and max_word_length must be positive")
+
+    @classmethod
+    def _char_table(cls, vocab: VocabSource, char_dim: int, max_word_length: int) -> int:
+        """Parameters of the character vectors (the distinct training characters bound their vocabulary)."""
+        cls._check_base(char_dim, max_word_length)
+        return vocab.size("chars", vocab.chars) * char_dim
 
     def initialize(self, sentences: Iterable[Sequence[str]]) -> None:
         counts: Counter[str] = Counter(ch for s in sentences for w in s for ch in w)
@@ -147,11 +158,24 @@ class CharCNNEmbedding(CharEmbeddingBase):
     def __init__(self, char_dim: int = 30, filters: int = 50, kernel_size: int = 3, min_freq: int = 1,
                  max_word_length: int = 30) -> None:
         super().__init__(char_dim, min_freq, max_word_length)
-        if filters <= 0 or kernel_size <= 0:
-            raise ConfigError("char_cnn.v1: filters and kernel_size must be positive")
+        self._check(filters, kernel_size)
         self.filters, self.kernel_size = filters, kernel_size
         self.output_dim = filters
         self.conv = nn.Conv1d(char_dim, filters, kernel_size, padding=kernel_size // 2)
+
+    @staticmethod
+    def _check(filters: int, kernel_size: int) -> None:
+        if filters <= 0 or kernel_size <= 0:
+            raise ConfigError("char_cnn.v1: filters and kernel_size must be positive")
+
+    @classmethod
+    def estimate_size(cls, vocab: VocabSource, /, *, char_dim: int, filters: int, kernel_size: int,
+                      max_word_length: int, **config: Any) -> PartSize:
+        table = cls._char_table(vocab, char_dim, max_word_length)
+        cls._check(filters, kernel_size)
+        # per token at most: its characters' vectors and the convolution's output at each character
+        return PartSize(table + filters * char_dim * kernel_size + filters, filters,
+                        activations=max_word_length * (char_dim + filters) + filters)
 
     def encode_words(self, chars: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         # padding characters are zeroed whatever the padding row holds, so a word's vector never depends
@@ -178,9 +202,25 @@ class CharLSTMEmbedding(CharEmbeddingBase):
 
     def __init__(self, char_dim: int = 25, hidden_size: int = 25, min_freq: int = 1, max_word_length: int = 30) -> None:
         super().__init__(char_dim, min_freq, max_word_length)
+        self._check(hidden_size)
         self.hidden_size = hidden_size
         self.output_dim = 2 * hidden_size
         self.lstm = nn.LSTM(char_dim, hidden_size, batch_first=True, bidirectional=True)
+
+    @staticmethod
+    def _check(hidden_size: int) -> None:
+        if hidden_size <= 0:
+            raise ConfigError(f"char_lstm.v1: hidden_size must be positive, got {hidden_size}")
+
+    @classmethod
+    def estimate_size(cls, vocab: VocabSource, /, *, char_dim: int, hidden_size: int, max_word_length: int,
+                      **config: Any) -> PartSize:
+        table = cls._char_table(vocab, char_dim, max_word_length)
+        cls._check(hidden_size)
+        h = hidden_size
+        # per token at most: its characters' vectors, and both directions' four gates, cell and state per character
+        return PartSize(table + 2 * 4 * (char_dim * h + h * h + 2 * h), 2 * h,
+                        activations=max_word_length * (char_dim + 2 * 6 * h))
 
     def encode_words(self, chars: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         x = self.char_embed(chars)  # shape: (n_words, n_chars, char_dim)

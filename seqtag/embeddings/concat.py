@@ -9,6 +9,7 @@ from torch import nn
 
 from .. import registry
 from ..errors import ConfigError
+from ..resources import PartSize, VocabSource, estimate_part
 from .base import Embedding, Features
 
 
@@ -26,9 +27,21 @@ class ConcatEmbedding(Embedding):
         super().__init__()
         from ..config import build_part
 
+        self._check(parts)
+        self.parts = nn.ModuleList([build_part("embedding", cfg) for cfg in parts])
+
+    @staticmethod
+    def _check(parts: Sequence[dict[str, Any]]) -> None:
         if not parts:
             raise ConfigError("concat.v1: 'parts' must name at least one embedding")
-        self.parts = nn.ModuleList([build_part("embedding", cfg) for cfg in parts])
+
+    @classmethod
+    def estimate_size(cls, vocab: VocabSource, /, *, parts: Sequence[dict[str, Any]], **config: Any) -> PartSize:
+        cls._check(parts)
+        sizes = [estimate_part("embedding", cfg, vocab.part(str(i))) for i, cfg in enumerate(parts)]
+        dim = sum(s.output_dim for s in sizes)
+        # the concatenation is one more vector per token
+        return PartSize(sum(s.parameters for s in sizes), dim, activations=sum(s.activations for s in sizes) + dim)
 
     @property
     def output_dim(self) -> int:  # type: ignore[override]

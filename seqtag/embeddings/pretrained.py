@@ -10,6 +10,7 @@ from torch import nn
 
 from .. import registry
 from ..errors import ConfigError, DataError
+from ..resources import PartSize, VocabSource
 from .base import Embedding, Features, pad_ids
 from .vocab import Vocab
 from .word import normalize_word
@@ -53,6 +54,23 @@ def read_vectors(path: str | Path, dim: int | None = None,
     return words, torch.tensor(rows, dtype=torch.float32)
 
 
+def vector_file_shape(path: str | Path, line_limit: int = 1 << 20) -> tuple[int, int]:
+    """About how many vectors a word2vec/GloVe text file holds and their size, from its first lines and its
+    length, without reading it: the count is the file's size over the first vector line's (at most a
+    word2vec header's count). ``(0, 0)`` when the file cannot be read."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        with p.open("rb") as f:
+            first, second = f.readline(line_limit), f.readline(line_limit)
+    except OSError:
+        return 0, 0
+    head = first.split()
+    if len(head) == 2 and all(x.isdigit() for x in head):  # word2vec header: count and size
+        return min(int(head[0]), size // max(len(second), 1) + 1), max(len(second.split()) - 1, 0)
+    return size // max(len(first), 1) + 1, max(len(head) - 1, 0)
+
+
 @registry.embeddings.register("pretrained.v1")
 class PretrainedEmbedding(Embedding):
     """Word vectors read from a word2vec/GloVe text file; the vectors are saved with the tagger.
@@ -72,6 +90,20 @@ class PretrainedEmbedding(Embedding):
         self.vocab = Vocab()
         self.output_dim = 0  # known after initialize() or set_assets()
         self.embed = nn.Embedding(2, max(self.output_dim, 1), padding_idx=0)
+
+    @classmethod
+    def estimate_size(cls, vocab: VocabSource, /, *, path: str, only_training_words: bool,
+                      **config: Any) -> PartSize:
+        if vocab.loaded:
+            dim = vocab.assets.get("dim") if isinstance(vocab.assets, dict) else None
+            dim = dim if isinstance(dim, int) and not isinstance(dim, bool) else 0
+            rows = vocab.size("vocab", 0)
+        else:
+            rows, dim = vector_file_shape(path)
+            if only_training_words:  # the training words and their lower-cased forms
+                rows = min(rows, 2 * vocab.words)
+            rows += 2
+        return PartSize(rows * dim, dim, activations=dim)
 
     def initialize(self, sentences: Iterable[Sequence[str]]) -> None:
         keep = None

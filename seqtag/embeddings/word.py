@@ -11,6 +11,7 @@ from torch import nn
 
 from .. import registry
 from ..errors import ConfigError
+from ..resources import PartSize, VocabSource
 from .base import CACHE_SIZE, Embedding, Features, pad_ids
 from .vocab import Vocab
 
@@ -62,10 +63,7 @@ class WordEmbedding(Embedding):
     def __init__(self, dim: int = 100, min_freq: int = 1, lowercase: bool = True, casing_dim: int = 16,
                  normalize_digits: bool = True, word_dropout: float = 0.05, max_size: int | None = None) -> None:
         super().__init__()
-        if dim <= 0:
-            raise ConfigError(f"word.v1: dim must be positive, got {dim}")
-        if not 0.0 <= word_dropout < 1.0:
-            raise ConfigError(f"word.v1: word_dropout must be in [0, 1), got {word_dropout}")
+        self._check(dim, casing_dim, word_dropout)
         self.dim, self.min_freq, self.lowercase = dim, min_freq, lowercase
         self.casing_dim, self.normalize_digits = casing_dim, normalize_digits
         self.word_dropout, self.max_size = word_dropout, max_size
@@ -74,6 +72,23 @@ class WordEmbedding(Embedding):
         self._ids = {}  # word -> (vocabulary id, casing id), filled as words are met
         self.embed = nn.Embedding(2, dim, padding_idx=0)
         self.casing = nn.Embedding(len(CASING), casing_dim, padding_idx=0) if casing_dim > 0 else None
+
+    @staticmethod
+    def _check(dim: int, casing_dim: int, word_dropout: float) -> None:
+        if dim <= 0:
+            raise ConfigError(f"word.v1: dim must be positive, got {dim}")
+        if casing_dim < 0:
+            raise ConfigError(f"word.v1: casing_dim must be 0 (off) or positive, got {casing_dim}")
+        if not 0.0 <= word_dropout < 1.0:
+            raise ConfigError(f"word.v1: word_dropout must be in [0, 1), got {word_dropout}")
+
+    @classmethod
+    def estimate_size(cls, vocab: VocabSource, /, *, dim: int, casing_dim: int, word_dropout: float,
+                      max_size: int | None, **config: Any) -> PartSize:
+        cls._check(dim, casing_dim, word_dropout)
+        # the distinct training words bound the vocabulary: lower-casing and min_freq only shrink it
+        words = vocab.size("vocab", min(vocab.words, max_size) if max_size and max_size > 0 else vocab.words)
+        return PartSize(words * dim + len(CASING) * casing_dim, dim + casing_dim, activations=dim + casing_dim)
 
     def _norm(self, word: str) -> str:
         return normalize_word(word, self.lowercase, self.normalize_digits)

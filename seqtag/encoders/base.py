@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from ..resources import PartSize
 
 
 class Encoder(nn.Module):
@@ -16,6 +21,12 @@ class Encoder(nn.Module):
 
     input_dim: int
     output_dim: int
+
+    @classmethod
+    def estimate_size(cls, input_dim: int, /, **config: Any) -> "PartSize | None":
+        """The part's size from its resolved config and input size, before it is built (see
+        :mod:`seqtag.resources`). ``None``, the default, means the part cannot tell."""
+        return None
 
     def get_input_dim(self) -> int:
         return self.input_dim

@@ -6,6 +6,8 @@ position, and holds exactly their weights (``encoder.rnn``), so results agree wi
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -13,6 +15,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .. import registry
 from ..errors import ConfigError
+from ..resources import PartSize
 from .base import Encoder, lengths_of
 
 
@@ -20,18 +23,38 @@ class RecurrentEncoder(Encoder):
     """Shared code of the RNN, LSTM and GRU encoders."""
 
     rnn: nn.RNNBase
+    gates = 1  # weight blocks per layer and direction: 1 for the Elman RNN, 4 for the LSTM, 3 for the GRU
 
     def __init__(self, input_dim: int, hidden_size: int, num_layers: int, bidirectional: bool, dropout: float) -> None:
         super().__init__()
-        if hidden_size <= 0 or num_layers <= 0:
-            raise ConfigError(f"{type(self).__name__}: hidden_size and num_layers must be positive")
-        if not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"{type(self).__name__}: dropout must be in [0, 1), got {dropout}")
+        self._check(hidden_size, num_layers, dropout)
         self.input_dim, self.hidden_size, self.num_layers = input_dim, hidden_size, num_layers
         self.bidirectional, self.dropout = bidirectional, dropout
         self.output_dim = hidden_size * (2 if bidirectional else 1)
         # run each direction on padded input (see _padded_forward); False uses packed sequences
         self.fused_padding = True
+
+    @classmethod
+    def _check(cls, hidden_size: int, num_layers: int, dropout: float) -> None:
+        if hidden_size <= 0 or num_layers <= 0:
+            raise ConfigError(f"{cls.__name__}: hidden_size and num_layers must be positive, "
+                              f"got {hidden_size} and {num_layers}")
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError(f"{cls.__name__}: dropout must be in [0, 1), got {dropout}")
+
+    @classmethod
+    def estimate_size(cls, input_dim: int, /, *, hidden_size: int, num_layers: int, bidirectional: bool,
+                      dropout: float, **config: Any) -> PartSize:
+        """torch's weights exactly: per layer and direction, ``gates`` blocks of ``W_ih``, ``W_hh`` and two biases."""
+        cls._check(hidden_size, num_layers, dropout)
+        h, dirs = hidden_size, 2 if bidirectional else 1
+
+        def per_direction(n_in: int) -> int:
+            return cls.gates * (n_in * h + h * h + 2 * h)
+
+        params = dirs * (per_direction(input_dim) + (num_layers - 1) * per_direction(dirs * h))
+        # per token, layer and direction: the gates' pre-activations, the cell and the state
+        return PartSize(params, dirs * h, activations=num_layers * dirs * (cls.gates + 2) * h)
 
     def _rnn_kwargs(self) -> dict[str, object]:
         return dict(input_size=self.input_dim, hidden_size=self.hidden_size, num_layers=self.num_layers,
@@ -122,6 +145,8 @@ class LSTMEncoder(RecurrentEncoder):
         dropout: Dropout between stacked layers.
     """
 
+    gates = 4
+
     def __init__(self, input_dim: int, hidden_size: int = 200, num_layers: int = 1, bidirectional: bool = True,
                  dropout: float = 0.0) -> None:
         super().__init__(input_dim, hidden_size, num_layers, bidirectional, dropout)
@@ -138,6 +163,8 @@ class GRUEncoder(RecurrentEncoder):
         bidirectional: Run a second GRU right to left and concatenate.
         dropout: Dropout between stacked layers.
     """
+
+    gates = 3
 
     def __init__(self, input_dim: int, hidden_size: int = 200, num_layers: int = 1, bidirectional: bool = True,
                  dropout: float = 0.0) -> None:

@@ -9,6 +9,7 @@ from torch import nn
 
 from .. import registry
 from ..errors import ConfigError
+from ..resources import PartSize, estimate_part
 from .base import Encoder
 
 
@@ -29,8 +30,7 @@ class StackEncoder(Encoder):
         super().__init__()
         from ..config import build_part
 
-        if not layers:
-            raise ConfigError("stack.v1: 'layers' must name at least one encoder")
+        self._check(layers)
         self.input_dim, self.residual = input_dim, residual
         self.layers = nn.ModuleList()
         self.projections = nn.ModuleList()
@@ -43,6 +43,25 @@ class StackEncoder(Encoder):
             dim = out
         self.output_dim = dim
         self.drop = nn.Dropout(dropout)
+
+    @staticmethod
+    def _check(layers: Sequence[dict[str, Any]]) -> None:
+        if not layers:
+            raise ConfigError("stack.v1: 'layers' must name at least one encoder")
+
+    @classmethod
+    def estimate_size(cls, input_dim: int, /, *, layers: Sequence[dict[str, Any]], residual: bool,
+                      **config: Any) -> PartSize:
+        """The layers' estimates, each wired to the previous output size, and the residual projections."""
+        cls._check(layers)
+        dim, params, activations = input_dim, 0, 0
+        for cfg in layers:
+            size = estimate_part("encoder", cfg, dim)
+            out = size.output_dim
+            params += size.parameters + (dim * out if residual and out != dim else 0)
+            activations += size.activations + out
+            dim = out
+        return PartSize(params, dim, activations)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         for i, (layer, proj) in enumerate(zip(self.layers, self.projections)):
@@ -60,6 +79,10 @@ class IdentityEncoder(Encoder):
     def __init__(self, input_dim: int) -> None:
         super().__init__()
         self.input_dim = self.output_dim = input_dim
+
+    @classmethod
+    def estimate_size(cls, input_dim: int, /, **config: Any) -> PartSize:
+        return PartSize(0, input_dim)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return x

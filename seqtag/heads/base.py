@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from ..resources import PartSize
 
 
 class Head(nn.Module):
@@ -23,6 +26,12 @@ class Head(nn.Module):
     def __init__(self, input_dim: int, labels: Sequence[str], scheme: str = "IOB2") -> None:
         super().__init__()
         self.input_dim, self.labels, self.scheme = input_dim, list(labels), scheme
+
+    @classmethod
+    def estimate_size(cls, input_dim: int, labels: Sequence[str], /, **config: Any) -> "PartSize | None":
+        """The part's size from its resolved config, input size and labels, before it is built (see
+        :mod:`seqtag.resources`). ``None``, the default, means the part cannot tell."""
+        return None
 
     @property
     def num_tags(self) -> int:

@@ -6,13 +6,14 @@ starts, transitions and ends get a large negative score, so decoding never yield
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
 
 from .. import registry
 from ..labels import allowed_transitions
+from ..resources import PartSize
 from .base import Head
 
 NEG = -1.0e4
@@ -39,6 +40,13 @@ class CRFHead(Head):
         self.register_buffer("start_penalty", (~torch.tensor(start_ok)).float() * NEG, persistent=False)
         self.register_buffer("trans_penalty", (~torch.tensor(trans_ok).view(k, k)).float() * NEG, persistent=False)
         self.register_buffer("end_penalty", (~torch.tensor(end_ok)).float() * NEG, persistent=False)
+
+    @classmethod
+    def estimate_size(cls, input_dim: int, labels: Sequence[str], /, **config: Any) -> PartSize:
+        """The emission layer, the transitions and the start and end scores; the forward algorithm keeps a
+        ``(num_tags, num_tags)`` score table per token."""
+        k = len(labels)
+        return PartSize((input_dim + 1) * k + k * k + 2 * k, k, activations=k * k + 2 * k)
 
     # -- scores -----------------------------------------------------------------------------------
     def _params(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

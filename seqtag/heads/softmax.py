@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .. import registry
+from ..resources import PartSize
 from .base import Head
 
 
@@ -25,6 +26,11 @@ class SoftmaxHead(Head):
         super().__init__(input_dim, labels, scheme)
         self.label_smoothing = label_smoothing
         self.proj = nn.Linear(input_dim, self.num_tags)
+
+    @classmethod
+    def estimate_size(cls, input_dim: int, labels: Sequence[str], /, **config: Any) -> PartSize:
+        k = len(labels)
+        return PartSize((input_dim + 1) * k, k, activations=k)
 
     def loss(self, x: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         logits = self.proj(x)  # shape: (batch, seq, num_tags)

@@ -8,13 +8,14 @@ runs much faster on a CPU than a recurrent encoder.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
 
 from seqtag.encoders import Encoder
 from seqtag.errors import ConfigError
+from seqtag.resources import PartSize
 
 __all__ = ["IDCNNEncoder"]
 __version__ = "0.1.0"
@@ -45,15 +46,7 @@ class IDCNNEncoder(Encoder):
                  dilations: Sequence[int] = (1, 1, 2), iterations: int = 4, share_weights: bool = True,
                  dropout: float = 0.0, residual: bool = False, identity_init: bool = True) -> None:
         super().__init__()
-        if filters <= 0 or iterations <= 0:
-            raise ConfigError(f"idcnn.v1: filters and iterations must be positive, got {filters} and {iterations}")
-        if kernel_size <= 0 or kernel_size % 2 == 0:
-            raise ConfigError(f"idcnn.v1: kernel_size must be a positive odd number, got {kernel_size}")
-        dilations = [int(d) for d in dilations]
-        if not dilations or any(d <= 0 for d in dilations):
-            raise ConfigError(f"idcnn.v1: dilations must be a non-empty list of positive ints, got {dilations}")
-        if not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"idcnn.v1: dropout must be in [0, 1), got {dropout}")
+        dilations = self._check(filters, kernel_size, dilations, iterations, dropout)
         self.input_dim, self.output_dim = input_dim, filters
         self.kernel_size, self.dilations, self.iterations = kernel_size, dilations, iterations
         self.share_weights, self.residual = share_weights, residual
@@ -66,6 +59,38 @@ class IDCNNEncoder(Encoder):
         if identity_init:
             self._identity_init()
         self.drop = nn.Dropout(dropout)
+
+    @staticmethod
+    def _check(filters: int, kernel_size: int, dilations: Sequence[int], iterations: int, dropout: float) -> list[int]:
+        """Refuse sizes no convolution can have; returns the dilations as ints."""
+        if filters <= 0 or iterations <= 0:
+            raise ConfigError(f"idcnn.v1: filters and iterations must be positive, got {filters} and {iterations}")
+        if kernel_size <= 0 or kernel_size % 2 == 0:
+            raise ConfigError(f"idcnn.v1: kernel_size must be a positive odd number, got {kernel_size}")
+        dilations = [int(d) for d in dilations]
+        if not dilations or any(d <= 0 for d in dilations):
+            raise ConfigError(f"idcnn.v1: dilations must be a non-empty list of positive ints, got {dilations}")
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError(f"idcnn.v1: dropout must be in [0, 1), got {dropout}")
+        return dilations
+
+    @classmethod
+    def estimate_size(cls, input_dim: int, /, *, filters: int, kernel_size: int, dilations: Sequence[int],
+                      iterations: int, share_weights: bool, dropout: float, **config: Any) -> PartSize:
+        """The parameter count, before building (seqtag refuses a model too large for the machine's memory).
+
+        Args:
+            input_dim: Size of the input vectors.
+            **config: The resolved config (every default filled in).
+
+        Returns:
+            The exact number of weights and the output size; activations: the outputs of every convolution.
+        """
+        dilations = cls._check(filters, kernel_size, dilations, iterations, dropout)
+        f, k = filters, kernel_size
+        blocks = 1 if share_weights else iterations
+        params = input_dim * f * k + f + blocks * len(dilations) * (f * f * k + f)
+        return PartSize(params, f, activations=(1 + iterations * len(dilations)) * f)
 
     def _identity_init(self) -> None:
         centre = self.kernel_size // 2

@@ -41,6 +41,26 @@ def test_builds_from_config_and_checks_its_arguments() -> None:
         build_part("encoder", {"type": "idcnn.v1", "dilations": []}, input_dim=5)
 
 
+@pytest.mark.parametrize("cfg", [{}, {"filters": 6, "kernel_size": 5, "dilations": [1, 2, 4], "iterations": 3,
+                                      "share_weights": False}])
+def test_estimate_size_is_the_parameter_count(cfg: dict) -> None:
+    from seqtag.resources import estimate_part
+
+    enc = build_part("encoder", {"type": "idcnn.v1", **cfg}, input_dim=5)
+    size = estimate_part("encoder", {"type": "idcnn.v1", **cfg}, 5)
+    assert (size.parameters, size.output_dim) == (sum(p.numel() for p in enc.parameters()), enc.output_dim)
+
+
+def test_a_billion_unshared_iterations_are_refused_before_any_is_built() -> None:
+    from seqtag.errors import ResourceError
+    from seqtag.resources import check_model
+
+    model = {"embedding": {"type": "word.v1"}, "head": {"type": "softmax.v1"},
+             "encoder": {"type": "idcnn.v1", "iterations": 10 ** 9, "share_weights": False}}
+    with pytest.raises(ResourceError, match="of them in the encoder 'idcnn.v1'"):
+        check_model(model, ["O", "B-PER"], assets={})
+
+
 def test_receptive_field_grows_with_dilation_and_padding_is_zero() -> None:
     enc = IDCNNEncoder(4, filters=8, dilations=[1, 2, 4], iterations=1).eval()
     x = torch.randn(1, 40, 4)  # shape: (1, 40, 4)

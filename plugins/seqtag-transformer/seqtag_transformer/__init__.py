@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
 from seqtag.encoders import Encoder
 from seqtag.errors import ConfigError
+from seqtag.resources import PartSize
 
 __all__ = ["TransformerEncoder", "sinusoidal_positions"]
 __version__ = "0.1.0"
@@ -59,18 +61,7 @@ class TransformerEncoder(Encoder):
                  dropout: float = 0.1, positions: str = "sinusoidal", max_length: int = 512,
                  activation: str = "gelu", norm_first: bool = True) -> None:
         super().__init__()
-        if width <= 0 or layers <= 0 or heads <= 0:
-            raise ConfigError(f"transformer.v1: width, layers and heads must be positive, got {width}, {layers}, {heads}")
-        if width % heads:
-            raise ConfigError(f"transformer.v1: heads ({heads}) must divide width ({width})")
-        if positions not in POSITIONS:
-            raise ConfigError(f"transformer.v1: positions must be one of {', '.join(POSITIONS)}, got {positions!r}")
-        if activation not in ("gelu", "relu"):
-            raise ConfigError(f"transformer.v1: activation must be 'gelu' or 'relu', got {activation!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"transformer.v1: dropout must be in [0, 1), got {dropout}")
-        if positions == "learned" and max_length <= 0:
-            raise ConfigError(f"transformer.v1: max_length must be positive with learned positions, got {max_length}")
+        self._check(width, layers, heads, ff_dim, dropout, positions, max_length, activation)
         self.input_dim, self.output_dim = input_dim, width
         self.width, self.positions, self.max_length = width, positions, max_length
         self.proj = nn.Linear(input_dim, width)
@@ -82,6 +73,48 @@ class TransformerEncoder(Encoder):
                                            activation=activation, batch_first=True, norm_first=norm_first)
         self.layers = nn.TransformerEncoder(layer, layers, norm=nn.LayerNorm(width) if norm_first else None,
                                             enable_nested_tensor=False)
+
+    @staticmethod
+    def _check(width: int, layers: int, heads: int, ff_dim: int, dropout: float, positions: str, max_length: int,
+               activation: str) -> None:
+        """Refuse settings no Transformer can have."""
+        if width <= 0 or layers <= 0 or heads <= 0:
+            raise ConfigError(f"transformer.v1: width, layers and heads must be positive, got {width}, {layers}, {heads}")
+        if ff_dim < 0:
+            raise ConfigError(f"transformer.v1: ff_dim must be 0 (4 * width) or positive, got {ff_dim}")
+        if width % heads:
+            raise ConfigError(f"transformer.v1: heads ({heads}) must divide width ({width})")
+        if positions not in POSITIONS:
+            raise ConfigError(f"transformer.v1: positions must be one of {', '.join(POSITIONS)}, got {positions!r}")
+        if activation not in ("gelu", "relu"):
+            raise ConfigError(f"transformer.v1: activation must be 'gelu' or 'relu', got {activation!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError(f"transformer.v1: dropout must be in [0, 1), got {dropout}")
+        if positions == "learned" and max_length <= 0:
+            raise ConfigError(f"transformer.v1: max_length must be positive with learned positions, got {max_length}")
+
+    @classmethod
+    def estimate_size(cls, input_dim: int, /, *, width: int, layers: int, heads: int, ff_dim: int, dropout: float,
+                      positions: str, max_length: int, activation: str, norm_first: bool,
+                      **config: Any) -> PartSize:
+        """The parameter count, before building (seqtag refuses a model too large for the machine's memory).
+
+        Args:
+            input_dim: Size of the input vectors.
+            **config: The resolved config (every default filled in).
+
+        Returns:
+            The exact number of weights and the output size; activations: each layer's attention,
+            feed-forward and norm outputs per token (the attention weights, which grow with the
+            sentence's length, are left out).
+        """
+        cls._check(width, layers, heads, ff_dim, dropout, positions, max_length, activation)
+        w, ff = width, ff_dim or 4 * width
+        # attention: in_proj (3w x w + 3w) and out_proj (w x w + w); feed-forward: two linears; two layer norms
+        per_layer = 4 * w * w + 4 * w + 2 * w * ff + ff + w + 4 * w
+        params = (input_dim + 1) * w + layers * per_layer + (max_length * w if positions == "learned" else 0)
+        params += 2 * w if norm_first else 0  # the final layer norm
+        return PartSize(params, w, activations=w + layers * (6 * w + 2 * ff))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Contextualize ``x``.

@@ -39,6 +39,26 @@ def test_builds_from_config_and_checks_its_arguments() -> None:
         build_part("encoder", {"type": "transformer.v1", "positions": "rotary"}, input_dim=5)
 
 
+@pytest.mark.parametrize("cfg", [{}, {"positions": "learned", "max_length": 40, "norm_first": False},
+                                 {"width": 12, "heads": 3, "ff_dim": 20, "layers": 3}])
+def test_estimate_size_is_the_parameter_count(cfg: dict) -> None:
+    from seqtag.resources import estimate_part
+
+    enc = build_part("encoder", {"type": "transformer.v1", **cfg}, input_dim=5)
+    size = estimate_part("encoder", {"type": "transformer.v1", **cfg}, 5)
+    assert (size.parameters, size.output_dim) == (sum(p.numel() for p in enc.parameters()), enc.output_dim)
+
+
+def test_a_billion_layers_are_refused_before_any_is_built() -> None:
+    from seqtag.errors import ResourceError
+    from seqtag.resources import check_model
+
+    model = {"embedding": {"type": "word.v1"}, "encoder": {"type": "transformer.v1", "layers": 10 ** 9},
+             "head": {"type": "softmax.v1"}}
+    with pytest.raises(ResourceError, match="of them in the encoder 'transformer.v1'"):
+        check_model(model, ["O", "B-PER"], assets={})
+
+
 def test_padding_is_zero_and_sentences_beyond_learned_positions_are_refused() -> None:
     enc = TransformerEncoder(6, width=8, heads=2, layers=1, dropout=0.0, positions="learned", max_length=4).eval()
     mask = torch.tensor([[True, True, False, False]])  # shape: (1, 4)

@@ -32,9 +32,9 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except SeqtagError as exc:
             _fail(exc.one_line(), exc.exit_code)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:  # 130 for Ctrl-C, 143 for SIGTERM (training saved a checkpoint first)
             click.echo("interrupted", err=True)
-            sys.exit(130)
+            sys.exit(128 + getattr(exc, "signum", 2))
         except (MemoryError, RuntimeError) as exc:  # torch reports a failed allocation as a RuntimeError
             from .resources import out_of_memory
 
@@ -46,10 +46,36 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _OneLineErrors(click.Group):
+    """A bad option or argument is one ``error:`` line too (click would print the usage and a hint above it)."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs.pop("standalone_mode", None)
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:  # a bare `seqtag`: the help, as click shows it
+            click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "seqtag"
+            _fail(f"{' '.join(exc.format_message().split())} (see `{where} --help`)", exc.exit_code)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:  # a file option that cannot be opened, ...
+            _fail(" ".join(exc.format_message().split()), exc.exit_code)
+        except click.Abort:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="seqtag")
 def main() -> None:
     """Train, evaluate and serve part-of-speech taggers and named-entity recognisers."""
+
+
+no_verify_option = click.option(
+    "--no-verify", is_flag=True, help="Load the model even if its files differ from the SHA-256 manifest in its meta.json.")
 
 
 def _log(msg: str) -> None:
@@ -62,9 +88,12 @@ def _log(msg: str) -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="A TOML config file.")
 @click.option("--set", "overrides", multiple=True, metavar="SLOT.KEY=VALUE", help="Override a config value.")
 @click.option("--output", "-o", type=click.Path(file_okay=False), default=None, help="Model directory (default models/TASK).")
-@click.option("--max-epochs", type=int, default=None)
+@click.option("--force", is_flag=True, help="Write the model into an existing folder that holds other files.")
+@click.option("--overwrite", is_flag=True, help="Replace the model (and its run) already in the --output folder.")
+@click.option("--max-epochs", type=click.IntRange(min=1), default=None)
 @click.option("--seed", type=int, default=None)
-@click.option("--seeds", type=int, default=1, show_default=True, help="Train N seeds and report median/min/max.")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train N seeds and report median/min/max.")
 @click.option("--tag-column", default=None, help="Tag column: a number (CoNLL), upos/xpos (CoNLL-U) or a name.")
 @click.option("--scheme", type=click.Choice(["IOB1", "IOB2", "BIOES"]), default=None, help="Tag scheme of the data.")
 @click.option("--strict", is_flag=True, help="Invalid tag sequences are an error instead of being repaired.")
@@ -73,8 +102,8 @@ def _log(msg: str) -> None:
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @handle_errors
 def train(task: str | None, dataset: str | None, config_path: str | None, overrides: tuple[str, ...],
-          output: str | None, max_epochs: int | None, seed: int | None, seeds: int, tag_column: str | None,
-          scheme: str | None, strict: bool, resume_dir: str | None, no_progress: bool) -> None:
+          output: str | None, force: bool, overwrite: bool, max_epochs: int | None, seed: int | None, seeds: int,
+          tag_column: str | None, scheme: str | None, strict: bool, resume_dir: str | None, no_progress: bool) -> None:
     """Train a tagger (NER on conll2003 and POS on ud_english_ewt by default) and keep the best one."""
     from .config import apply_overrides, load_config
     from .train import build_config
@@ -86,19 +115,20 @@ def train(task: str | None, dataset: str | None, config_path: str | None, overri
         resume_training(Path(resume_dir), progress=not no_progress, log=_log)
         return
     user = load_config(config_path) if config_path else {}
-    task = task or user.get("task") or "ner"
     sets = list(overrides)
     if max_epochs is not None:
         sets.append(f"training.max_epochs={max_epochs}")
     if seed is not None:
         sets.append(f"training.seed={seed}")
-    cfg = build_config(task, apply_overrides(user, sets))
+    user = apply_overrides(user, sets)
+    cfg = build_config(task or user.get("task") or "ner", user)  # an unknown or conflicting task is refused there
+    task = cfg["task"]
     dataset = _absolute(dataset or cfg.get("data", {}).get("dataset"))
     data = {k: v for k, v in {"dataset": dataset, "tag_column": tag_column,
                                "scheme": scheme, "strict": strict}.items() if v not in (None, False)}
     cfg["data"] = {**cfg.get("data", {}), **data}
     out = Path(output or f"models/{task}")
-    run_training(cfg, out, seeds=seeds, progress=not no_progress, log=_log)
+    run_training(cfg, out, seeds=seeds, progress=not no_progress, log=_log, force=force, overwrite=overwrite)
 
 
 def _absolute(spec: str | None) -> str | None:
@@ -123,13 +153,15 @@ def _absolute(spec: str | None) -> str | None:
 @click.option("--scheme", type=click.Choice(["IOB1", "IOB2", "BIOES"]), default=None)
 @click.option("--batch-size", type=int, default=256, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@no_verify_option
 @handle_errors
 def evaluate(model: str, dataset: str | None, split: str, tag_column: str | None, scheme: str | None,
-             batch_size: int, as_json: bool) -> None:
+             batch_size: int, as_json: bool, no_verify: bool) -> None:
     """Score a saved tagger: seqeval entity P/R/F1 (NER) or token accuracy (POS)."""
     from .workflow import evaluate_model, format_scores
 
-    scores = evaluate_model(model, dataset, split, tag_column=tag_column, scheme=scheme, batch_size=batch_size)
+    scores = evaluate_model(model, dataset, split, tag_column=tag_column, scheme=scheme, batch_size=batch_size,
+                            verify=not no_verify)
     click.echo(json.dumps(scores, indent=None if as_json else 2) if as_json else format_scores(scores))
 
 
@@ -143,9 +175,10 @@ def evaluate(model: str, dataset: str | None, split: str, tag_column: str | None
 @click.option("--batch-size", type=int, default=128, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch threads (default: torch's, one per core); 1 is often faster on a busy machine.")
+@no_verify_option
 @handle_errors
 def predict(model: str, input: TextIO, input_format: str, output_format: str, batch_size: int,
-            threads: int | None) -> None:
+            threads: int | None, no_verify: bool) -> None:
     """Tag raw text or CoNLL tokens from FILE (or standard input).
 
     With --input-format auto, a file named *.conll (.conllu, .iob, .bio, .tsv...) is read as CoNLL
@@ -160,7 +193,7 @@ def predict(model: str, input: TextIO, input_format: str, output_format: str, ba
         torch.set_num_threads(threads)
 
     for line in predict_lines(model, input, input_format, output_format, batch_size,
-                              log=lambda msg: click.echo(msg, err=True)):
+                              log=lambda msg: click.echo(msg, err=True), verify=not no_verify):
         click.echo(line)  # flushed line by line, which a terminal's user waits for
 
 
@@ -193,14 +226,16 @@ def plugins(as_json: bool) -> None:
 @click.option("--lang", default="en", show_default=True, help="Language of the spaCy tokenizer (spacy.blank code).")
 @click.option("--name", default=None, help="Pipeline name in meta.json (default seqtag_TASK).")
 @click.option("--spans-key", default=None, help="NER: write the span group doc.spans[KEY] instead of doc.ents.")
-@click.option("--force", is_flag=True, help="Write into OUTPUT_DIR even when it is not empty.")
+@click.option("--force", is_flag=True, help="Write into OUTPUT_DIR even when it is not empty (never into a model).")
+@no_verify_option
 @handle_errors
 def spacy_package(model: str, output_dir: str, lang: str, name: str | None, spans_key: str | None,
-                  force: bool) -> None:
+                  force: bool, no_verify: bool) -> None:
     """Turn a saved tagger into a spaCy pipeline folder that spacy.load opens."""
     from .spacy_component import package_pipeline
 
-    out = package_pipeline(model, output_dir, lang=lang, name=name, spans_key=spans_key, force=force)
+    out = package_pipeline(model, output_dir, lang=lang, name=name, spans_key=spans_key, force=force,
+                           verify=not no_verify)
     click.echo(f"spaCy pipeline written to {out}; open it with spacy.load({str(out)!r})")
 
 
@@ -230,7 +265,8 @@ def new_plugin(name: str, kind: str, directory: str) -> None:
               help="The file to write (default MODEL/model.onnx).")
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset version.")
 @click.option("--no-confidence", is_flag=True, help="Leave out the per-tag confidences (faster CRF decoding).")
-@click.option("--no-verify", is_flag=True, help="Skip running the exported file once against PyTorch.")
+@click.option("--no-verify", is_flag=True, help="Skip the check of the model's files against the SHA-256 "
+              "manifest in its meta.json, and the run of the exported file against PyTorch.")
 @handle_errors
 def export(model: str, fmt: str, output: str | None, opset: int, no_confidence: bool, no_verify: bool) -> None:
     """Export a saved tagger to ONNX; run it with seqtag.export.OnnxTagger or onnxruntime."""

@@ -25,6 +25,7 @@ from .encoders import GRUEncoder, IdentityEncoder, LSTMEncoder, RNNEncoder, Stac
 from .errors import ConfigError, ModelLoadError, SeqtagError
 from .heads import CRFHead, SoftmaxHead
 from .model import TaggerModel
+from .resources import check_model
 from .modeldir import file_sha256, owning_model, verify_files
 from .tagger import Prediction, Tagger, _read_json, predict_chunks
 from .tokenizers import Tokenizer
@@ -369,6 +370,7 @@ class OnnxTagger:
         self.labels: list[str] = list(labels.get("labels", []))
         self.task: str = config.get("task", "ner")
         self.scheme: str = config.get("scheme", "IOB2")
+        check_model(config["model"], self.labels, assets=assets)  # an absurd size is refused before building
         self.tokenizer: Tokenizer = build_part("tokenizer", config["model"].get("tokenizer", {"type": "whitespace.v1"}))
         self.embedding = build_part("embedding", config["model"]["embedding"])
         self.embedding.set_assets(assets.get("embedding"))

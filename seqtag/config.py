@@ -23,6 +23,7 @@ from typing import Any, Mapping, Sequence
 
 from . import registry
 from .errors import ConfigError
+from .jsonio import read_json_object, read_text, short_repr, shown, value_error_reason
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -30,7 +31,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = ["load_config", "apply_overrides", "resolve", "build_part", "check_kwargs", "merge", "WIRED",
-           "check_model_table", "check_top_level", "check_keys"]
+           "check_model_table", "check_top_level", "check_keys", "check_depth", "MAX_DEPTH"]
 
 # keyword arguments that the model passes; users never set them
 WIRED = {"embedding": set(), "encoder": {"input_dim"}, "head": {"input_dim", "labels", "scheme"}, "tokenizer": set()}
@@ -45,13 +46,13 @@ def check_keys(table: Mapping[str, Any], allowed: Sequence[str], where: str, kin
     """A key outside ``allowed`` is an error naming the keys ``where`` takes, not a setting silently ignored."""
     for key in table:
         if key not in allowed:
-            raise ConfigError(f"{where} takes no {kind} {key!r}; it takes: {', '.join(allowed)}")
+            raise ConfigError(f"{where} takes no {kind} {short_repr(key)}; it takes: {', '.join(allowed)}")
 
 
 def check_table(table: Any, allowed: Sequence[str], name: str) -> None:
     """``[name]`` is a table holding only keys from ``allowed``."""
     if not isinstance(table, Mapping):
-        raise ConfigError(f"[{name}] must be a table, got {type(table).__name__} {table!r}")
+        raise ConfigError(f"[{name}] must be a table, got {shown(table)}")
     check_keys(table, allowed, f"[{name}]")
 
 
@@ -66,19 +67,54 @@ def check_model_table(model: Any) -> None:
     check_table(model, MODEL_KEYS, "model")
     dropout = model.get("dropout", 0.0)
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-        raise ConfigError(f"[model] dropout must be a number in [0, 1), got {type(dropout).__name__} {dropout!r}")
+        raise ConfigError(f"[model] dropout must be a number in [0, 1), got {shown(dropout)}")
+
+
+MAX_DEPTH = 32  # tables and arrays inside one another; seqtag's own configs use 5
+
+
+def check_depth(value: Any, where: str, limit: int = MAX_DEPTH) -> None:
+    """``value`` nests tables and arrays at most ``limit`` deep.
+
+    Deeper configs would make the recursive merge and copies exhaust Python's recursion limit; no
+    real config comes near the limit. The walk is iterative, so it cannot overflow itself.
+    """
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, Mapping) else node if isinstance(node, (list, tuple)) else ()
+        for child in children:
+            if isinstance(child, (Mapping, list, tuple)):
+                if depth + 1 > limit:
+                    raise ConfigError(f"{where}: tables and arrays nested more than {limit} deep; "
+                                      "a seqtag config needs a few levels")
+                stack.append((child, depth + 1))
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a TOML (or JSON) config file."""
+    """Read a TOML (or JSON, by the ``.json`` suffix) config file.
+
+    Whatever the file holds, a problem is one :class:`ConfigError` line naming the file: a missing
+    file, bytes that are not UTF-8, a syntax error, an integer over Python's digit limit, nesting
+    deep enough to exhaust the recursion limit, or a JSON value that is not an object.
+    """
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file {str(p)!r} not found")
-    text = p.read_text(encoding="utf-8")
-    try:
-        return json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{p}: not a valid {'JSON' if p.suffix == '.json' else 'TOML'} config: {exc}") from None
+    if p.suffix == ".json":
+        cfg = read_json_object(p, ConfigError)
+    else:
+        text = read_text(p, ConfigError, "config")
+        try:
+            cfg = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: not a valid TOML config: {exc}") from None
+        except RecursionError:
+            raise ConfigError(f"{p}: not a readable TOML config: nested too deeply") from None
+        except ValueError as exc:  # an integer over Python's digit limit
+            raise ConfigError(f"{p}: not a readable TOML config: {value_error_reason(exc)}") from None
+    check_depth(cfg, str(p))
+    return cfg
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -96,12 +132,13 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
 
 
 def _parse_value(text: str) -> Any:
+    """A ``--set`` value: JSON, else a TOML value, else the text itself."""
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # JSONDecodeError, a huge integer or deep nesting: not JSON to use
         try:
             return tomllib.loads(f"v = {text}")["v"]
-        except tomllib.TOMLDecodeError:
+        except (ValueError, RecursionError):  # TOMLDecodeError is a ValueError
             return text
 
 
@@ -113,7 +150,7 @@ def apply_overrides(config: Mapping[str, Any], overrides: list[str]) -> dict[str
     out = copy.deepcopy(dict(config))
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected slot.key=value, e.g. model.encoder.hidden_size=256")
+            raise ConfigError(f"--set {short_repr(item)}: expected slot.key=value, e.g. model.encoder.hidden_size=256")
         dotted, raw = item.split("=", 1)
         keys = dotted.strip().split(".")
         node = out
@@ -126,6 +163,7 @@ def apply_overrides(config: Mapping[str, Any], overrides: list[str]) -> dict[str
         if keys[-1] == "type" and node.get("type") not in (None, value):
             node.clear()
         node[keys[-1]] = value
+        check_depth(out, f"--set {dotted.strip()[:80]}")
     return out
 
 
@@ -167,8 +205,10 @@ def _type_ok(value: Any, annotation: Any) -> bool:
 def check_kwargs(kind: str, cfg: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
     """Check a part config against the part's signature; return the factory and its kwargs."""
     if not isinstance(cfg, Mapping) or "type" not in cfg:
-        raise ConfigError(f"the {kind} config must be a table with a 'type' key, got {cfg!r}")
+        raise ConfigError(f"the {kind} config must be a table with a 'type' key, got {shown(cfg)}")
     name = cfg["type"]
+    if not isinstance(name, str):
+        raise ConfigError(f"the {kind} 'type' must be a registered part name (a string), got {shown(name)}")
     obj, sig = _signature(kind, name)
     kwargs = {k: v for k, v in cfg.items() if k != "type"}
     params = sig.parameters
@@ -183,7 +223,7 @@ def check_kwargs(kind: str, cfg: Mapping[str, Any]) -> tuple[Any, dict[str, Any]
         if key in params and not _type_ok(value, params[key].annotation):
             ann = params[key].annotation
             ann = ann if isinstance(ann, str) else getattr(ann, "__name__", str(ann))
-            raise ConfigError(f"{kind} {name!r}: '{key}' must be {ann}, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{kind} {name!r}: '{key}' must be {ann}, got {shown(value)}")
     return obj, kwargs
 
 

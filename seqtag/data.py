@@ -10,15 +10,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .errors import DataError, HubUnavailableError
+from .hub import OFFLINE_HINT, is_connection_error, probe_hub
 from .labels import SCHEMES, convert, detect_scheme, invalid_positions, split_tag
-from .readers import Sentence, read_conll, read_conllu, read_jsonl
+from .readers import TAG_KEYS, Sentence, read_conll, read_conllu, read_jsonl, row_problem
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -121,23 +121,52 @@ def _format_of(path: Path) -> str:
     return {".conllu": "conllu", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}.get(suffix, "conll")
 
 
+def _unreadable(exc: BaseException, what: str, where: str) -> DataError:
+    """A reader's exception as one line naming the file (``MemoryError`` is re-raised, it is no data error)."""
+    if isinstance(exc, MemoryError):
+        raise exc
+    text = " ".join(str(exc).split())
+    first = text.split(f"{where}': ", 1)[-1][:200] or "no details"  # pyarrow repeats the path: once is enough
+    return DataError(f"{what} ({type(exc).__name__}: {first})", where)
+
+
+def _open_parquet(path: Path) -> Any:
+    """A Parquet file as a ``datasets.Dataset`` (its Hugging Face features kept, e.g. ``ClassLabel`` names).
+
+    Read with pyarrow rather than ``Dataset.from_parquet``, which logs its own error lines and draws a
+    progress bar on stderr around a failure, where the CLI promises one line.
+    """
+    import datasets
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(str(path))
+        return datasets.Dataset(datasets.table.InMemoryTable(table))
+    except Exception as exc:  # pyarrow's ArrowInvalid/OSError, or datasets refusing the schema's metadata
+        raise _unreadable(exc, "not a readable Parquet file", str(path)) from None
+
+
+def _load_saved(path: Path) -> Any:
+    """A folder written by ``save_to_disk`` (a ``Dataset`` or a ``DatasetDict``)."""
+    import datasets
+
+    try:
+        return datasets.load_from_disk(str(path))
+    except Exception as exc:  # a damaged dataset_info.json/state.json/arrow file: many exception types
+        raise _unreadable(exc, "not a dataset folder written by save_to_disk", str(path)) from None
+
+
 def _read_datasets_file(path: Path, fmt: str, opts: Mapping[str, Any]) -> list[Sentence]:
     import datasets
 
-    if fmt == "parquet":
-        ds = datasets.Dataset.from_parquet(str(path))
-    else:
-        try:
-            ds = datasets.load_from_disk(str(path))
-        except Exception as exc:
-            raise DataError(f"not a dataset folder written by save_to_disk ({exc})", str(path)) from None
+    ds = _open_parquet(path) if fmt == "parquet" else _load_saved(path)
     if isinstance(ds, datasets.DatasetDict):
         raise DataError("holds several splits; pass the folder as the dataset, not as one split", str(path))
     return _sentences_from_dataset(ds, str(path), opts.get("tag_key"))
 
 
 def _tag_column_of(ds: Any, wanted: str | None, where: str) -> str:
-    candidates = [wanted] if wanted else ["tags", "ner_tags", "upos", "pos_tags", "labels"]
+    candidates = [wanted] if wanted else list(TAG_KEYS)
     for col in candidates:
         if col in ds.column_names:
             return col
@@ -146,17 +175,28 @@ def _tag_column_of(ds: Any, wanted: str | None, where: str) -> str:
 
 
 def _sentences_from_dataset(ds: Any, where: str, tag_key: str | None) -> list[Sentence]:
+    """The sentences of a dataset's rows; a row whose tokens or tags are not lists of strings is one line naming it.
+
+    Each sentence's ``line`` is its row number, counted from 1.
+    """
     if "tokens" not in ds.column_names:
         raise DataError(f"no 'tokens' column; columns: {', '.join(ds.column_names)}", where)
     col = _tag_column_of(ds, tag_key, where)
     feature = ds.features[col]
     names = getattr(getattr(feature, "feature", None), "names", None)
+    try:  # Arrow decodes the columns here: strings that are not UTF-8 fail now
+        rows = list(zip(ds["tokens"], ds[col]))
+    except Exception as exc:
+        raise _unreadable(exc, f"the 'tokens' and {col!r} columns cannot be read", where) from None
     sents = []
-    for i, (tokens, tags) in enumerate(zip(ds["tokens"], ds[col])):
-        if len(tokens) != len(tags):
-            raise DataError(f"row {i}: {len(tokens)} tokens but {len(tags)} tags", where)
+    for i, (tokens, tags) in enumerate(rows, 1):
+        problem = row_problem(tokens, tags, col)
+        if problem is None and names and any(not isinstance(t, int) or not 0 <= t < len(names) for t in tags):
+            problem = f"{col!r} holds a label id outside its {len(names)} label names"
+        if problem is not None:
+            raise DataError(f"row {i}: {problem}", where)
         if tokens:
-            sents.append(Sentence(list(tokens), [names[t] if names else str(t) for t in tags], i + 1))
+            sents.append(Sentence(list(tokens), [names[t] if names else str(t) for t in tags], i))
     if not sents:
         raise DataError("the dataset has no sentences", where)
     return sents
@@ -210,48 +250,44 @@ def _check_tags(task: str, split_sents: Mapping[str, list[Sentence]], sources: M
     return scheme
 
 
-def _probe_hub(timeout: float = 3.0) -> str | None:
-    """``None`` when the hub answers, else a short reason. Never waits longer than ``timeout``."""
-    from urllib.parse import urlparse
-
-    try:
-        from huggingface_hub import constants
-
-        endpoint = constants.ENDPOINT
-    except Exception:  # pragma: no cover - huggingface_hub comes with datasets
-        return "huggingface_hub is not installed"
-    host = urlparse(endpoint).hostname or ""
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return None
-    except OSError as exc:
-        return f"{host} cannot be reached ({type(exc).__name__})"
+def _hub_unavailable(message: str, reason: str) -> HubUnavailableError:
+    err = HubUnavailableError(message)
+    err.reason = reason
+    return err
 
 
 def _load_hub(name: str, config: str | None, tag_key: str | None) -> tuple[dict[str, list[Sentence]], dict[str, str]]:
+    """A dataset through ``datasets.load_dataset``: a hub id, or a local folder laid out like a hub repo.
+
+    Online, the hub is probed first (:func:`seqtag.hub.probe_hub`), so an unreachable hub is one line
+    within seconds instead of a minute of retries.
+    """
     import datasets
 
     local = Path(name).is_dir()
     offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or \
         os.environ.get("HF_DATASETS_OFFLINE", "") not in ("", "0")
+    label = f"dataset {name!r}{f' ({config})' if config else ''}"
     if not local and not offline:
-        reason = _probe_hub()
+        reason = probe_hub()
         if reason is not None:
-            err = HubUnavailableError(
-                f"the Hugging Face hub is out of reach ({reason}), so dataset {name!r} cannot be downloaded; "
-                f"use local files (set SEQTAG_CORPORA or pass --dataset PATH) or HF_HUB_OFFLINE=1 for a cached copy")
-            err.reason = reason
-            raise err
+            raise _hub_unavailable(f"the Hugging Face hub is out of reach ({reason}), so {label} cannot be "
+                                   f"downloaded; {OFFLINE_HINT}", reason)
     try:
         dd = datasets.load_dataset(name, config) if config else datasets.load_dataset(name)
     except Exception as exc:
+        if isinstance(exc, MemoryError):
+            raise
         first = " ".join(str(exc).split())[:200]
         if local:
             raise DataError(f"cannot load the dataset folder: {type(exc).__name__}: {first}", name) from None
-        err = HubUnavailableError(f"dataset {name!r}{f' ({config})' if config else ''} is not available "
-                                  f"{'offline (not in the local cache)' if offline else 'from the hub'}: {first}")
-        err.reason = "offline and not in the local cache" if offline else "not on the hub"
-        raise err from None
+        if offline:
+            raise _hub_unavailable(f"{label} is not available offline (not in the local cache): {first}",
+                                   "offline and not in the local cache") from None
+        if is_connection_error(exc):
+            raise _hub_unavailable(f"the Hugging Face hub is out of reach while loading {label} ({first}); "
+                                   f"{OFFLINE_HINT}", "the connection failed") from None
+        raise _hub_unavailable(f"{label} is not available from the hub: {first}", "not on the hub") from None
     out: dict[str, list[Sentence]] = {}
     sources: dict[str, str] = {}
     for split, ds in dd.items():
@@ -336,7 +372,10 @@ def load_corpus(spec: str | None = None, task: str = "ner", *, tag_column: Any =
     elif Path(spec).exists():
         path = Path(spec)
         if path.is_dir() and (path / "dataset_dict.json").is_file():
-            dd = datasets.load_from_disk(str(path))
+            dd = _load_saved(path)
+            if not isinstance(dd, datasets.DatasetDict):
+                raise DataError("a dataset_dict.json beside a single dataset; expected the splits of save_to_disk",
+                                str(path))
             for split, ds in dd.items():
                 split_sents[split] = _sentences_from_dataset(ds, f"{path}[{split}]", opts.get("tag_key"))
                 sources[split] = f"{path}[{split}]"

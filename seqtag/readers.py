@@ -7,14 +7,15 @@ an error that names the line.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from .errors import DataError
+from .jsonio import json_kind, loads_json, shown
 
-__all__ = ["Sentence", "decode_lines", "read_lines", "read_conll", "read_conllu", "read_jsonl"]
+__all__ = ["Sentence", "decode_lines", "read_lines", "read_conll", "read_conllu", "read_jsonl", "row_problem",
+           "TAG_KEYS"]
 
 
 @dataclass
@@ -151,6 +152,30 @@ def read_conllu(path: str | Path, column: str = "upos") -> list[Sentence]:
     return _check_nonempty(sents, path, saw_text, saw_lines)
 
 
+TAG_KEYS = ("tags", "ner_tags", "upos", "pos_tags", "labels")
+
+
+def row_problem(tokens: object, tags: object, tag_key: str = "tags") -> str | None:
+    """What is wrong with one sentence's ``tokens`` and tags, read from JSON or a dataset; ``None`` if nothing.
+
+    Tokens must be a list of strings and tags a list of strings (or label ids) as long as the tokens.
+    A string where the list belongs would otherwise be read character by character.
+    """
+    if not isinstance(tokens, list):
+        return f"'tokens' must be a list of strings, got {shown(tokens)}"
+    bad = next((t for t in tokens if not isinstance(t, str)), "")
+    if not isinstance(bad, str):
+        return f"'tokens' must be a list of strings; it holds {shown(bad)}"
+    if not isinstance(tags, list):
+        return f"{tag_key!r} must be a list of strings (or label ids), got {shown(tags)}"
+    wrong = next((t for t in tags if isinstance(t, bool) or not isinstance(t, (str, int))), None)
+    if wrong is not None:
+        return f"{tag_key!r} must be a list of strings (or label ids); it holds {shown(wrong)}"
+    if len(tokens) != len(tags):
+        return f"{len(tokens)} tokens but {len(tags)} tags in {tag_key!r}"
+    return None
+
+
 def read_jsonl(path: str | Path, tag_key: str | None = None) -> list[Sentence]:
     """Read JSON lines: one object per line with ``tokens`` and a tag list (``tags``, ``ner_tags``, ``upos``...)."""
     sents: list[Sentence] = []
@@ -160,23 +185,17 @@ def read_jsonl(path: str | Path, tag_key: str | None = None) -> list[Sentence]:
         if not line.strip():
             continue
         saw_text = True
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"not valid JSON ({exc.msg} at column {exc.colno})", str(path), lineno) from None
-        except (ValueError, RecursionError) as exc:  # a number over Python's digit limit, nesting too deep
-            raise DataError(f"JSON that cannot be read ({' '.join(str(exc).split())[:80]})", str(path),
-                            lineno) from None
-        if not isinstance(obj, dict) or not isinstance(obj.get("tokens"), list):
-            raise DataError("expected an object with a 'tokens' list", str(path), lineno)
-        key = tag_key or next((k for k in ("tags", "ner_tags", "upos", "pos_tags", "labels") if k in obj), None)
-        if key is None or not isinstance(obj.get(key), list):
-            raise DataError("expected a tag list ('tags', 'ner_tags' or 'upos') beside 'tokens'", str(path), lineno)
-        tokens, tags = obj["tokens"], obj[key]
-        if len(tokens) != len(tags):
-            raise DataError(f"{len(tokens)} tokens but {len(tags)} tags", str(path), lineno)
-        if not all(isinstance(t, str) for t in tokens) or not all(isinstance(t, (str, int)) for t in tags):
-            raise DataError("tokens must be strings and tags strings (or ids)", str(path), lineno)
-        if tokens:
-            sents.append(Sentence(list(tokens), [str(t) for t in tags], lineno))
+        obj = loads_json(line, lambda reason: DataError(reason, str(path), lineno))
+        if not isinstance(obj, dict) or "tokens" not in obj:
+            found = "an object without 'tokens'" if isinstance(obj, dict) else json_kind(obj)
+            raise DataError(f"expected an object with 'tokens' and a tag list, found {found}", str(path), lineno)
+        key = tag_key or next((k for k in TAG_KEYS if k in obj), None)
+        if key is None or key not in obj:
+            raise DataError(f"expected a tag list ({', '.join(repr(k) for k in ([tag_key] if tag_key else TAG_KEYS))}) "
+                            "beside 'tokens'", str(path), lineno)
+        problem = row_problem(obj["tokens"], obj[key], key)
+        if problem is not None:
+            raise DataError(problem, str(path), lineno)
+        if obj["tokens"]:
+            sents.append(Sentence(list(obj["tokens"]), [str(t) for t in obj[key]], lineno))
     return _check_nonempty(sents, path, saw_text, saw_lines)

@@ -4,9 +4,10 @@ The words of a sentence are split into subwords by the model's own (fast) tokeni
 transformer runs over the subwords, and each word gets the vector of its first subword or the mean
 of its subwords. Sentences longer than the model's limit are cut into windows of whole words.
 
-Nothing is downloaded: the model is read from a folder with ``config.json``, the weights
-(``model.safetensors`` or ``pytorch_model.bin``) and ``tokenizer.json`` (or files from which
-``transformers`` builds a fast tokenizer), always with ``local_files_only=True``.
+Nothing is downloaded: the model is read from a folder with ``config.json``, the weights in
+safetensors (``model.safetensors``, or shards listed in ``model.safetensors.index.json``) and
+``tokenizer.json`` (or files from which ``transformers`` builds a fast tokenizer), always with
+``local_files_only=True``. Nothing is unpickled: a folder with only ``pytorch_model.bin`` is refused.
 
 What a saved tagger holds:
 
@@ -30,7 +31,7 @@ from torch import nn
 
 from seqtag.embeddings import Embedding
 from seqtag.embeddings.base import Features
-from seqtag.errors import ConfigError, ModelLoadError
+from seqtag.errors import ConfigError, ModelLoadError, SeqtagError
 
 __all__ = ["TransformerEmbedding", "resolve_model_path"]
 __version__ = "0.1.0"
@@ -38,6 +39,8 @@ __version__ = "0.1.0"
 POOLINGS = ("first", "mean", "last")
 PKG_PREFIX = "pkg:"
 _CHUNKS_PER_CALL = 64  # subword windows per transformer call
+SAFETENSORS_NAMES = ("model.safetensors", "model.safetensors.index.json")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")  # weight files that torch.load would unpickle
 
 
 def resolve_model_path(path: str) -> Path:
@@ -202,13 +205,26 @@ class TransformerEmbedding(Embedding):
                 pass
         return limit
 
-    def _load_weights(self, folder: Path) -> nn.Module:
+    def _load_weights(self, folder: Path, error_cls: type[SeqtagError] = ConfigError) -> nn.Module:
+        """The transformer in ``folder``, read from safetensors only: weights that would be unpickled are refused.
+
+        ``pytorch_model.bin`` (and ``.pt``/``.ckpt`` files) are pickles, and unpickling can run code,
+        so a folder without ``model.safetensors`` (or a sharded ``model.safetensors.index.json``) is
+        one ``error_cls`` line; ``use_safetensors=True`` keeps transformers from falling back to them.
+        """
+        if not any((folder / name).is_file() for name in SAFETENSORS_NAMES):
+            pickles = sorted(f.name for f in folder.iterdir() if f.suffix in PICKLE_SUFFIXES)
+            found = f"it holds only {', '.join(pickles)}, " if pickles else "it holds no weights, "
+            raise error_cls(f"transformer_embeddings.v1: {folder}: {found}and safetensors weights "
+                            f"({' or '.join(SAFETENSORS_NAMES)}) are needed; seqtag never unpickles weights, "
+                            "which can run code. Re-save the model with safetensors (save_pretrained writes "
+                            "model.safetensors) from a copy you trust")
         transformers = _quiet_transformers()
         try:
-            return transformers.AutoModel.from_pretrained(str(folder), local_files_only=True)
+            return transformers.AutoModel.from_pretrained(str(folder), local_files_only=True, use_safetensors=True)
         except Exception as exc:  # OSError, ValueError, EnvironmentError from transformers
-            raise ConfigError(f"transformer_embeddings.v1: cannot load the transformer from {folder}: "
-                              f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from None
+            raise error_cls(f"transformer_embeddings.v1: cannot load the transformer from {folder}: "
+                            f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from None
 
     def _finish(self, model: nn.Module) -> None:
         self._pad_id = int(self._hf_config.get("pad_token_id") or 0)
@@ -259,7 +275,7 @@ class TransformerEmbedding(Embedding):
                 raise ModelLoadError(f"{exc.one_line()}. This tagger's frozen transformer weights are read from "
                                      f"there at load time (also tried {self._abs_path!r}); point model_path in its "
                                      "config.json at a copy of the model, or train with save_weights = true") from None
-            model = self._load_weights(folder)
+            model = self._load_weights(folder, ModelLoadError)
             seen = {k: model.config.to_dict().get(k) for k in ("model_type", "hidden_size", "num_hidden_layers",
                                                                  "vocab_size")}
             want = {k: self._hf_config.get(k) for k in seen}

@@ -154,3 +154,48 @@ def _weights(model_dir: Path) -> list[str]:
 
     with safe_open(str(model_dir / "model.safetensors"), "pt") as f:
         return list(f.keys())
+
+
+@pytest.fixture
+def pickled_only(tmp_path: Path) -> Path:
+    """A copy of the test model whose weights are only ``pytorch_model.bin`` (a torch.save pickle)."""
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "bin-only"
+    shutil.copytree(resolve_model_path(MODEL), folder)
+    for f in folder.glob("*.safetensors*"):
+        if f.name.endswith(".safetensors"):
+            torch.save(load_file(str(f)), folder / "pytorch_model.bin")
+        f.unlink()
+    return folder
+
+
+def test_a_folder_with_only_pickled_weights_is_refused_unread(pickled_only: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    loads: list[object] = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    emb = build_part("embedding", {"type": "transformer_embeddings.v1", "model_path": str(pickled_only)})
+    with pytest.raises(ConfigError) as err:
+        emb.initialize(WORDS)
+    msg = str(err.value)
+    assert "\n" not in msg and str(pickled_only) in msg
+    assert "it holds only pytorch_model.bin" in msg and "safetensors weights" in msg and "never unpickles" in msg
+    assert loads == []  # transformers never reached torch.load
+
+
+def test_a_folder_with_only_pickled_weights_is_one_line_in_the_cli(pickled_only: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from seqtag.cli import main
+
+    corpus = write_tiny_corpus(tmp_path / "corpus")
+    res = CliRunner().invoke(main, ["train", "--task", "ner", "--dataset", str(corpus),
+                                    "--set", "model.tokenizer.type=whitespace.v1",
+                                    "--set", "model.embedding.type=transformer_embeddings.v1",
+                                    "--set", f"model.embedding.model_path={pickled_only}",
+                                    "-o", str(tmp_path / "model"), "--no-progress"])
+    assert res.exit_code == 2 and isinstance(res.exception, SystemExit), res.output
+    (line,) = res.stderr.strip().splitlines()
+    assert line.startswith(f"error: transformer_embeddings.v1: {pickled_only}: it holds only pytorch_model.bin")
+    assert "Traceback" not in res.output

@@ -11,17 +11,17 @@ existed load without the check.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .errors import ModelLoadError
+from .jsonio import read_json_object
 from .serialize import STAGING_DIR, recover_staged
 
 LOCK_FILE = ".seqtag.lock"  # held by the run that writes a folder (seqtag.outputs)
 
-__all__ = ["FILES", "META", "file_sha256", "manifest", "is_model_dir", "owned_files", "verify_files",
+__all__ = ["FILES", "META", "read_meta", "file_sha256", "manifest", "is_model_dir", "owned_files", "verify_files",
            "owning_model", "wait_for_commit"]
 
 META = "meta.json"
@@ -43,24 +43,26 @@ def manifest(directory: Path, files: Iterable[str]) -> dict[str, str]:
     return {rel: file_sha256(directory / rel) for rel in sorted(files)}
 
 
-def _meta(directory: Path) -> dict[str, Any] | None:
+def read_meta(directory: Path) -> dict[str, Any] | None:
+    """``directory/meta.json`` when it is a seqtag model's (an object with an integer ``format_version``),
+    else ``None`` (missing, unreadable or another tool's ``meta.json``)."""
     try:
-        data = json.loads((directory / META).read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
+        data = read_json_object(directory / META, ModelLoadError)
+    except ModelLoadError:
         return None
-    return data if isinstance(data, dict) and isinstance(data.get("format_version"), int) else None
+    return data if isinstance(data.get("format_version"), int) else None
 
 
 def is_model_dir(path: str | Path) -> bool:
     """Whether ``path`` is a seqtag model folder (its ``meta.json`` has an integer ``format_version``)."""
-    return _meta(Path(path)) is not None
+    return read_meta(Path(path)) is not None
 
 
 def owned_files(directory: str | Path) -> list[str]:
     """The files of the model in ``directory`` (relative paths): its manifest's, or for a model saved
     without one, the standard files and ``assets/*.json`` that exist."""
     directory = Path(directory)
-    meta = _meta(directory)
+    meta = read_meta(directory)
     if meta is None:
         return []
     listed = meta.get("files")

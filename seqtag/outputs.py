@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import json
 import os
 import shutil
 import socket
@@ -26,7 +25,7 @@ from typing import IO, Iterator
 
 from .checkpoint import CHECKPOINT_DIR, recover_checkpoint
 from .errors import ConfigError
-from .modeldir import LOCK_FILE, is_model_dir
+from .modeldir import LOCK_FILE, read_meta
 from .serialize import recover_staged
 
 __all__ = ["claim_output", "describe_run", "LOCK_FILE", "OutputBusyError"]
@@ -37,16 +36,15 @@ class OutputBusyError(ConfigError):
 
 def describe_run(folder: Path) -> str | None:
     """What seqtag run ``folder`` holds (for messages), or ``None`` when it holds none."""
-    if is_model_dir(folder):
-        try:
-            meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-            test = meta.get("scores", {}).get("test", {})
-            score = test.get("f1", test.get("accuracy"))
-            what = f"a seqtag {meta.get('task', '?').upper()} model"
-            return what + (f" (test {'F1' if 'f1' in test else 'accuracy'} {100 * score:.2f})"
-                           if isinstance(score, (int, float)) else "")
-        except (OSError, ValueError, AttributeError):
-            return "a seqtag model"
+    meta = read_meta(folder)
+    if meta is not None:
+        scores = meta.get("scores")
+        test = scores.get("test") if isinstance(scores, dict) else None
+        test = test if isinstance(test, dict) else {}
+        metric = "F1" if "f1" in test else "accuracy"
+        score = test.get("f1", test.get("accuracy"))
+        what = f"a seqtag {str(meta.get('task', '?')).upper()[:8]} model"
+        return what + (f" (test {metric} {100 * score:.2f})" if isinstance(score, (int, float)) else "")
     if (folder / CHECKPOINT_DIR / "trainer.json").is_file():
         return "an interrupted seqtag run (a checkpoint, no model yet)"
     if (folder / "seeds.json").is_file():

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-import json
 import os
 import sys
 from dataclasses import asdict, dataclass, field
@@ -30,6 +29,7 @@ from .config import build_part
 from .errors import ModelLoadError, PluginMissingError, SeqtagError
 from .labels import split_tag, tags_from_spans
 from .model import TaggerModel, make_batch
+from .jsonio import read_json_object
 from .modeldir import META, manifest, owned_files, verify_files, wait_for_commit
 from .serialize import commit_files, write_json
 from .tokenizers import Tokenizer, word_offsets
@@ -250,15 +250,7 @@ class Tagger:
 def _read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ModelLoadError(f"{path}: missing; not a complete seqtag model directory")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelLoadError(f"{path}: not valid JSON ({exc})") from None
-    except RecursionError:
-        raise ModelLoadError(f"{path}: not valid JSON (nested too deeply to read)") from None
-    if not isinstance(data, dict):
-        raise ModelLoadError(f"{path}: expected a JSON object")
-    return data
+    return read_json_object(path, ModelLoadError)
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:

@@ -75,7 +75,8 @@ def main() -> None:
 
 
 no_verify_option = click.option(
-    "--no-verify", is_flag=True, help="Load the model even if its files differ from the SHA-256 manifest in its meta.json.")
+    "--no-verify", is_flag=True,
+    help="Load the model even if its files differ from the SHA-256 manifest in its meta.json.")
 
 
 def _log(msg: str) -> None:

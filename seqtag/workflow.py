@@ -39,7 +39,8 @@ def _splits(corpus: Corpus, cfg: dict[str, Any], log: Callable[[str], None]) -> 
     real = list(corpus.splits) != ["data"]
     if corpus.has_split("dev") and real:
         dev = corpus.sentences("dev", eval_scheme)
-        check_gold_labels(task, labels, corpus, "dev", dev, warn=lambda m: log(f"warning: {m}"), owner="training split")
+        check_gold_labels(task, labels, corpus, "dev", dev, warn=lambda m: log(f"warning: {m}"),
+                          owner="training split")
     else:
         rng = random.Random(0)
         order = list(range(len(train)))
@@ -53,7 +54,8 @@ def _splits(corpus: Corpus, cfg: dict[str, Any], log: Callable[[str], None]) -> 
     test = None
     if corpus.has_split("test") and real:
         test = corpus.sentences("test", eval_scheme)
-        check_gold_labels(task, labels, corpus, "test", test, warn=lambda m: log(f"warning: {m}"), owner="training split")
+        check_gold_labels(task, labels, corpus, "test", test, warn=lambda m: log(f"warning: {m}"),
+                          owner="training split")
     return train, dev, test
 
 

@@ -257,3 +257,9 @@ def test_loading_finishes_a_save_that_a_crash_cut_short(ner_model: Path, tmp_pat
     (stage / ".commit.json").write_text(json.dumps({"files": ["meta.json"], "remove": []}))
     assert seqtag.load(model).meta["scores"] == {"dev": {"f1": 0.5}}
     assert not stage.exists()
+
+
+def test_a_model_config_nested_100k_levels_deep_is_one_line(ner_model: Path, tmp_path: Path) -> None:
+    model = _copy(ner_model, tmp_path)
+    (model / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    fails(["predict", model], f"{model / 'config.json'}: JSON nested too deeply to read", input="a b\n")

@@ -23,6 +23,15 @@ def corpora_dir() -> Path | None:
     return Path(root) if root and Path(root).is_dir() else None
 
 
+@pytest.fixture(autouse=True)
+def _no_third_party_plugins(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite tests seqtag itself, whatever else is installed: third-party plugin autoload is off
+    (in this process and the commands it starts), except in tests marked ``plugins``, which install
+    or use one (the plugins' own tests under plugins/ run with it on)."""
+    if request.node.get_closest_marker("plugins") is None:
+        monkeypatch.setenv("SEQTAG_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _one_thread() -> None:
     import torch

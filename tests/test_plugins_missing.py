@@ -90,6 +90,7 @@ def test_autoload_off_lists_only_the_builtins() -> None:
     assert text.returncode == 0 and "third-party plugins are off" in text.stdout
 
 
+@pytest.mark.plugins
 def test_autoload_on_lists_every_installed_entry_point() -> None:
     installed = {(g.split(".")[1][:-1], ep.name) for g in GROUPS for ep in entry_points(group=g)}
     rows = _listed()

@@ -57,6 +57,7 @@ def test_refuses_taken_names_and_full_folders(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "already exists and is not empty" in res.output
 
 
+@pytest.mark.plugins
 def test_scaffolded_plugin_installs_passes_its_test_and_trains_by_name(tmp_path: Path) -> None:
     from seqtag.errors import PluginMissingError
     from seqtag.tagger import Tagger

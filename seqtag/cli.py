@@ -11,6 +11,7 @@ from typing import Any, Callable, TextIO
 import click
 
 from .errors import SeqtagError
+from .registry import KINDS
 
 TASKS = click.Choice(["ner", "pos"])
 
@@ -106,8 +107,7 @@ def train(task: str | None, dataset: str | None, config_path: str | None, overri
           output: str | None, force: bool, overwrite: bool, max_epochs: int | None, seed: int | None, seeds: int,
           tag_column: str | None, scheme: str | None, strict: bool, resume_dir: str | None, no_progress: bool) -> None:
     """Train a tagger (NER on conll2003 and POS on ud_english_ewt by default) and keep the best one."""
-    from .config import apply_overrides, load_config
-    from .train import build_config
+    from .config import build_config, load_config
     from .workflow import run_training
 
     if resume_dir is not None:
@@ -115,35 +115,16 @@ def train(task: str | None, dataset: str | None, config_path: str | None, overri
 
         resume_training(Path(resume_dir), progress=not no_progress, log=_log)
         return
-    user = load_config(config_path) if config_path else {}
     sets = list(overrides)
     if max_epochs is not None:
         sets.append(f"training.max_epochs={max_epochs}")
     if seed is not None:
         sets.append(f"training.seed={seed}")
-    user = apply_overrides(user, sets)
-    cfg = build_config(task or user.get("task") or "ner", user)  # an unknown or conflicting task is refused there
-    task = cfg["task"]
-    dataset = _absolute(dataset or cfg.get("data", {}).get("dataset"))
-    data = {k: v for k, v in {"dataset": dataset, "tag_column": tag_column,
-                               "scheme": scheme, "strict": strict}.items() if v not in (None, False)}
-    cfg["data"] = {**cfg.get("data", {}), **data}
-    out = Path(output or f"models/{task}")
+    # every layer goes in before the one check: an unknown or conflicting task is refused there too
+    cfg = build_config(task, load_config(config_path) if config_path else {}, overrides=sets,
+                       data={"dataset": dataset, "tag_column": tag_column, "scheme": scheme, "strict": strict})
+    out = Path(output or f"models/{cfg['task']}")
     run_training(cfg, out, seeds=seeds, progress=not no_progress, log=_log, force=force, overwrite=overwrite)
-
-
-def _absolute(spec: str | None) -> str | None:
-    """A dataset given by local path is saved absolute, so `--resume` and `evaluate` work from any folder."""
-    from .data import catalogue
-
-    if spec is None or spec in catalogue():
-        return spec
-    if Path(spec).exists():
-        return str(Path(spec).resolve())
-    if "=" in spec:
-        items = [item.partition("=") for item in spec.split(",")]
-        return ",".join(f"{k}={Path(v.strip()).resolve() if Path(v.strip()).exists() else v}" for k, _, v in items)
-    return spec
 
 
 @main.command()
@@ -242,7 +223,7 @@ def spacy_package(model: str, output_dir: str, lang: str, name: str | None, span
 
 @main.command("new-plugin")
 @click.argument("name")
-@click.option("--kind", type=click.Choice(["encoder", "embedding", "head", "tokenizer"]), default="encoder",
+@click.option("--kind", type=click.Choice(KINDS), default="encoder",
               show_default=True, help="The kind of part the plugin provides.")
 @click.option("--dir", "directory", type=click.Path(file_okay=False), default=".", show_default=True,
               help="The folder to create the plugin package in.")

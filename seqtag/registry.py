@@ -1,4 +1,9 @@
-"""Registries of the four kinds of parts: tokenizers, embeddings, encoders and heads.
+"""The four kinds of parts (tokenizers, embeddings, encoders, heads): what each kind is, and a registry per kind.
+
+What every module asks about the kinds is defined here once: :data:`KINDS` (also the part slots of a
+``[model]`` table), :data:`WIRED` (the arguments the model passes each kind, never set by users),
+:func:`entry_point_group` (``seqtag.encoders``...) and :func:`walk_parts` (every part a ``[model]``
+table names, the nested ones included, through the parts' ``nested`` attribute).
 
 Built-in parts register themselves with a decorator::
 
@@ -22,13 +27,25 @@ import os
 import re
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generic, Iterator, Mapping, TypeVar, overload
 
 from .errors import RegistryError
+
+if TYPE_CHECKING:  # the part base classes import torch; this module must not
+    from .embeddings.base import Embedding
+    from .encoders.base import Encoder
+    from .heads.base import Head
+    from .tokenizers import Tokenizer
 
 __all__ = [
     "Registry",
     "PartInfo",
+    "KINDS",
+    "NETWORK_KINDS",
+    "WIRED",
+    "entry_point_group",
+    "nested_slots",
+    "walk_parts",
     "tokenizers",
     "embeddings",
     "encoders",
@@ -43,7 +60,28 @@ AUTOLOAD_ENV = "SEQTAG_DISABLE_PLUGIN_AUTOLOAD"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-]*(\.[a-z0-9_\-]+)*\.v[0-9]+$")
 BUILTIN_DIST = "seqtag"
 
-T = TypeVar("T")
+KINDS: tuple[str, ...] = ("tokenizer", "embedding", "encoder", "head")
+"""The kinds of parts, in the order a tagger runs them; also the part slots of a ``[model]`` table."""
+
+NETWORK_KINDS: tuple[str, ...] = ("embedding", "encoder", "head")
+"""The kinds the model's network is built from (the tokenizer runs before it, on raw text)."""
+
+WIRED: dict[str, tuple[str, ...]] = {
+    "tokenizer": (),
+    "embedding": (),
+    "encoder": ("input_dim",),
+    "head": ("input_dim", "labels", "scheme"),
+}
+"""The keyword arguments the model passes each kind from the parts around it; a config never sets them."""
+
+
+def entry_point_group(kind: str) -> str:
+    """The entry-point group through which third parties provide parts of ``kind``, e.g. ``seqtag.encoders``."""
+    return f"seqtag.{kind}s"
+
+
+T = TypeVar("T")  # the kind of part a registry's factories build (Encoder, Head, ...)
+F = TypeVar("F", bound=Callable[..., Any])  # a factory, as the register decorator gets and returns it
 
 
 def autoload_enabled() -> bool:
@@ -52,12 +90,12 @@ def autoload_enabled() -> bool:
 
 
 @dataclass(frozen=True)
-class PartInfo:
-    """What the registry knows of one registered part."""
+class PartInfo(Generic[T]):
+    """What the registry knows of one registered part: ``obj`` is its factory (usually the part's class)."""
 
     kind: str
     name: str
-    obj: Any
+    obj: Callable[..., T]
     distribution: str
     version: str | None
 
@@ -70,8 +108,8 @@ class PartInfo:
         return ""
 
 
-class Registry:
-    """A mapping from versioned names (``lstm.v1``) to part factories of one kind.
+class Registry(Generic[T]):
+    """A mapping from versioned names (``lstm.v1``) to factories of one kind of part, ``T``.
 
     Args:
         kind: The part kind in the singular, e.g. ``"encoder"``.
@@ -80,17 +118,24 @@ class Registry:
 
     def __init__(self, kind: str, builtin_module: str) -> None:
         self.kind = kind
-        self.group = f"seqtag.{kind}s"
+        self.group = entry_point_group(kind)
         self.builtin_module = builtin_module
-        self._parts: dict[str, PartInfo] = {}
+        self._parts: dict[str, PartInfo[T]] = {}
         self._builtins_loaded = False
 
     # -- registration -------------------------------------------------------------------------
+    @overload
+    def register(self, name: str, obj: None = None, *, distribution: str = ...,
+                 version: str | None = ...) -> Callable[[F], F]: ...
+
+    @overload
+    def register(self, name: str, obj: F, *, distribution: str = ..., version: str | None = ...) -> F: ...
+
     def register(self, name: str, obj: Any = None, *, distribution: str = BUILTIN_DIST,
                  version: str | None = None) -> Any:
         """Register ``obj`` under ``name``; without ``obj``, return a decorator."""
         if obj is None:
-            def decorator(inner: T) -> T:
+            def decorator(inner: F) -> F:
                 self.register(name, inner, distribution=distribution, version=version)
                 return inner
             return decorator
@@ -142,7 +187,7 @@ class Registry:
             )
         self.register(ep.name, obj, distribution=dist, version=version)
 
-    def info(self, name: str) -> PartInfo:
+    def info(self, name: str) -> PartInfo[T]:
         """The :class:`PartInfo` for ``name``, loading its entry point if needed."""
         self._load_builtins()
         if name not in self._parts:
@@ -154,7 +199,7 @@ class Registry:
             raise RegistryError(self._unknown_message(name))
         return self._parts[name]
 
-    def get(self, name: str) -> Any:
+    def get(self, name: str) -> Callable[..., T]:
         """The factory registered under ``name``."""
         return self.info(name).obj
 
@@ -172,7 +217,7 @@ class Registry:
         names.update(ep.name for ep in self._entry_points())
         return sorted(names)
 
-    def all(self) -> list[PartInfo]:
+    def all(self) -> list[PartInfo[T]]:
         """Load every entry point of this kind and return every part, sorted by name."""
         self._load_builtins()
         for ep in self._entry_points():
@@ -197,22 +242,48 @@ def _bump(name: str) -> str:
     return f"{stem}.v{int(ver) + 1}" if ver.isdigit() else name + ".v2"
 
 
-tokenizers = Registry("tokenizer", "seqtag.tokenizers")
-embeddings = Registry("embedding", "seqtag.embeddings")
-encoders = Registry("encoder", "seqtag.encoders")
-heads = Registry("head", "seqtag.heads")
+tokenizers: Registry[Tokenizer] = Registry("tokenizer", "seqtag.tokenizers")
+embeddings: Registry[Embedding] = Registry("embedding", "seqtag.embeddings")
+encoders: Registry[Encoder] = Registry("encoder", "seqtag.encoders")
+heads: Registry[Head] = Registry("head", "seqtag.heads")
 
-REGISTRIES: dict[str, Registry] = {
-    "tokenizer": tokenizers,
-    "embedding": embeddings,
-    "encoder": encoders,
-    "head": heads,
-}
+REGISTRIES: dict[str, Registry[Any]] = {reg.kind: reg for reg in (tokenizers, embeddings, encoders, heads)}
+"""The registry of each kind, in :data:`KINDS` order."""
 
 
-def get_registry(kind: str) -> Registry:
+def get_registry(kind: str) -> Registry[Any]:
     """The registry of ``kind`` (``tokenizer``, ``embedding``, ``encoder`` or ``head``)."""
     try:
         return REGISTRIES[kind]
     except KeyError:
         raise RegistryError(f"unknown part kind {kind!r}; kinds: {', '.join(REGISTRIES)}") from None
+
+
+def nested_slots(factory: Any) -> Mapping[str, str]:
+    """The keys of a part's config that hold lists of nested part configs, with their kind.
+
+    A part that composes others declares them on its class, e.g. ``nested = {"parts": "embedding"}``
+    (``concat.v1``) or ``nested = {"layers": "encoder"}`` (``stack.v1``); other parts have none.
+    """
+    nested = getattr(factory, "nested", None)
+    return nested if isinstance(nested, Mapping) else {}
+
+
+def walk_parts(model_cfg: Mapping[str, Any]) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
+    """Every part a ``[model]`` table names, nested parts included, as ``(kind, name, cfg)``, depth first.
+
+    The slots are visited in :data:`KINDS` order. A slot that is not a table, or a ``type`` that is not
+    a string, is passed over (checking the config reports those); an unknown name raises
+    :class:`~seqtag.errors.RegistryError` listing the known ones.
+    """
+    # an explicit stack: a config read from a model folder may nest parts deeper than the recursion limit
+    stack: list[tuple[str, Any]] = [(kind, model_cfg.get(kind)) for kind in reversed(KINDS)]
+    while stack:
+        kind, cfg = stack.pop()
+        if not isinstance(cfg, Mapping) or not isinstance(cfg.get("type"), str):
+            continue
+        name = cfg["type"]
+        yield kind, name, cfg
+        subs = [(sub_kind, sub) for key, sub_kind in nested_slots(get_registry(kind).get(name)).items()
+                if isinstance(cfg.get(key), (list, tuple)) for sub in cfg[key]]
+        stack.extend(reversed(subs))

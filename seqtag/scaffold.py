@@ -20,10 +20,10 @@ from pathlib import Path
 
 from .about import __version__
 from .errors import ConfigError
+from .registry import KINDS, entry_point_group, get_registry
 
 __all__ = ["PluginNames", "plugin_names", "new_plugin", "KINDS"]
 
-KINDS = ("encoder", "embedding", "head", "tokenizer")
 _NAME = re.compile(r"^[a-z][a-z0-9]*([_-][a-z0-9]+)*$")
 
 
@@ -50,7 +50,7 @@ class PluginNames:
     @property
     def group(self) -> str:
         """The entry-point group, e.g. ``seqtag.encoders``."""
-        return f"seqtag.{self.kind}s"
+        return entry_point_group(self.kind)
 
 
 def plugin_names(name: str, kind: str = "encoder") -> PluginNames:
@@ -271,7 +271,8 @@ class @CLASS@(Head):
         logits = self.mlp(x)  # shape: (batch, seq, num_tags)
         return F.cross_entropy(logits[mask], tags[mask], reduction="sum") / x.size(0)
 
-    def decode(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(self, x: torch.Tensor, mask: torch.Tensor,
+               with_confidence: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         probs = self.mlp(x).softmax(dim=-1)  # shape: (batch, seq, num_tags)
         conf, best = probs.max(dim=-1)  # shape: (batch, seq)
         return best.masked_fill(~mask, 0), conf.masked_fill(~mask, 0.0)
@@ -338,10 +339,8 @@ def new_plugin(name: str, kind: str = "encoder", directory: str | Path = ".") ->
     Raises:
         ConfigError: The name is unusable or taken, or the folder exists and is not empty.
     """
-    from . import registry
-
     names = plugin_names(name, kind)
-    reg = registry.get_registry(kind)
+    reg = get_registry(kind)
     if names.part in reg.names():
         owner = reg.info(names.part).distribution
         raise ConfigError(f"new-plugin: the {kind} name {names.part!r} is already registered by {owner}; "

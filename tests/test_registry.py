@@ -7,11 +7,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Sequence
 
 import pytest
 
 from seqtag import registry
-from seqtag.config import apply_overrides, build_part, resolve
+from seqtag.config import apply_overrides, build_part, check_kwargs, resolve
 from seqtag.errors import ConfigError, RegistryError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "seqtag-testplugin"
@@ -47,6 +48,57 @@ def test_builtins_are_registered_with_their_distribution() -> None:
     assert {"whitespace.v1", "spacy.v1", "pretokenized.v1"} <= set(registry.tokenizers.names())
 
 
+# The built-in parts, by kind. Adding, removing or renaming a built-in must update this list (and the
+# docs: docs/configuration.md's table of parts); a renamed part also needs its old name kept loadable.
+BUILTINS = {
+    "tokenizer": ["pretokenized.v1", "spacy.v1", "whitespace.v1"],
+    "embedding": ["char_cnn.v1", "char_lstm.v1", "concat.v1", "pretrained.v1", "word.v1"],
+    "encoder": ["gru.v1", "identity.v1", "lstm.v1", "rnn.v1", "stack.v1"],
+    "head": ["crf.v1", "softmax.v1"],
+}
+
+
+def test_builtin_names_per_kind_are_the_documented_ones() -> None:
+    found = {kind: sorted(info.name for info in reg.all() if info.distribution == registry.BUILTIN_DIST)
+             for kind, reg in registry.REGISTRIES.items()}
+    assert found == BUILTINS
+
+
+def test_kinds_groups_and_wired_arguments_are_defined_once() -> None:
+    assert registry.KINDS == ("tokenizer", "embedding", "encoder", "head") == tuple(registry.REGISTRIES)
+    assert [registry.get_registry(k).group for k in registry.KINDS] == [
+        "seqtag.tokenizers", "seqtag.embeddings", "seqtag.encoders", "seqtag.heads"]
+    assert registry.WIRED["encoder"] == ("input_dim",) and registry.WIRED["head"] == ("input_dim", "labels", "scheme")
+    assert set(registry.NETWORK_KINDS) < set(registry.KINDS)
+    with pytest.raises(RegistryError, match="unknown part kind 'decoder'; kinds: tokenizer, embedding"):
+        registry.get_registry("decoder")
+
+
+def test_walk_parts_visits_nested_parts_depth_first() -> None:
+    model = {"dropout": 0.5, "tokenizer": {"type": "whitespace.v1"},
+             "embedding": {"type": "concat.v1", "parts": [
+                 {"type": "word.v1"}, {"type": "concat.v1", "parts": [{"type": "char_cnn.v1"}]}]},
+             "encoder": {"type": "stack.v1", "layers": [{"type": "lstm.v1"}, {"type": "gru.v1"}]},
+             "head": {"type": "crf.v1"}}
+    walked = [(kind, name) for kind, name, _ in registry.walk_parts(model)]
+    assert walked == [("tokenizer", "whitespace.v1"), ("embedding", "concat.v1"), ("embedding", "word.v1"),
+                      ("embedding", "concat.v1"), ("embedding", "char_cnn.v1"), ("encoder", "stack.v1"),
+                      ("encoder", "lstm.v1"), ("encoder", "gru.v1"), ("head", "crf.v1")]
+    # slots that are no table, a type that is no string, nested parts that are no list: passed over
+    odd = {"tokenizer": 3, "embedding": {"type": 7}, "encoder": {"type": "stack.v1", "layers": "x"}}
+    assert [(k, n) for k, n, _ in registry.walk_parts(odd)] == [("encoder", "stack.v1")]
+    with pytest.raises(RegistryError, match="unknown encoder 'nope.v1'"):
+        list(registry.walk_parts({"encoder": {"type": "nope.v1"}}))
+
+
+def test_registries_are_generic_in_their_part_type() -> None:
+    from seqtag.encoders import Encoder
+
+    factory = registry.encoders.get("lstm.v1")
+    assert isinstance(factory, type) and issubclass(factory, Encoder)
+    assert registry.Registry[Encoder]("encoder", "seqtag.encoders").group == "seqtag.encoders"
+
+
 def test_config_kwargs_are_checked_against_the_signature() -> None:
     with pytest.raises(ConfigError, match=r"encoder 'lstm.v1' takes no argument 'hidden'; it takes: hidden_size"):
         build_part("encoder", {"type": "lstm.v1", "hidden": 3}, input_dim=4)
@@ -54,6 +106,41 @@ def test_config_kwargs_are_checked_against_the_signature() -> None:
         build_part("encoder", {"type": "lstm.v1", "hidden_size": "3"}, input_dim=4)
     with pytest.raises(ConfigError, match="'input_dim' is wired by the model"):
         resolve("encoder", {"type": "lstm.v1", "input_dim": 3})
+
+
+def test_argument_types_come_from_the_real_annotations(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match=r"^encoder 'lstm.v1': 'hidden_size' must be int, got str 'big'$"):
+        build_part("encoder", {"type": "lstm.v1", "hidden_size": "big"}, input_dim=4)
+    with pytest.raises(ConfigError, match=r"'bidirectional' must be bool, got int 1"):
+        build_part("encoder", {"type": "lstm.v1", "bidirectional": 1}, input_dim=4)
+    reg = registry.Registry("encoder", "seqtag.encoders")
+    monkeypatch.setattr(registry, "REGISTRIES", {**registry.REGISTRIES, "encoder": reg})
+
+    class Part:
+        """A part whose annotations are text, one naming what only a type checker would import."""
+
+        def __init__(self, input_dim: int, width: int | None = None, names: Sequence[str] = (),
+                     other: NotImportedHere = None) -> None:  # type: ignore[name-defined] # noqa: F821
+            pass
+
+    reg.register("annotated.v1", Part)
+    with pytest.raises(ConfigError, match=r"'width' must be int \| None, got float 1.5"):
+        check_kwargs("encoder", {"type": "annotated.v1", "width": 1.5})
+    with pytest.raises(ConfigError, match=r"'names' must be Sequence\[str\], got str 'ab'"):
+        check_kwargs("encoder", {"type": "annotated.v1", "names": "ab"})
+    # what cannot be resolved is not checked; the other arguments still are
+    assert check_kwargs("encoder", {"type": "annotated.v1", "width": None, "names": ["a"], "other": 3})[1] == {
+        "width": None, "names": ["a"], "other": 3}
+
+
+def test_no_eval_in_the_package() -> None:
+    import ast
+
+    root = Path(__file__).parent.parent / "seqtag"
+    calls = [f"{path.relative_to(root)}:{node.lineno}" for path in root.rglob("*.py")
+             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("eval", "exec")]
+    assert calls == []
 
 
 def test_resolve_fills_every_default_recursively() -> None:
@@ -93,6 +180,7 @@ def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return site
 
 
+@pytest.mark.plugins
 def test_entry_point_part_is_found_by_name_lazily(plugin_site: Path, tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     code = (
@@ -115,6 +203,7 @@ def test_entry_point_part_is_found_by_name_lazily(plugin_site: Path, tmp_path: P
     assert before is False and after is True  # one name loads one entry point; listing loads all
 
 
+@pytest.mark.plugins
 def test_cli_plugins_lists_the_plugin_and_autoload_can_be_turned_off(plugin_site: Path) -> None:
     cmd = [sys.executable, "-m", "seqtag.cli", "plugins"]
     env = {**os.environ, "PYTHONPATH": str(plugin_site)}

@@ -153,3 +153,64 @@ def test_seeds_report_median_min_max(tmp_path: Path) -> None:
     assert report["test"] == {"median": pytest.approx(sum(tests) / 2), "min": min(tests), "max": max(tests)}
     assert (out / "seed0" / "model.safetensors").is_file() and (out / "seed1" / "model.safetensors").is_file()
     assert "over 2 seeds" in res.output
+
+
+# -- building the config: every layer in, then one check -----------------------------------------------
+def test_build_config_layers_defaults_config_overrides_and_flags() -> None:
+    from seqtag.config import build_config
+
+    user = {"task": "pos", "model": {"encoder": {"type": "lstm.v1", "hidden_size": 9}}, "data": {"strict": True}}
+    cfg = build_config(None, user, overrides=["model.encoder.type=gru.v1", "training.max_epochs=2"],
+                       data={"dataset": "conll2003", "tag_column": "upos", "scheme": None, "strict": False})
+    assert cfg["task"] == "pos" and cfg["scheme"] == "none"  # the task the config names, then POS's scheme
+    assert cfg["model"]["encoder"]["type"] == "gru.v1" and cfg["model"]["encoder"]["hidden_size"] == 200
+    assert cfg["model"]["embedding"]["type"] == "concat.v1"  # the task's default, filled in
+    assert cfg["training"]["max_epochs"] == 2 and cfg["training"]["patience"] == 6
+    # flags that were given win over the config; a flag not given (None, False) leaves it alone
+    assert cfg["data"] == {"strict": True, "dataset": "conll2003", "tag_column": "upos"}
+    assert build_config("ner")["data"] == {} and build_config(None)["task"] == "ner"
+
+
+def test_flags_and_overrides_are_checked_with_the_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from seqtag.config import build_config
+    from seqtag.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^\[data\] must be a table, got int 3$"):
+        build_config("ner", {"data": 3}, data={"dataset": "conll2003"})
+    with pytest.raises(ConfigError, match=r"^encoder 'lstm.v1': 'hidden_size' must be int, got str 'big'$"):
+        build_config("ner", {}, overrides=["model.encoder.hidden_size=big"])
+    with pytest.raises(ConfigError, match=r"the config's task 'ner' is not the task trained \('pos'\)"):
+        build_config("pos", {}, overrides=["task=ner"])
+    with pytest.raises(ConfigError, match=r"^unknown task 'tagging'; expected 'ner' or 'pos'$"):
+        build_config(None, {"task": "tagging"})
+    with pytest.raises(ConfigError, match=r"^\[training\] max_epochs must be at least 1, got 0$"):
+        build_config("ner", {}, overrides=["training.max_epochs=0"])
+    # a local dataset path is kept absolute, whichever layer named it; other names stay as they are
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "corpus").mkdir()
+    assert build_config("ner", {"data": {"dataset": "corpus"}})["data"]["dataset"] == str(tmp_path / "corpus")
+    spec = build_config("ner", overrides=["data.dataset=train=corpus,dev=missing"])["data"]["dataset"]
+    assert spec == f"train={tmp_path / 'corpus'},dev=missing"
+    for name in ("conll2003", "owner/name", "\0", "x" * 5000):
+        assert build_config("ner", data={"dataset": name})["data"]["dataset"] == name
+
+
+def test_cli_train_hands_every_flag_to_one_config_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The flags reach build_config before it checks anything; cli.py only collects them."""
+    import seqtag.workflow
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(seqtag.workflow, "run_training", lambda cfg, out, **kw: seen.update(cfg=cfg, out=out))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "c.toml").write_text('task = "pos"\n[training]\nlr = 0.1\n')
+    res = CliRunner().invoke(main, ["train", "--config", "c.toml", "--dataset", "data", "--tag-column", "upos",
+                                    "--strict", "--max-epochs", "3", "--seed", "7", "--set", "training.patience=2"])
+    assert res.exit_code == 0, res.output
+    cfg = seen["cfg"]
+    assert isinstance(cfg, dict) and seen["out"] == Path("models/pos")
+    assert cfg["data"] == {"dataset": str(tmp_path / "data"), "tag_column": "upos", "strict": True}
+    assert {k: cfg["training"][k] for k in ("lr", "max_epochs", "seed", "patience")} == {
+        "lr": 0.1, "max_epochs": 3, "seed": 7, "patience": 2}
+    res = CliRunner().invoke(main, ["train", "--config", "c.toml", "--task", "ner"])
+    assert res.exit_code == 2 and "the config's task 'pos' is not the task trained ('ner')" in res.stderr

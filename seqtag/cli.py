@@ -10,10 +10,9 @@ from typing import Any, Callable, TextIO
 
 import click
 
+from .config.build import TASKS
 from .errors import SeqtagError
 from .registry import KINDS
-
-TASKS = click.Choice(["ner", "pos"])
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -50,10 +49,10 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 class _OneLineErrors(click.Group):
     """A bad option or argument is one ``error:`` line too (click would print the usage and a hint above it)."""
 
-    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs.pop("standalone_mode", None)
         try:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
         except click.exceptions.NoArgsIsHelpError as exc:  # a bare `seqtag`: the help, as click shows it
             click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
             sys.exit(exc.exit_code)
@@ -85,11 +84,14 @@ def _log(msg: str) -> None:
 
 
 @main.command()
-@click.option("--task", type=TASKS, default=None, help="ner or pos (default: ner, or the --config's task).")
-@click.option("--dataset", default=None, help="Corpus name, file/folder, split=path,..., or hub id owner/name[:config].")
+@click.option("--task", type=click.Choice(TASKS), default=None,
+              help="ner or pos (default: ner, or the --config's task).")
+@click.option("--dataset", default=None,
+              help="Corpus name, file/folder, split=path,..., or hub id owner/name[:config].")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="A TOML config file.")
 @click.option("--set", "overrides", multiple=True, metavar="SLOT.KEY=VALUE", help="Override a config value.")
-@click.option("--output", "-o", type=click.Path(file_okay=False), default=None, help="Model directory (default models/TASK).")
+@click.option("--output", "-o", type=click.Path(file_okay=False), default=None,
+              help="Model directory (default models/TASK).")
 @click.option("--force", is_flag=True, help="Write the model into an existing folder that holds other files.")
 @click.option("--overwrite", is_flag=True, help="Replace the model (and its run) already in the --output folder.")
 @click.option("--max-epochs", type=click.IntRange(min=1), default=None)
@@ -186,7 +188,7 @@ def plugins(as_json: bool) -> None:
     """List every registered part by kind, with its distribution and a description."""
     from .registry import REGISTRIES, autoload_enabled
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for kind, reg in REGISTRIES.items():
         for info in reg.all():
             rows.append({"kind": kind, "name": info.name, "distribution": info.distribution,
@@ -230,7 +232,8 @@ def spacy_package(model: str, output_dir: str, lang: str, name: str | None, span
 @handle_errors
 def new_plugin(name: str, kind: str, directory: str) -> None:
     """Write a plugin package seqtag-NAME: pyproject with the entry point, a working part, README and a test."""
-    from .scaffold import new_plugin as scaffold, plugin_names
+    from .scaffold import new_plugin as scaffold
+    from .scaffold import plugin_names
 
     root = scaffold(name, kind, Path(directory))
     names = plugin_names(name, kind)

@@ -18,7 +18,14 @@ from typing import Any, Callable, Mapping, NoReturn, Sequence
 
 import torch
 
-from .checkpoint import CHECKPOINT_DIR, Interrupted, deferred_interrupt, load_checkpoint, read_checkpoint, save_checkpoint
+from .checkpoint import (
+    CHECKPOINT_DIR,
+    Interrupted,
+    deferred_interrupt,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
 from .config import TrainingConfig, build_config, default_config
 from .data import index_sentences
 from .errors import DataError, TrainingDivergedError
@@ -260,8 +267,8 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
                 state.bad_epochs += 1
             if scheduler is not None:
                 scheduler.step(score)
-            lr = optimizer.param_groups[0]["lr"]
-            log(f"epoch {epoch + 1:3d}  loss {loss_sum / max(1, len(batches)):8.3f}  dev {'F1' if task == 'ner' else 'acc'} "
+            lr, metric = optimizer.param_groups[0]["lr"], "F1" if task == "ner" else "acc"
+            log(f"epoch {epoch + 1:3d}  loss {loss_sum / max(1, len(batches)):8.3f}  dev {metric} "
                 f"{score:6.2f}{' *' if improved else '  '}  {tokens_done / max(train_time, 1e-9):7.0f} tok/s  "
                 f"lr {lr:.2g}  {run.seconds():6.0f}s")
             state.epoch, state.step_in_epoch, state.epoch_loss = epoch + 1, 0, 0.0

@@ -79,10 +79,13 @@ class TrainState:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
+    def out_of_steps(self, tc: TrainingConfig) -> bool:
+        """The run has done the ``max_steps`` batches it may (never, without a limit)."""
+        return bool(tc.max_steps and self.global_step >= tc.max_steps)
+
     def finished(self, tc: TrainingConfig) -> bool:
         """The run has stopped early, or reached its last epoch or its step limit."""
-        return self.bad_epochs >= tc.patience or self.epoch >= tc.max_epochs or \
-            bool(tc.max_steps and self.global_step >= tc.max_steps)
+        return self.bad_epochs >= tc.patience or self.epoch >= tc.max_epochs or self.out_of_steps(tc)
 
 
 def make_batches(lengths: Sequence[int], batch_size: int, rng: random.Random | None) -> list[list[int]]:
@@ -248,7 +251,7 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
                 if tc.checkpoint_every and state.global_step % tc.checkpoint_every == 0:
                     run.checkpoint()
                 run.stop_if_asked()
-                if tc.max_steps and state.global_step >= tc.max_steps:
+                if state.out_of_steps(tc):
                     break
             bar.close()
             run.check_finite()
@@ -274,7 +277,7 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
             state.epoch, state.step_in_epoch, state.epoch_loss = epoch + 1, 0, 0.0
             run.checkpoint()
             run.stop_if_asked()
-            if tc.max_steps and state.global_step >= tc.max_steps:
+            if state.out_of_steps(tc):
                 break
             if state.bad_epochs >= tc.patience:
                 log(f"early stop: no dev improvement in {tc.patience} epochs")

@@ -12,6 +12,7 @@ from typing import Iterable, Sequence
 __all__ = [
     "SCHEMES",
     "split_tag",
+    "LabelTable",
     "spans_from_tags",
     "tags_from_spans",
     "convert",
@@ -35,27 +36,56 @@ def split_tag(tag: str) -> tuple[str, str]:
     return "?", tag
 
 
+class LabelTable:
+    """A label list read once (each label's prefix and entity type, the id of ``O``), so that sequences
+    of label ids decode to spans without parsing a string per tag.
+
+    Args:
+        labels: The labels; id ``i`` stands for ``labels[i]``.
+    """
+
+    def __init__(self, labels: Sequence[str]) -> None:
+        self.labels = labels
+        parts = [split_tag(lab) for lab in labels]
+        self.prefix = [p for p, _ in parts]
+        self.type = [t for _, t in parts]
+        self.outside = labels.index("O") if "O" in labels else -1
+
+    def spans(self, ids: Sequence[int]) -> list[Span]:
+        """Entity spans of a sequence of label ids, read leniently (an orphan ``I-``/``E-`` starts a span).
+
+        One reading serves IOB1, IOB2 and BIOES: ``B-``/``S-`` or a change of type starts a span,
+        ``E-``/``S-`` ends one, ``O`` (or a label not in the scheme's form) ends the open one.
+        """
+        spans: list[Span] = []
+        start, etype = -1, ""
+        prefixes, types = self.prefix, self.type  # locals: this loop runs for every tagged sentence
+        for i, t in enumerate(ids):
+            prefix = prefixes[t]
+            if prefix == "O" or prefix == "?":
+                if start >= 0:
+                    spans.append((start, i, etype))
+                    start = -1
+                continue
+            ty = types[t]
+            if start < 0 or ty != etype or prefix == "B" or prefix == "S":
+                if start >= 0:
+                    spans.append((start, i, etype))
+                start, etype = i, ty
+            if prefix == "E" or prefix == "S":
+                spans.append((start, i + 1, etype))
+                start = -1
+        if start >= 0:
+            spans.append((start, len(ids), etype))
+        return spans
+
+
 def spans_from_tags(tags: Sequence[str], scheme: str = "IOB2") -> list[Span]:
-    """Entity spans of a tag sequence, read leniently (an orphan ``I-``/``E-`` starts a span)."""
-    spans: list[Span] = []
-    start, etype = -1, ""
-    for i, tag in enumerate(tags):
-        prefix, t = split_tag(tag)
-        if prefix == "O" or prefix == "?":
-            if start >= 0:
-                spans.append((start, i, etype))
-            start, etype = -1, ""
-            continue
-        if start < 0 or t != etype or prefix in ("B", "S"):
-            if start >= 0:
-                spans.append((start, i, etype))
-            start, etype = i, t
-        if prefix in ("E", "S"):
-            spans.append((start, i + 1, etype))
-            start, etype = -1, ""
-    if start >= 0:
-        spans.append((start, len(tags), etype))
-    return spans
+    """Entity spans of a tag sequence, read leniently (see :meth:`LabelTable.spans`; the reading is the
+    same in every scheme, ``scheme`` is accepted for symmetry with :func:`tags_from_spans`)."""
+    index: dict[str, int] = {}
+    ids = [index.setdefault(tag, len(index)) for tag in tags]  # the sequence's own labels, in order of use
+    return LabelTable(list(index)).spans(ids)
 
 
 def tags_from_spans(spans: Iterable[Span], length: int, scheme: str = "IOB2") -> list[str]:

@@ -6,27 +6,197 @@ Since format 1 (seqtag 0.1), ``meta.json`` also lists every other file of the mo
 (``"files": {"config.json": "<hex>", ...}``); loading checks them, so a label or config edited or
 swapped after saving is refused instead of predicting wrong labels. Models saved before the manifest
 existed load without the check.
+
+:func:`read_model_dir` reads a folder (each file as its format first, then the manifest, then what the
+files say) and :func:`write_model_dir` writes one; both speak plain data (:class:`SavedModel`), and
+building a network from it is the reader's caller's business.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import time
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version as dist_version
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from .errors import ModelLoadError
+from . import registry
+from .about import FORMAT_VERSION, __version__
+from .errors import ModelLoadError, PluginMissingError
 from .jsonio import read_json_object
-from .serialize import STAGING_DIR, recover_staged
+from .serialize import STAGING_DIR, commit_files, recover_staged, write_json
+
+if TYPE_CHECKING:  # reading a folder's JSON needs no torch; only its weights do
+    import torch
 
 LOCK_FILE = ".seqtag.lock"  # held by the run that writes a folder (seqtag.outputs)
 
-__all__ = ["FILES", "META", "read_meta", "file_sha256", "manifest", "is_model_dir", "owned_files", "verify_files",
-           "owning_model", "wait_for_commit"]
+__all__ = ["FILES", "META", "SavedModel", "read_model_dir", "write_model_dir", "plugin_requirements", "read_meta",
+           "file_sha256", "manifest", "is_model_dir", "owned_files", "verify_files", "owning_model", "wait_for_commit"]
 
 META = "meta.json"
-FILES = ("config.json", META, "labels.json", "model.safetensors")
+CONFIG = "config.json"
+LABELS = "labels.json"
+WEIGHTS = "model.safetensors"
+FILES = (CONFIG, META, LABELS, WEIGHTS)
 ASSETS = "assets"
+
+
+@dataclass
+class SavedModel:
+    """What a model folder holds, as plain data.
+
+    Attributes:
+        config: ``config.json``: the full config (``task``, ``scheme``, ``model``...).
+        labels: The labels of ``labels.json``; tag id ``i`` is ``labels[i]``.
+        scheme: The scheme of the labels (``labels.json``'s, else the config's, else IOB2).
+        meta: ``meta.json`` (format version, versions, task, scheme, plugins, scores, manifest).
+        assets: Each part's assets (``assets/<part>.json``), e.g. vocabularies.
+        state: The weights (``model.safetensors``), or ``None`` when not read.
+    """
+
+    config: dict[str, Any]
+    labels: list[str]
+    scheme: str
+    meta: dict[str, Any] = field(default_factory=dict)
+    assets: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, torch.Tensor] | None = None
+
+    @property
+    def task(self) -> str:
+        return str(self.config.get("task", "ner"))
+
+
+def read_model_dir(path: str | Path, verify: bool = True, weights: bool = True) -> SavedModel:
+    """Read and check a saved model folder; nothing is built.
+
+    The format version and the plugin distributions are checked first (from ``meta.json``), then each
+    file is read as its format (JSON, safetensors: a pickle is refused unread), then the files are
+    checked against the SHA-256 manifest (unless ``verify`` is false), and only then is what they say
+    interpreted (the task).
+
+    Args:
+        path: The model folder.
+        verify: Check the files against the manifest in ``meta.json``.
+        weights: Read ``model.safetensors`` (``False``: ``state`` is ``None``, e.g. for an ONNX runner).
+
+    Raises:
+        ModelLoadError: A file is missing, unreadable, changed since saving, or of a newer format.
+        PluginMissingError: The model needs a plugin distribution that is not installed.
+    """
+    p = Path(path)
+    if not p.is_dir():
+        raise ModelLoadError(f"{p}: no such model directory (save one with `seqtag train --output {p}`)")
+    wait_for_commit(p)
+    meta = _read_json(p / META)
+    _check_format(p, meta)
+    _check_plugins(p, meta)
+    config = _read_json(p / CONFIG)
+    label_data = _read_json(p / LABELS)
+    assets: dict[str, Any] = {}
+    listed = meta.get("files")
+    for f in sorted((p / ASSETS).glob("*.json")):
+        if not isinstance(listed, dict) or f"{ASSETS}/{f.name}" in listed:  # with a manifest, only its files
+            assets[f.stem] = _read_json(f)
+    state = _read_safetensors(p / WEIGHTS) if weights else None
+    if verify:  # after each file was read as its format, before any of it is used
+        verify_files(p, meta)
+    if config.get("task", "ner") not in ("ner", "pos"):
+        raise ModelLoadError(f"{p / CONFIG}: unknown task {config.get('task')!r}; expected 'ner' or 'pos'")
+    return SavedModel(config, list(label_data.get("labels", [])),
+                      label_data.get("scheme", config.get("scheme", "IOB2")), meta, assets, state)
+
+
+def write_model_dir(path: str | Path, model: SavedModel, scores: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``model`` (its ``state`` included) to the folder ``path``; returns the ``meta.json`` written.
+
+    ``meta.json`` gets the format version, the seqtag version, the task, the scheme, the plugin
+    distributions the config needs, ``scores`` when given, and the SHA-256 manifest of the other files.
+    The files are replaced inside the folder, never the folder itself: its mode, a symlink to it and
+    the user's other files (a checkpoint, an export) stay; ``meta.json``, which lists the others, goes
+    last, so a crash leaves the old model or the new one.
+    """
+    from safetensors.torch import save_file
+
+    if model.state is None:
+        raise ValueError("write_model_dir needs the model's weights (SavedModel.state)")
+    state = model.state
+    meta = dict(model.meta)
+    meta.update({"format_version": FORMAT_VERSION, "seqtag_version": __version__, "task": model.task,
+                 "scheme": model.scheme, "plugins": plugin_requirements(model.config["model"])})
+    if scores is not None:
+        meta["scores"] = dict(scores)
+
+    def fill(tmp: Path) -> None:
+        write_json(tmp / CONFIG, model.config)
+        write_json(tmp / LABELS, {"labels": model.labels, "scheme": model.scheme})
+        (tmp / ASSETS).mkdir()
+        for part, assets in model.assets.items():
+            if assets is not None:  # a part with nothing to keep writes no file
+                write_json(tmp / ASSETS / f"{part}.json", assets)
+        save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt"})
+        with open(tmp / WEIGHTS, "rb") as f:
+            os.fsync(f.fileno())
+        meta["files"] = manifest(tmp, (q.relative_to(tmp).as_posix() for q in tmp.rglob("*") if q.is_file()))
+        write_json(tmp / META, meta)
+
+    commit_files(path, fill, obsolete=lambda: owned_files(path), last=META)
+    return meta
+
+
+def plugin_requirements(model_cfg: Mapping[str, Any]) -> dict[str, str]:
+    """The third-party distributions (and versions) whose parts a model config uses."""
+    out: dict[str, str] = {}
+    for kind, name, _ in registry.walk_parts(model_cfg):
+        info = registry.get_registry(kind).info(name)
+        if info.distribution != registry.BUILTIN_DIST:
+            out[info.distribution] = info.version or ""
+    return out
+
+
+def _check_format(p: Path, meta: Mapping[str, Any]) -> None:
+    fmt = meta.get("format_version")
+    if not isinstance(fmt, int):
+        raise ModelLoadError(f"{p / META}: no integer format_version; not a seqtag model")
+    if fmt > FORMAT_VERSION:
+        raise ModelLoadError(f"{p}: model format version {fmt} is newer than this seqtag reads ({FORMAT_VERSION}); "
+                             f"upgrade seqtag (the model was written by seqtag {meta.get('seqtag_version', '?')})")
+
+
+def _check_plugins(p: Path, meta: Mapping[str, Any]) -> None:
+    """Each plugin distribution the model needs is installed (checked before anything is built)."""
+    for dist, ver in (meta.get("plugins") or {}).items():
+        try:
+            dist_version(dist)
+        except PackageNotFoundError:
+            raise PluginMissingError(f"{p}: this model needs the plugin distribution {dist!r} "
+                                     f"(version {ver or 'any'}); install it with `pip install {dist}`") from None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: missing; not a complete seqtag model directory")
+    return read_json_object(path, ModelLoadError)
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: missing; the model directory holds no weights")
+    with open(path, "rb") as f:
+        head = f.read(9)
+    looks_safetensors = len(head) > 8 and head[8:9] == b"{"  # 8-byte header length, then a JSON header
+    if not looks_safetensors and (head[:1] == b"\x80" or head[:4] == b"PK\x03\x04"):  # pickle / torch.save zip
+        raise ModelLoadError(f"{path}: a pickle or torch.save file, not safetensors; seqtag never unpickles "
+                             f"model files (they can run code); re-save the weights with safetensors")
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # safetensors raises SafetensorError / OSError on bad files
+        raise ModelLoadError(f"{path}: not a valid safetensors file (truncated or another format): "
+                             f"{' '.join(str(exc).split())[:160]}") from None
 
 
 def file_sha256(path: str | Path) -> str:

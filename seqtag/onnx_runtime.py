@@ -14,9 +14,9 @@ import torch
 
 from .config import build_part
 from .errors import ModelLoadError
-from .modeldir import file_sha256, verify_files
+from .inference import Prediction, Predictor
+from .modeldir import WEIGHTS, file_sha256, read_model_dir
 from .resources import check_model
-from .tagger import Prediction, Tagger, _read_json, predict_chunks
 from .tokenizers import Tokenizer
 
 __all__ = ["OnnxTagger"]
@@ -44,18 +44,12 @@ class OnnxTagger:
         path = Path(onnx_path) if onnx_path is not None else p / "model.onnx"
         if not path.is_file():
             raise ModelLoadError(f"{path}: no such ONNX file (write one with `seqtag export {p} --format onnx`)")
-        if verify:
-            verify_files(p, _read_json(p / "meta.json"))
-        config = _read_json(p / "config.json")
-        labels = _read_json(p / "labels.json")
-        assets = {f.stem: _read_json(f) for f in sorted((p / "assets").glob("*.json"))}
-        self.labels: list[str] = list(labels.get("labels", []))
-        self.task: str = config.get("task", "ner")
-        self.scheme: str = config.get("scheme", "IOB2")
-        check_model(config["model"], self.labels, assets=assets)  # an absurd size is refused before building
-        self.tokenizer: Tokenizer = build_part("tokenizer", config["model"].get("tokenizer", {"type": "whitespace.v1"}))
-        self.embedding = build_part("embedding", config["model"]["embedding"])
-        self.embedding.set_assets(assets.get("embedding"))
+        saved = read_model_dir(p, verify=verify, weights=False)  # the graph holds the weights
+        self.labels: list[str] = saved.labels
+        self.predictor = Predictor.from_config(saved.config, saved.labels)
+        check_model(saved.config["model"], self.labels, assets=saved.assets)  # an absurd size is refused first
+        self.embedding = build_part("embedding", saved.config["model"]["embedding"])
+        self.embedding.set_assets(saved.assets.get("embedding"))
         opts = ort.SessionOptions()
         if threads is not None:
             opts.intra_op_num_threads = threads
@@ -66,16 +60,26 @@ class OnnxTagger:
         meta = json.loads(self.session.get_modelmeta().custom_metadata_map.get("seqtag", "{}"))
         if meta.get("format") != EXPORT_FORMAT or meta.get("labels") != self.labels:
             raise ModelLoadError(f"{path}: not an export of the tagger in {p} (labels or format differ); re-export it")
-        weights = p / "model.safetensors"
+        weights = p / WEIGHTS
         if weights.is_file() and meta.get("weights_sha256") not in (None, file_sha256(weights)):
             raise ModelLoadError(f"{path}: exported from other weights than {weights}; re-export with "
                                  f"`seqtag export {p} --format onnx`")
         self.input_names = [i.name for i in self.session.get_inputs()]
 
-    # the same tokenization and Prediction building as the PyTorch tagger (they use labels, task, scheme, tokenizer)
-    _tokenize = Tagger._tokenize
-    _make_prediction = Tagger._make_prediction
-    _label_table = Tagger._label_table
+    @property
+    def task(self) -> str:
+        """``"ner"`` or ``"pos"``."""
+        return self.predictor.task
+
+    @property
+    def scheme(self) -> str:
+        """The scheme of :attr:`labels` (predictions are IOB2 whatever it is)."""
+        return self.predictor.scheme
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """What splits text inputs into tokens."""
+        return self.predictor.tokenizer
 
     def run(self, tokens: list[list[str]]) -> tuple[Any, Any]:
         """Tag one batch of non-empty token lists: numpy ``tags`` (int64) and ``scores`` (float32) ``(batch, seq)``."""
@@ -93,15 +97,14 @@ class OnnxTagger:
     def predict(self, inputs: str | Sequence[str] | Sequence[Sequence[str]] | Iterable[Any],
                 batch_size: int = 128) -> list[Prediction]:
         """Like :meth:`Tagger.predict`: texts (tokenized by the model's tokenizer) or token lists."""
-        if isinstance(inputs, str):
-            inputs = [inputs]
-        return list(self.predict_stream(inputs, batch_size=batch_size))
+        return self.predictor.predict(inputs, self._run_lists, batch_size)
 
     def predict_stream(self, inputs: Iterable[str | Sequence[str]], batch_size: int = 128,
                        chunk_size: int = 4096) -> Iterator[Prediction]:
         """Like :meth:`Tagger.predict_stream`: lazy, ``chunk_size`` inputs at a time, length-sorted batches."""
-        def run(words: list[list[str]]) -> tuple[list[list[int]], list[list[float]]]:
-            tags, scores = self.run(words)
-            return tags.tolist(), scores.tolist()
+        return self.predictor.predict_stream(inputs, self._run_lists, batch_size, chunk_size)
 
-        return predict_chunks(self, inputs, run, batch_size, chunk_size)
+    def _run_lists(self, tokens: list[list[str]]) -> tuple[list[list[int]], list[list[float]]]:
+        """:meth:`run` as the predictor's ``run_batch`` (rows as lists)."""
+        tags, scores = self.run(tokens)
+        return tags.tolist(), scores.tolist()

@@ -1,0 +1,224 @@
+"""Prediction around the network, for every runtime: inputs to token lists, length-sorted batches, tag
+ids to :class:`Prediction`s with entity spans and confidences.
+
+A runtime (the PyTorch :class:`~seqtag.tagger.Tagger`, the onnxruntime
+:class:`~seqtag.onnx_runtime.OnnxTagger`) gives a :class:`Predictor` one function, ``run_batch``, that
+tags a batch of token lists; the predictor does everything else. The loop is tuned for throughput and
+flat memory on long streams: a sentence is a list of words and a list of offsets (no object per
+token), tag ids are decoded through a :class:`~seqtag.labels.LabelTable` (no string parsing), the
+cycle collector is paused while a chunk is tagged, and the C heap's free memory is handed back to the
+system between chunks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gc
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
+
+from .config import build_part
+from .labels import LabelTable, tags_from_spans
+from .tokenizers import Tokenizer, word_offsets
+
+__all__ = ["Entity", "Prediction", "Predictor", "RunBatch", "Sentence", "plan_batches", "limit_kernel_cache"]
+
+Sentence = tuple[list[str], list[tuple[int, int]]]  # the words of a sentence and their character offsets
+RunBatch = Callable[[list[list[str]]], tuple[list[list[int]], Optional[list[list[float]]]]]
+"""Tags a batch of non-empty token lists: tag-id rows and confidence rows (``None``: no confidences),
+each row at least as long as its sentence (padding past it is ignored)."""
+
+DEFAULT_TOKENIZER = {"type": "whitespace.v1"}
+
+
+@dataclass
+class Entity:
+    """An entity span: tokens ``[start, end)``, characters ``[start_char, end_char)``, a confidence in [0, 1]."""
+
+    label: str
+    start: int
+    end: int
+    start_char: int
+    end_char: int
+    text: str
+    score: float
+
+
+@dataclass
+class Prediction:
+    """The tags of one sentence (IOB2 for NER), a confidence per tag, and the entity spans (NER)."""
+
+    tokens: list[str]
+    tags: list[str]
+    scores: list[float]
+    entities: list[Entity] = field(default_factory=list)
+    offsets: list[tuple[int, int]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Predictor:
+    """Turns inputs into :class:`Prediction`s with a runtime's ``run_batch``.
+
+    Args:
+        tokenizer: Splits text inputs into tokens (token-list inputs are taken as they are).
+        labels: The model's labels; tag id ``i`` is ``labels[i]``.
+        task: ``"ner"`` (tags become IOB2 and entity spans) or ``"pos"``.
+        scheme: The scheme of ``labels`` (``IOB1``, ``IOB2`` or ``BIOES``).
+    """
+
+    def __init__(self, tokenizer: Tokenizer, labels: Sequence[str], task: str, scheme: str) -> None:
+        self.tokenizer, self.task, self.scheme = tokenizer, task, scheme
+        self.table = LabelTable(labels)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], labels: Sequence[str]) -> "Predictor":
+        """The predictor of a saved tagger's config (its tokenizer, ``task`` and ``scheme``)."""
+        tokenizer = build_part("tokenizer", config["model"].get("tokenizer", DEFAULT_TOKENIZER))
+        return cls(tokenizer, labels, config.get("task", "ner"), config.get("scheme", "IOB2"))
+
+    @property
+    def labels(self) -> Sequence[str]:
+        return self.table.labels
+
+    def tokenize(self, item: str | Sequence[str]) -> Sentence:
+        """The words and character offsets of one input: a text (tokenized) or a token list."""
+        if isinstance(item, str):
+            toks = self.tokenizer(item)
+            return [t.text for t in toks], [(t.start, t.end) for t in toks]
+        words = list(item)
+        return words, word_offsets(words)
+
+    def make_prediction(self, words: list[str], offsets: list[tuple[int, int]], tag_ids: list[int],
+                        conf: list[float] | None) -> Prediction:
+        """One sentence's :class:`Prediction` from its tag ids (``conf`` ``None``: every score 1.0)."""
+        table = self.table
+        n = len(words)
+        scores = [round(c, 6) for c in conf[:n]] if conf is not None else [1.0] * n
+        if self.task != "ner":
+            return Prediction(words, [table.labels[t] for t in tag_ids], scores, [], offsets)
+        if tag_ids.count(table.outside) == n:  # most sentences name nothing
+            return Prediction(words, ["O"] * n, scores, [], offsets)
+        spans = table.spans(tag_ids)
+        tags = [table.labels[t] for t in tag_ids] if self.scheme == "IOB2" else tags_from_spans(spans, n, "IOB2")
+        entities = [Entity(label, start, end, offsets[start][0], offsets[end - 1][1], " ".join(words[start:end]),
+                           round(sum(scores[start:end]) / (end - start), 6)) for start, end, label in spans]
+        return Prediction(words, tags, scores, entities, offsets)
+
+    def predict(self, inputs: str | Iterable[str | Sequence[str]], run_batch: RunBatch,
+                batch_size: int = 128) -> list[Prediction]:
+        """:meth:`predict_stream` on one text or a list of inputs, as a list."""
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        return list(self.predict_stream(inputs, run_batch, batch_size))
+
+    def predict_stream(self, inputs: Iterable[str | Sequence[str]], run_batch: RunBatch, batch_size: int = 128,
+                       chunk_size: int = 4096) -> Iterator[Prediction]:
+        """Read ``chunk_size`` inputs, tokenize them, tag them in length-sorted batches with ``run_batch``
+        and yield their predictions in input order; lazily, so memory stays flat on any stream.
+
+        The cycle collector is paused while a chunk is tagged: predict allocates many small acyclic
+        objects (freed by reference counting), and each full collection would walk the caller's whole heap.
+        """
+        chunk: list[Sentence] = []
+        for item in inputs:
+            chunk.append(self.tokenize(item))
+            if len(chunk) >= chunk_size:
+                with _gc_paused():
+                    done = self._tag_chunk(chunk, run_batch, batch_size)
+                chunk = []
+                yield from done
+                del done
+                release_free_memory()
+        if chunk:
+            with _gc_paused():
+                done = self._tag_chunk(chunk, run_batch, batch_size)
+            yield from done
+
+    def _tag_chunk(self, sents: list[Sentence], run_batch: RunBatch, batch_size: int) -> list[Prediction]:
+        results: list[Prediction | None] = [None] * len(sents)
+        lengths = [len(words) for words, _ in sents]
+        order = sorted((i for i, n in enumerate(lengths) if n), key=lengths.__getitem__)
+        for i, n in enumerate(lengths):
+            if not n:
+                results[i] = Prediction([], [], [])
+        make = self.make_prediction
+        for start, stop in plan_batches([lengths[i] for i in order], batch_size):
+            idx = order[start:stop]
+            words = [sents[i][0] for i in idx]
+            tag_rows, conf_rows = run_batch(words)
+            for row, i in enumerate(idx):
+                n = lengths[i]
+                results[i] = make(words[row], sents[i][1], tag_rows[row][:n],
+                                  None if conf_rows is None else conf_rows[row][:n])
+        return results  # type: ignore[return-value]
+
+
+def plan_batches(lengths: Sequence[int], batch_size: int, max_cells: int = 6400, slack: float = 1.25,
+                 min_padding: int = 512, min_size: int = 16) -> list[tuple[int, int]]:
+    """Cut sentences sorted by ascending length into batches ``(start, stop)`` of at most ``batch_size``.
+
+    Once a batch holds more than ``min_size`` sentences it is also closed before its padded size
+    (sentences x longest length) passes ``max_cells``, where the CPU's recurrent kernels slow down
+    as the batch leaves the cache, and before its padding passes ``slack`` times its real tokens by
+    more than ``min_padding`` cells (the long tail of a corpus: padding costs recurrent steps, while
+    each extra call costs a fixed overhead, so a little padding is cheaper than a cut)."""
+    pieces: list[tuple[int, int]] = []
+    start, total = 0, 0
+    for j, n in enumerate(lengths):
+        count = j - start + 1
+        cells = count * n
+        total += n
+        if count > batch_size or (count > min_size and (cells > max_cells or (cells > slack * total
+                                                                               and cells - total > min_padding))):
+            pieces.append((start, j))
+            start, total = j, n
+    if lengths:
+        pieces.append((start, len(lengths)))
+    return pieces
+
+
+# -- memory -----------------------------------------------------------------------------------------
+def limit_kernel_cache(capacity: int = 16) -> None:
+    """Cap oneDNN's cache of compiled kernels (1,024 by default, one per input shape) at ``capacity``.
+
+    Streaming predict meets many batch shapes, so a small cache keeps memory flat as input grows.
+    oneDNN reads the variable when it compiles its first kernel, so this must run before the network
+    first runs in the process. A user's own setting wins.
+    """
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(capacity))
+
+
+def release_free_memory() -> None:
+    """Hand memory that is free inside the C heap back to the system (glibc's ``malloc_trim``), between
+    chunks of a long stream: batches of ever new shapes leave freed blocks that the heap keeps resident,
+    so without this a stream's resident memory creeps up with its length. A no-op elsewhere."""
+    _malloc_trim()()
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[], Any]:
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            return functools.partial(ctypes.CDLL("libc.so.6").malloc_trim, 0)
+        except (OSError, AttributeError):
+            pass
+    return lambda: None
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause Python's cycle collector (see :meth:`Predictor.predict_stream`)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -1,8 +1,9 @@
-"""Corpora as Hugging Face ``DatasetDict`` objects: catalogue names, local files and hub ids.
+"""Corpora by name: catalogue names, local files and folders, saved datasets and hub ids, each read by
+a small resolver into a :class:`~seqtag.corpus.Corpus`.
 
-Every corpus becomes a ``DatasetDict`` whose splits have a ``tokens`` column and a ``tags`` column of
-``ClassLabel`` ids (the label names are the corpus's tags), plus ``line``, where each sentence starts
-in its file. NER tag schemes are detected (or declared), invalid sequences reported and repaired.
+A corpus's splits are checked as they are loaded: NER tag schemes are detected (or declared), invalid
+sequences reported and repaired. Every sentence keeps ``line``, where it starts in its file. The
+corpus's sentences are indexed for an embedding once, and cached, by :func:`index_sentences`.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
+from .corpus import SPLIT_ALIASES, Corpus
+from .dataset_rows import load_saved, read_dataset_file, sentences_from_dataset
 from .errors import DataError, HubUnavailableError
 from .hub import OFFLINE_HINT, is_connection_error, probe_hub
 from .labels import SCHEMES, convert, detect_scheme, invalid_positions, split_tag
-from .readers import TAG_KEYS, Sentence, read_conll, read_conllu, read_jsonl, row_problem
+from .readers import Sentence, read_conll, read_conllu, read_jsonl
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -29,7 +32,6 @@ __all__ = ["Corpus", "load_corpus", "catalogue", "corpora_root", "index_sentence
 
 DEFAULT_CORPUS = {"ner": "conll2003", "pos": "ud_english_ewt"}
 CORPORA_ENV = "SEQTAG_CORPORA"
-SPLIT_ALIASES = {"dev": ("dev", "validation", "valid", "testa"), "test": ("test", "testb"), "train": ("train",)}
 
 
 def catalogue() -> dict[str, dict[str, Any]]:
@@ -43,70 +45,165 @@ def corpora_root() -> Path | None:
     return Path(root) if root else None
 
 
+def load_corpus(spec: str | None = None, task: str = "ner", *, tag_column: Any = None, scheme: str | None = None,
+                strict: bool = False, warn: Callable[[str], None] | None = None) -> Corpus:
+    """Load a corpus by catalogue name, local path (file, folder, ``split=path,...``) or hub id (``name[:config]``).
+
+    Args:
+        spec: What to load; ``None`` takes the task's default corpus.
+        task: ``ner`` or ``pos``.
+        tag_column: The tag column (a number for CoNLL files, ``upos``/``xpos`` for CoNLL-U, a name for datasets).
+        scheme: The NER tag scheme of the data (detected when ``None``).
+        strict: Invalid tag sequences are an error instead of being repaired.
+        warn: Called with a one-line message about repairs (default: print to stderr).
+    """
+    warn = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr))
+    spec = spec or DEFAULT_CORPUS.get(task)
+    if spec is None:
+        raise DataError(f"no default corpus for task {task!r}; pass --dataset")
+    found = _resolve(spec, _reader_options(tag_column, task))
+    detected = _check_tags(task, found.splits, found.sources, scheme or found.scheme, strict, warn)
+    return Corpus(spec, task, found.splits, detected, found.sources)
+
+
+# -- resolvers: one per form of --dataset ------------------------------------------------------------
+
 @dataclass
-class Corpus:
-    """A loaded corpus: its splits, its original tag scheme (NER) and where each split came from."""
+class _Found:
+    """What a resolver read: the sentences of each split, where each came from, and a declared scheme."""
 
-    name: str
-    task: str
-    splits: Any  # datasets.DatasetDict
-    scheme: str | None = None
+    splits: dict[str, list[Sentence]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
+    scheme: str | None = None
 
-    @property
-    def labels(self) -> list[str]:
-        first = next(iter(self.splits.values()))
-        return list(first.features["tags"].feature.names)
-
-    def split(self, name: str) -> Any:
-        """A split by name; ``dev`` also finds ``validation``/``testa`` and ``test`` finds ``testb``."""
-        for alias in SPLIT_ALIASES.get(name, (name,)):
-            if alias in self.splits:
-                return self.splits[alias]
-        if list(self.splits) == ["data"]:
-            return self.splits["data"]
-        raise DataError(f"the corpus {self.name!r} has no split {name!r}; its splits: {', '.join(self.splits)}")
-
-    def has_split(self, name: str) -> bool:
-        return any(a in self.splits for a in SPLIT_ALIASES.get(name, (name,))) or list(self.splits) == ["data"]
-
-    def sentences(self, name: str, scheme: str | None = None) -> list[tuple[list[str], list[str]]]:
-        """``(tokens, tags)`` pairs of a split, NER tags converted to ``scheme`` (repairing invalid ones)."""
-        ds = self.split(name)
-        names = ds.features["tags"].feature.names
-        out = []
-        for tokens, ids in zip(ds["tokens"], ds["tags"]):
-            tags = [names[i] for i in ids]
-            if scheme is not None and self.task == "ner":
-                tags = convert(tags, self.scheme or "IOB2", scheme)
-            out.append((tokens, tags))
-        return out
+    def add(self, split: str, sents: list[Sentence], source: str) -> None:
+        self.splits[split], self.sources[split] = sents, source
 
 
-def _to_dataset(sents: list[Sentence], labels: list[str]) -> Any:
+_FILE_SUFFIXES = (".conll", ".conllu", ".jsonl", ".json", ".parquet", ".txt", ".tsv", ".iob", ".iob2", ".bio")
+
+
+def _reader_options(tag_column: Any, task: str) -> dict[str, Any]:
+    """The readers' options for ``--tag-column``: a column number, a CoNLL-U column, or a dataset's tag key."""
+    if tag_column is None:
+        return {}
+    if isinstance(tag_column, str) and tag_column.lstrip("-").isdigit():
+        return {"tag_column": int(tag_column)}
+    return {"tag_column" if not isinstance(tag_column, str) or task == "pos" else "tag_key": tag_column}
+
+
+def _resolve(spec: str, opts: Mapping[str, Any]) -> _Found:
+    """Read what ``spec`` names, with the resolver of the first form it has."""
+    cat = catalogue()
+    if spec in cat:
+        return _from_catalogue(spec, cat[spec], opts)
+    if "=" in spec:
+        return _from_split_list(spec, opts)
+    path = Path(spec)
+    if path.is_dir() and (path / "dataset_dict.json").is_file():
+        return _from_saved_splits(path, opts)
+    if path.is_dir() and not (path / "dataset_info.json").is_file():
+        return _from_folder(path, opts)
+    if path.exists():
+        return _from_file(path, opts)
+    if spec.startswith(("/", "./", "../", "~")) or path.suffix.lower() in _FILE_SUFFIXES:
+        raise DataError("no such file or folder; expected a corpus file (CoNLL, CoNLL-U, JSON lines, Parquet), "
+                        "a folder of split files, a catalogue name or a hub id owner/name", spec)
+    if "/" in spec or spec.startswith("hf:"):
+        return _from_hub_id(spec, opts)
+    raise DataError(f"no corpus, file or folder named {spec!r}; known corpora: {', '.join(sorted(cat))}; "
+                    f"a hub dataset is given as owner/name[:config] or hf:name[:config]")
+
+
+def _from_catalogue(spec: str, entry: Mapping[str, Any], opts: Mapping[str, Any]) -> _Found:
+    """A catalogue corpus: its files under ``$SEQTAG_CORPORA`` when they are all there, else its hub copy."""
+    root = corpora_root()
+    files = {k: (root / v) for k, v in entry.get("files", {}).items()} if root else {}
+    if files and all(p.is_file() for p in files.values()):
+        eopts = {k: entry[k] for k in ("tag_column", "token_column", "separator", "comment_prefix") if k in entry}
+        eopts.update(opts)
+        found = _Found(scheme=entry.get("scheme"))
+        for split, p in files.items():
+            found.add(split, _read_file(p, entry.get("format"), eopts), str(p))
+        return found
+    if "hub" not in entry:
+        raise DataError(f"corpus {spec!r}: its files are not under {root or '$' + CORPORA_ENV}")
+    first = next(iter(entry.get("files", {}).values()), "")
+    where = f"not under {root}" if root else "not found locally"
+    try:
+        found = _load_hub(entry["hub"], entry.get("hub_config"), opts.get("tag_key") or entry.get("hub_tag_column"))
+    except HubUnavailableError as exc:
+        raise HubUnavailableError(
+            f"corpus {spec!r}: {first or 'its files'} {where} and the hub copy {entry['hub']!r} is unavailable "
+            f"({getattr(exc, 'reason', 'unavailable')}); set SEQTAG_CORPORA to the folder that holds "
+            f"{first} (e.g. export SEQTAG_CORPORA=../shared/corpora) or pass --dataset PATH") from None
+    found.scheme = entry.get("scheme")
+    return found
+
+
+def _from_file(path: Path, opts: Mapping[str, Any]) -> _Found:
+    """One file, or a ``Dataset`` written by ``save_to_disk``: a corpus of one split, ``data``."""
+    return _Found({"data": _read_file(path, None, opts)}, {"data": str(path)})
+
+
+def _from_hub_id(spec: str, opts: Mapping[str, Any]) -> _Found:
+    """``owner/name[:config]`` or ``hf:name[:config]``: a dataset on the hub (or in its local cache)."""
+    hub_name, _, config = spec.removeprefix("hf:").partition(":")
+    return _load_hub(hub_name, config or None, opts.get("tag_key"))
+
+
+def _from_split_list(spec: str, opts: Mapping[str, Any]) -> _Found:
+    """``train=a.conll,dev=b.conll,...``: a file per split."""
+    found = _Found()
+    for item in spec.split(","):
+        split, _, p = item.partition("=")
+        path = Path(p.strip())
+        found.add(split.strip(), _read_file(path, None, opts), str(path))
+    return found
+
+
+def _from_saved_splits(path: Path, opts: Mapping[str, Any]) -> _Found:
+    """A ``DatasetDict`` written by ``save_to_disk``."""
     import datasets
 
-    features = datasets.Features({
-        "tokens": datasets.Sequence(datasets.Value("string")),
-        "tags": datasets.Sequence(datasets.ClassLabel(names=labels)),
-        "line": datasets.Value("int64"),
-    })
-    index = {t: i for i, t in enumerate(labels)}
-    return datasets.Dataset.from_dict(
-        {"tokens": [s.tokens for s in sents], "tags": [[index[t] for t in s.tags] for s in sents],
-         "line": [s.line for s in sents]},
-        features=features,
-    )
+    dd = load_saved(path)
+    if not isinstance(dd, datasets.DatasetDict):
+        raise DataError("a dataset_dict.json beside a single dataset; expected the splits of save_to_disk", str(path))
+    found = _Found()
+    for split, ds in dd.items():
+        found.add(split, sentences_from_dataset(ds, f"{path}[{split}]", opts.get("tag_key")), f"{path}[{split}]")
+    return found
+
+
+def _from_folder(path: Path, opts: Mapping[str, Any]) -> _Found:
+    """A folder of split files (``*train*``, ``*dev*``/``*testa*``/``*valid*``, ``*test*``/``*testb*``),
+    or else a folder laid out like a hub dataset repo."""
+    files = [p for p in sorted(path.iterdir()) if p.is_file() and not p.name.startswith(".")
+             and p.suffix.lower() in ("", ".conll", ".conllu", ".txt", ".jsonl", ".json", ".parquet", ".iob2",
+                                      ".bio", ".tsv", ".train", ".testa", ".testb", ".dev", ".test")]
+    chosen: dict[str, Path] = {}
+    for split, aliases in (("train", ("train",)), ("dev", ("dev", "valid", "testa")), ("test", ("testb", "test"))):
+        for p in files:
+            if p not in chosen.values() and any(a in p.name.lower() for a in aliases):
+                chosen[split] = p
+                break
+    if not chosen:
+        return _load_hub(str(path), None, opts.get("tag_key"))
+    found = _Found()
+    for split, p in chosen.items():
+        found.add(split, _read_file(p, None, opts), str(p))
+    return found
 
 
 def _read_file(path: Path, fmt: str | None, opts: Mapping[str, Any]) -> list[Sentence]:
+    """The sentences of one file (or ``save_to_disk`` folder), read as ``fmt`` (default: told by its name)."""
     fmt = fmt or _format_of(path)
     if fmt == "conllu":
         return read_conllu(path, str(opts.get("tag_column", "upos")))
     if fmt == "jsonl":
         return read_jsonl(path, opts.get("tag_key"))
     if fmt in ("parquet", "disk"):
-        return _read_datasets_file(path, fmt, opts)
+        return read_dataset_file(path, fmt, opts.get("tag_key"))
     tag_column = opts.get("tag_column", -1)
     if not isinstance(tag_column, int):
         raise DataError(f"tag column {tag_column!r} must be a column number for a CoNLL file", str(path))
@@ -121,86 +218,51 @@ def _format_of(path: Path) -> str:
     return {".conllu": "conllu", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}.get(suffix, "conll")
 
 
-def _unreadable(exc: BaseException, what: str, where: str) -> DataError:
-    """A reader's exception as one line naming the file (``MemoryError`` is re-raised, it is no data error)."""
-    if isinstance(exc, MemoryError):
-        raise exc
-    text = " ".join(str(exc).split())
-    first = text.split(f"{where}': ", 1)[-1][:200] or "no details"  # pyarrow repeats the path: once is enough
-    return DataError(f"{what} ({type(exc).__name__}: {first})", where)
+def _hub_unavailable(message: str, reason: str) -> HubUnavailableError:
+    err = HubUnavailableError(message)
+    err.reason = reason
+    return err
 
 
-def _open_parquet(path: Path) -> Any:
-    """A Parquet file as a ``datasets.Dataset`` (its Hugging Face features kept, e.g. ``ClassLabel`` names).
+def _load_hub(name: str, config: str | None, tag_key: str | None) -> _Found:
+    """A dataset through ``datasets.load_dataset``: a hub id, or a local folder laid out like a hub repo.
 
-    Read with pyarrow rather than ``Dataset.from_parquet``, which logs its own error lines and draws a
-    progress bar on stderr around a failure, where the CLI promises one line.
+    Online, the hub is probed first (:func:`seqtag.hub.probe_hub`), so an unreachable hub is one line
+    within seconds instead of a minute of retries.
     """
     import datasets
-    import pyarrow.parquet as pq
 
+    local = Path(name).is_dir()
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or \
+        os.environ.get("HF_DATASETS_OFFLINE", "") not in ("", "0")
+    label = f"dataset {name!r}{f' ({config})' if config else ''}"
+    if not local and not offline:
+        reason = probe_hub()
+        if reason is not None:
+            raise _hub_unavailable(f"the Hugging Face hub is out of reach ({reason}), so {label} cannot be "
+                                   f"downloaded; {OFFLINE_HINT}", reason)
     try:
-        table = pq.read_table(str(path))
-        return datasets.Dataset(datasets.table.InMemoryTable(table))
-    except Exception as exc:  # pyarrow's ArrowInvalid/OSError, or datasets refusing the schema's metadata
-        raise _unreadable(exc, "not a readable Parquet file", str(path)) from None
-
-
-def _load_saved(path: Path) -> Any:
-    """A folder written by ``save_to_disk`` (a ``Dataset`` or a ``DatasetDict``)."""
-    import datasets
-
-    try:
-        return datasets.load_from_disk(str(path))
-    except Exception as exc:  # a damaged dataset_info.json/state.json/arrow file: many exception types
-        raise _unreadable(exc, "not a dataset folder written by save_to_disk", str(path)) from None
-
-
-def _read_datasets_file(path: Path, fmt: str, opts: Mapping[str, Any]) -> list[Sentence]:
-    import datasets
-
-    ds = _open_parquet(path) if fmt == "parquet" else _load_saved(path)
-    if isinstance(ds, datasets.DatasetDict):
-        raise DataError("holds several splits; pass the folder as the dataset, not as one split", str(path))
-    return _sentences_from_dataset(ds, str(path), opts.get("tag_key"))
-
-
-def _tag_column_of(ds: Any, wanted: str | None, where: str) -> str:
-    candidates = [wanted] if wanted else list(TAG_KEYS)
-    for col in candidates:
-        if col in ds.column_names:
-            return col
-    raise DataError(f"no tag column {' or '.join(repr(c) for c in candidates)}; columns: {', '.join(ds.column_names)}",
-                    where)
-
-
-def _sentences_from_dataset(ds: Any, where: str, tag_key: str | None) -> list[Sentence]:
-    """The sentences of a dataset's rows; a row whose tokens or tags are not lists of strings is one line naming it.
-
-    Each sentence's ``line`` is its row number, counted from 1.
-    """
-    if "tokens" not in ds.column_names:
-        raise DataError(f"no 'tokens' column; columns: {', '.join(ds.column_names)}", where)
-    col = _tag_column_of(ds, tag_key, where)
-    feature = ds.features[col]
-    names = getattr(getattr(feature, "feature", None), "names", None)
-    try:  # Arrow decodes the columns here: strings that are not UTF-8 fail now
-        rows = list(zip(ds["tokens"], ds[col]))
+        dd = datasets.load_dataset(name, config) if config else datasets.load_dataset(name)
     except Exception as exc:
-        raise _unreadable(exc, f"the 'tokens' and {col!r} columns cannot be read", where) from None
-    sents = []
-    for i, (tokens, tags) in enumerate(rows, 1):
-        problem = row_problem(tokens, tags, col)
-        if problem is None and names and any(not isinstance(t, int) or not 0 <= t < len(names) for t in tags):
-            problem = f"{col!r} holds a label id outside its {len(names)} label names"
-        if problem is not None:
-            raise DataError(f"row {i}: {problem}", where)
-        if tokens:
-            sents.append(Sentence(list(tokens), [names[t] if names else str(t) for t in tags], i))
-    if not sents:
-        raise DataError("the dataset has no sentences", where)
-    return sents
+        if isinstance(exc, MemoryError):
+            raise
+        first = " ".join(str(exc).split())[:200]
+        if local:
+            raise DataError(f"cannot load the dataset folder: {type(exc).__name__}: {first}", name) from None
+        if offline:
+            raise _hub_unavailable(f"{label} is not available offline (not in the local cache): {first}",
+                                   "offline and not in the local cache") from None
+        if is_connection_error(exc):
+            raise _hub_unavailable(f"the Hugging Face hub is out of reach while loading {label} ({first}); "
+                                   f"{OFFLINE_HINT}", "the connection failed") from None
+        raise _hub_unavailable(f"{label} is not available from the hub: {first}", "not on the hub") from None
+    found = _Found()
+    for split, ds in dd.items():
+        found.add(split, sentences_from_dataset(ds, f"{name}[{split}]", tag_key), f"{name}[{split}]")
+    return found
 
+
+# -- tag schemes: checked and repaired as a corpus is loaded ----------------------------------------
 
 def _scheme_hint(tag: str, prev: str, scheme: str) -> str:
     """What ``scheme`` expects instead of the invalid ``tag`` (which follows ``prev``)."""
@@ -250,162 +312,7 @@ def _check_tags(task: str, split_sents: Mapping[str, list[Sentence]], sources: M
     return scheme
 
 
-def _hub_unavailable(message: str, reason: str) -> HubUnavailableError:
-    err = HubUnavailableError(message)
-    err.reason = reason
-    return err
-
-
-def _load_hub(name: str, config: str | None, tag_key: str | None) -> tuple[dict[str, list[Sentence]], dict[str, str]]:
-    """A dataset through ``datasets.load_dataset``: a hub id, or a local folder laid out like a hub repo.
-
-    Online, the hub is probed first (:func:`seqtag.hub.probe_hub`), so an unreachable hub is one line
-    within seconds instead of a minute of retries.
-    """
-    import datasets
-
-    local = Path(name).is_dir()
-    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or \
-        os.environ.get("HF_DATASETS_OFFLINE", "") not in ("", "0")
-    label = f"dataset {name!r}{f' ({config})' if config else ''}"
-    if not local and not offline:
-        reason = probe_hub()
-        if reason is not None:
-            raise _hub_unavailable(f"the Hugging Face hub is out of reach ({reason}), so {label} cannot be "
-                                   f"downloaded; {OFFLINE_HINT}", reason)
-    try:
-        dd = datasets.load_dataset(name, config) if config else datasets.load_dataset(name)
-    except Exception as exc:
-        if isinstance(exc, MemoryError):
-            raise
-        first = " ".join(str(exc).split())[:200]
-        if local:
-            raise DataError(f"cannot load the dataset folder: {type(exc).__name__}: {first}", name) from None
-        if offline:
-            raise _hub_unavailable(f"{label} is not available offline (not in the local cache): {first}",
-                                   "offline and not in the local cache") from None
-        if is_connection_error(exc):
-            raise _hub_unavailable(f"the Hugging Face hub is out of reach while loading {label} ({first}); "
-                                   f"{OFFLINE_HINT}", "the connection failed") from None
-        raise _hub_unavailable(f"{label} is not available from the hub: {first}", "not on the hub") from None
-    out: dict[str, list[Sentence]] = {}
-    sources: dict[str, str] = {}
-    for split, ds in dd.items():
-        out[split] = _sentences_from_dataset(ds, f"{name}[{split}]", tag_key)
-        sources[split] = f"{name}[{split}]"
-    return out, sources
-
-
-_FILE_SUFFIXES = (".conll", ".conllu", ".jsonl", ".json", ".parquet", ".txt", ".tsv", ".iob", ".iob2", ".bio")
-
-
-def _find_split_files(folder: Path) -> dict[str, Path]:
-    files = [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")
-             and p.suffix.lower() in ("", ".conll", ".conllu", ".txt", ".jsonl", ".json", ".parquet", ".iob2",
-                                      ".bio", ".tsv", ".train", ".testa", ".testb", ".dev", ".test")]
-    found: dict[str, Path] = {}
-    for split, aliases in (("train", ("train",)), ("dev", ("dev", "valid", "testa")), ("test", ("testb", "test"))):
-        for p in files:
-            if p not in found.values() and any(a in p.name.lower() for a in aliases):
-                found[split] = p
-                break
-    return found
-
-
-def load_corpus(spec: str | None = None, task: str = "ner", *, tag_column: Any = None, scheme: str | None = None,
-                strict: bool = False, warn: Any = None) -> Corpus:
-    """Load a corpus by catalogue name, local path (file, folder, ``split=path,...``) or hub id (``name[:config]``).
-
-    Args:
-        spec: What to load; ``None`` takes the task's default corpus.
-        task: ``ner`` or ``pos``.
-        tag_column: The tag column (a number for CoNLL files, ``upos``/``xpos`` for CoNLL-U, a name for datasets).
-        scheme: The NER tag scheme of the data (detected when ``None``).
-        strict: Invalid tag sequences are an error instead of being repaired.
-        warn: Called with a one-line message about repairs (default: print to stderr).
-    """
-    import datasets
-
-    warn = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr))
-    spec = spec or DEFAULT_CORPUS.get(task)
-    if spec is None:
-        raise DataError(f"no default corpus for task {task!r}; pass --dataset")
-    opts: dict[str, Any] = {}
-    if tag_column is not None:
-        opts["tag_column" if not isinstance(tag_column, str) or task == "pos" else "tag_key"] = tag_column
-        if isinstance(tag_column, str) and tag_column.lstrip("-").isdigit():
-            opts = {"tag_column": int(tag_column)}
-    cat = catalogue()
-    name = spec
-    split_sents: dict[str, list[Sentence]] = {}
-    sources: dict[str, str] = {}
-    if spec in cat:
-        entry = cat[spec]
-        scheme = scheme or entry.get("scheme")
-        root = corpora_root()
-        files = {k: (root / v) for k, v in entry.get("files", {}).items()} if root else {}
-        if files and all(p.is_file() for p in files.values()):
-            eopts = {k: entry[k] for k in ("tag_column", "token_column", "separator", "comment_prefix") if k in entry}
-            eopts.update(opts)
-            for split, p in files.items():
-                split_sents[split] = _read_file(p, entry.get("format"), eopts)
-                sources[split] = str(p)
-        elif "hub" in entry:
-            first = next(iter(entry.get("files", {}).values()), "")
-            where = f"not under {root}" if root else "not found locally"
-            try:
-                split_sents, sources = _load_hub(entry["hub"], entry.get("hub_config"),
-                                                 opts.get("tag_key") or entry.get("hub_tag_column"))
-            except HubUnavailableError as exc:
-                raise HubUnavailableError(
-                    f"corpus {spec!r}: {first or 'its files'} {where} and the hub copy {entry['hub']!r} is unavailable "
-                    f"({getattr(exc, 'reason', 'unavailable')}); set SEQTAG_CORPORA to the folder that holds "
-                    f"{first} (e.g. export SEQTAG_CORPORA=../shared/corpora) or pass --dataset PATH") from None
-        else:
-            raise DataError(f"corpus {spec!r}: its files are not under {root or '$' + CORPORA_ENV}")
-    elif "=" in spec:
-        for item in spec.split(","):
-            split, _, p = item.partition("=")
-            path = Path(p.strip())
-            split_sents[split.strip()] = _read_file(path, None, opts)
-            sources[split.strip()] = str(path)
-    elif Path(spec).exists():
-        path = Path(spec)
-        if path.is_dir() and (path / "dataset_dict.json").is_file():
-            dd = _load_saved(path)
-            if not isinstance(dd, datasets.DatasetDict):
-                raise DataError("a dataset_dict.json beside a single dataset; expected the splits of save_to_disk",
-                                str(path))
-            for split, ds in dd.items():
-                split_sents[split] = _sentences_from_dataset(ds, f"{path}[{split}]", opts.get("tag_key"))
-                sources[split] = f"{path}[{split}]"
-        elif path.is_dir() and (path / "dataset_info.json").is_file():
-            split_sents["data"] = _read_file(path, "disk", opts)
-            sources["data"] = str(path)
-        elif path.is_dir():
-            found = _find_split_files(path)
-            if not found:
-                split_sents, sources = _load_hub(str(path), None, opts.get("tag_key"))
-            for split, p in found.items():
-                split_sents[split] = _read_file(p, None, opts)
-                sources[split] = str(p)
-        else:
-            split_sents["data"] = _read_file(path, None, opts)
-            sources["data"] = str(path)
-    elif spec.startswith(("/", "./", "../", "~")) or Path(spec).suffix.lower() in _FILE_SUFFIXES:
-        raise DataError("no such file or folder; expected a corpus file (CoNLL, CoNLL-U, JSON lines, Parquet), "
-                        "a folder of split files, a catalogue name or a hub id owner/name", spec)
-    elif "/" in spec or spec.startswith("hf:"):
-        hub_name, _, config = spec.removeprefix("hf:").partition(":")
-        split_sents, sources = _load_hub(hub_name, config or None, opts.get("tag_key"))
-    else:
-        raise DataError(f"no corpus, file or folder named {spec!r}; known corpora: {', '.join(sorted(cat))}; "
-                        f"a hub dataset is given as owner/name[:config] or hf:name[:config]")
-    detected = _check_tags(task, split_sents, sources, scheme, strict, warn)
-    labels = sorted({t for sents in split_sents.values() for s in sents for t in s.tags})
-    dd = datasets.DatasetDict({split: _to_dataset(sents, labels) for split, sents in split_sents.items()})
-    return Corpus(name, task, dd, detected, sources)
-
+# -- indexing for an embedding, once --------------------------------------------------------------------
 
 INDEX_FORMAT = 1  # bump when the meaning of indexed columns changes, so old cache files are not reused
 

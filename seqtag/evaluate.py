@@ -1,50 +1,87 @@
-"""Scores: seqeval entity precision, recall and F1 for NER; token accuracy for POS; error breakdowns."""
+"""Scores: entity precision, recall and F1 for NER, as seqeval gives them; token accuracy for POS; error breakdowns.
+
+NER is scored on entity spans: the gold spans are read from the gold tags once, the predicted ones are
+the entities a prediction carries. The counts are seqeval's (its default, conlleval mode, and its
+strict IOB2 mode), and so is the arithmetic, so the scores equal seqeval's to the last bit; the tests
+check them against seqeval.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 from typing import Any, Iterable, Sequence
 
-from .labels import spans_from_tags
+from .labels import spans_from_tags, split_tag
 
 __all__ = ["ner_scores", "pos_scores", "ner_error_breakdown", "evaluate", "main_score"]
 
+Span = tuple[int, int, str]  # tokens [start, end) and the entity type
 
-def ner_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict[str, Any]:
-    """seqeval scores of IOB2 sequences in default (conlleval) and strict mode, micro and per type."""
-    from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
-    from seqeval.scheme import IOB2
 
-    g, p = [list(x) for x in gold], [list(x) for x in pred]
-    out: dict[str, Any] = {
-        "f1": 100 * f1_score(g, p, zero_division=0),
-        "precision": 100 * precision_score(g, p, zero_division=0),
-        "recall": 100 * recall_score(g, p, zero_division=0),
-        "strict": {
-            "f1": 100 * f1_score(g, p, mode="strict", scheme=IOB2, zero_division=0),
-            "precision": 100 * precision_score(g, p, mode="strict", scheme=IOB2, zero_division=0),
-            "recall": 100 * recall_score(g, p, mode="strict", scheme=IOB2, zero_division=0),
-        },
-    }
-    report = classification_report(g, p, output_dict=True, zero_division=0)
-    out["per_type"] = {k: {"precision": 100 * v["precision"], "recall": 100 * v["recall"], "f1": 100 * v["f1-score"],
-                           "support": int(v["support"])}
-                       for k, v in report.items() if not k.endswith(" avg")}
+def _prf(tp: int, predicted: int, true: int) -> dict[str, float]:
+    """Precision, recall and F1 in percent, computed as seqeval does (0 where a count is 0)."""
+    precision = tp / predicted if predicted else 0.0
+    recall = tp / true if true else 0.0
+    f1 = 2.0 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": 100 * precision, "recall": 100 * recall, "f1": 100 * f1}
+
+
+def _counts(gold: Iterable[Iterable[Span]], pred: Iterable[Iterable[Span]]) -> tuple[Counter[str], ...]:
+    """Per entity type: the spans found in both (sentence by sentence), the predicted ones, the gold ones."""
+    tp: Counter[str] = Counter()
+    predicted: Counter[str] = Counter()
+    true: Counter[str] = Counter()
+    for g, p in zip(gold, pred):
+        gs, ps = set(g), set(p)
+        true.update(t for _, _, t in gs)
+        predicted.update(t for _, _, t in ps)
+        tp.update(t for _, _, t in gs & ps)
+    return tp, predicted, true
+
+
+def _strict(tags: Sequence[Sequence[str]], spans: Sequence[Sequence[Span]]) -> list[list[Span]]:
+    """The spans that seqeval's strict IOB2 mode counts: those whose first tag is ``B-``."""
+    return [[s for s in sent if split_tag(t[s[0]])[0] == "B"] for t, sent in zip(tags, spans)]
+
+
+def ner_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], *,
+               gold_spans: Sequence[Sequence[Span]] | None = None,
+               pred_spans: Sequence[Sequence[Span]] | None = None) -> dict[str, Any]:
+    """Entity scores of IOB2 tag sequences in seqeval's default (conlleval) and strict mode, micro and per type.
+
+    Args:
+        gold: The gold tags of each sentence.
+        pred: The predicted tags of each sentence.
+        gold_spans: The spans of ``gold`` when known (default: read from the tags as seqeval's default
+            mode reads them).
+        pred_spans: The spans of ``pred`` when known (a prediction's entities).
+
+    Returns:
+        ``f1``, ``precision``, ``recall`` (percent), the same under ``strict``, and ``per_type``
+        (each type's scores and ``support``, its number of gold entities).
+    """
+    gs = [spans_from_tags(t) for t in gold] if gold_spans is None else gold_spans
+    ps = [spans_from_tags(t) for t in pred] if pred_spans is None else pred_spans
+    tp, predicted, true = _counts(gs, ps)
+    out: dict[str, Any] = _prf(sum(tp.values()), sum(predicted.values()), sum(true.values()))
+    out["strict"] = _prf(*(sum(c.values()) for c in _counts(_strict(gold, gs), _strict(pred, ps))))
+    out["per_type"] = {t: {**_prf(tp[t], predicted[t], true[t]), "support": true[t]}
+                       for t in sorted(set(true) | set(predicted))}
     return out
 
 
-def ner_error_breakdown(tokens: Sequence[Sequence[str]], gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]],
+def ner_error_breakdown(tokens: Sequence[Sequence[str]], gold: Sequence[Iterable[Span]], pred: Sequence[Iterable[Span]],
                         seen: set[tuple[str, str]] | None = None) -> dict[str, Any]:
     """Counts of false predictions by kind, and recall on entities seen vs unseen in training.
 
-    Kinds: ``type`` (right span, wrong type), ``boundary`` (overlapping span, same type), ``both``
-    (overlapping, other type), ``spurious`` (no overlap with a gold entity); ``missed`` counts gold
-    entities that no prediction overlaps.
+    ``gold`` and ``pred`` are each sentence's entity spans. Kinds: ``type`` (right span, wrong type),
+    ``boundary`` (overlapping span, same type), ``both`` (overlapping, other type), ``spurious`` (no
+    overlap with a gold entity); ``missed`` counts gold entities that no prediction overlaps.
     """
     kinds: Counter[str] = Counter()
     seen_total = seen_hit = unseen_total = unseen_hit = 0
     for toks, g, p in zip(tokens, gold, pred):
-        gs, ps = set(spans_from_tags(g)), set(spans_from_tags(p))
+        gs, ps = set(g), set(p)
         for s, e, t in ps - gs:
             over = [(gs_, ge, gt) for gs_, ge, gt in gs if gs_ < e and s < ge]
             if not over:
@@ -109,18 +146,23 @@ def main_score(task: str, scores: dict[str, Any]) -> float:
 def evaluate(tagger: Any, sentences: Sequence[tuple[list[str], list[str]]], task: str,
              train_sentences: Iterable[tuple[list[str], list[str]]] | None = None, batch_size: int = 256,
              breakdown: bool = True) -> dict[str, Any]:
-    """Score ``tagger`` on gold ``(tokens, tags)`` pairs (NER tags in IOB2)."""
+    """Score ``tagger`` on gold ``(tokens, tags)`` pairs (NER tags in IOB2).
+
+    NER predictions are scored by the entities they carry, against the gold tags' spans, read once.
+    """
     tokens = [t for t, _ in sentences]
     gold = [g for _, g in sentences]
     preds = tagger.predict(tokens, batch_size=batch_size, with_confidence=False)
     pred = [p.tags for p in preds]
     if task == "ner":
-        scores = ner_scores(gold, pred)
+        gold_spans = [spans_from_tags(g) for g in gold]
+        pred_spans = [[(e.start, e.end, e.label) for e in p.entities] for p in preds]
+        scores = ner_scores(gold, pred, gold_spans=gold_spans, pred_spans=pred_spans)
         if breakdown:
             seen = None
             if train_sentences is not None:
                 seen = {(" ".join(t[s:e]), ty) for t, g in train_sentences for s, e, ty in spans_from_tags(g)}
-            scores["breakdown"] = ner_error_breakdown(tokens, gold, pred, seen)
+            scores["breakdown"] = ner_error_breakdown(tokens, gold_spans, pred_spans, seen)
         return scores
     words = {w for t, _ in train_sentences for w in t} if train_sentences is not None else None
     return pos_scores(tokens, gold, pred, words)

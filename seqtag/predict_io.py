@@ -15,7 +15,7 @@ import sys
 from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
 
 from .errors import ConfigError
-from .readers import decode_lines
+from .readers import conll_blocks, decode_lines
 from .tokenizers import Token, Tokenizer
 
 __all__ = ["predict_lines", "input_lines", "read_conll_blocks", "sniff_format", "CONLL_SUFFIXES"]
@@ -46,20 +46,15 @@ def input_lines(stream: TextIO, where: str) -> Iterator[str]:
 def read_conll_blocks(lines: Iterable[str]) -> Iterator[list[str]]:
     """The token lists of CoNLL column lines: the first column of each line, a block per sentence.
 
-    Blank lines end a sentence; ``-DOCSTART-`` lines are skipped and end one too, as in
-    :func:`seqtag.readers.read_conll` (which reads a whole file, with tags; this reads a stream, tokens only).
+    Sentences are cut as :func:`seqtag.readers.read_conll` cuts them (the same block reader: blank
+    lines end a sentence, ``-DOCSTART-`` lines are skipped and end one too), as the lines stream by.
     """
-    block: list[str] = []
-    for line in lines:
-        cols = line.split()
-        if not cols or cols[0] == "-DOCSTART-":
-            if block:
-                yield block
-                block = []
-            continue
-        block.append(cols[0])
-    if block:
-        yield block
+    for _, tokens in conll_blocks(enumerate(lines, 1), _first_column):
+        yield tokens
+
+
+def _first_column(lineno: int, line: str, cols: list[str]) -> str:
+    return cols[0]
 
 
 def sniff_format(lines: Iterator[str]) -> tuple[str, list[str]]:

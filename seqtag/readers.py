@@ -2,20 +2,24 @@
 
 Every reader checks what it reads and reports bad data in one line with ``file:line``. Files are read
 as UTF-8 (a byte-order mark is dropped, CRLF line ends are accepted); bytes that are not UTF-8 are
-an error that names the line.
+an error that names the line. Column files (CoNLL, CoNLL-U, and the CoNLL input of ``seqtag predict``)
+are cut into sentences by one streaming block reader, :func:`conll_blocks`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from .errors import DataError
 from .jsonio import json_kind, loads_json, shown
 
-__all__ = ["Sentence", "decode_lines", "read_lines", "read_conll", "read_conllu", "read_jsonl", "row_problem",
-           "TAG_KEYS"]
+__all__ = ["Sentence", "decode_lines", "read_lines", "conll_blocks", "read_conll", "read_conllu", "read_jsonl",
+           "row_problem", "TAG_KEYS"]
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -52,14 +56,65 @@ def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
         yield from decode_lines(f, str(p))
 
 
-def _check_nonempty(sents: list[Sentence], path: str | Path, saw_text: bool, saw_lines: bool = True) -> list[Sentence]:
-    """``saw_text``: a line held more than whitespace; ``saw_lines``: the file had any line at all."""
-    if not sents:
-        what = "no sentences, only comments, -DOCSTART- lines or empty ones" if saw_text else \
-            "only blank lines" if saw_lines else "no lines"
-        raise DataError(f"the file is empty ({what}); expected one token per line and blank lines between sentences",
-                        str(path))
-    return sents
+class _Watched:
+    """Numbered lines passed on, noting whether any line went by and any line with more than whitespace,
+    so that a file without sentences is told apart as holding no lines, blank lines or only skipped ones."""
+
+    def __init__(self, lines: Iterable[tuple[int, str]]) -> None:
+        self.lines = lines
+        self.saw_lines = self.saw_text = False
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        for lineno, line in self.lines:
+            self.saw_lines = True
+            if not self.saw_text and line.strip():
+                self.saw_text = True
+            yield lineno, line
+
+    def check(self, sents: list[Sentence], path: str | Path) -> list[Sentence]:
+        """``sents``, or a :class:`DataError` saying what the file held instead of sentences."""
+        if not sents:
+            what = "no sentences, only comments, -DOCSTART- lines or empty ones" if self.saw_text else \
+                "only blank lines" if self.saw_lines else "no lines"
+            raise DataError(f"the file is empty ({what}); expected one token per line and blank lines between "
+                            f"sentences", str(path))
+        return sents
+
+
+def conll_blocks(lines: Iterable[tuple[int, str]], row: Callable[[int, str, list[str]], T | None], *,
+                 separator: str | None = None, comment_prefix: str | None = None,
+                 docstart: bool = True) -> Iterator[tuple[int, list[T]]]:
+    """The sentences of numbered column lines as they stream by: ``(first line, rows)`` per sentence.
+
+    Blank and whitespace-only lines end a sentence, and so do ``-DOCSTART-`` lines (skipped, when
+    ``docstart``); lines starting with ``comment_prefix`` are skipped. Each token line is split on
+    whitespace (or ``separator``) and handed to ``row(lineno, line, columns)`` at once, so a row that
+    raises names its line before later lines are read; ``row`` returns the value kept for the line,
+    or ``None`` to skip it. The first line of a sentence is that of its first kept row.
+    """
+    rows: list[T] = []
+    start = 0
+    for lineno, line in lines:
+        if comment_prefix and line.startswith(comment_prefix):
+            continue
+        if line.strip():
+            cols = line.split(separator) if separator else line.split()
+            if not (docstart and cols[0] == "-DOCSTART-"):
+                value = row(lineno, line, cols)
+                if value is not None:
+                    if not rows:
+                        start = lineno
+                    rows.append(value)
+                continue
+        if rows:
+            yield start, rows
+            rows = []
+    if rows:
+        yield start, rows
+
+
+def _sentences(blocks: Iterable[tuple[int, list[tuple[str, str]]]]) -> list[Sentence]:
+    return [Sentence([tok for tok, _ in rows], [tag for _, tag in rows], start) for start, rows in blocks]
 
 
 def read_conll(path: str | Path, tag_column: int = -1, token_column: int = 0, separator: str | None = None,
@@ -69,46 +124,23 @@ def read_conll(path: str | Path, tag_column: int = -1, token_column: int = 0, se
     ``-DOCSTART-`` lines are skipped; blank and whitespace-only lines end a sentence. Every token line
     must have as many columns as the first one.
     """
-    sents: list[Sentence] = []
-    tokens: list[str] = []
-    tags: list[str] = []
-    start = 0
-    ncols: int | None = None
-    first_line = 0
-    saw_text = saw_lines = False
-    for lineno, line in read_lines(path):
-        saw_lines = True
-        if line and not line.isspace():
-            saw_text = True
-        if comment_prefix and line.startswith(comment_prefix):
-            continue
-        if not line.strip():
-            if tokens:
-                sents.append(Sentence(tokens, tags, start))
-                tokens, tags = [], []
-            continue
-        cols = line.split(separator) if separator else line.split()
-        if cols[0] == "-DOCSTART-":
-            if tokens:
-                sents.append(Sentence(tokens, tags, start))
-                tokens, tags = [], []
-            continue
-        if ncols is None:
-            ncols, first_line = len(cols), lineno
+    first: list[int] = []  # the number and column count of the first token line
+
+    def row(lineno: int, line: str, cols: list[str]) -> tuple[str, str]:
+        if not first:
+            first.extend((lineno, len(cols)))
             for col, name in ((tag_column, "tag"), (token_column, "token")):
-                if not -ncols <= col < ncols:
-                    raise DataError(f"the {name} column {col} does not exist: the line has {ncols} columns", str(path),
-                                    lineno)
-        elif len(cols) != ncols:
-            raise DataError(f"expected {ncols} columns (as on line {first_line}), found {len(cols)}: {line[:60]!r}",
+                if not -len(cols) <= col < len(cols):
+                    raise DataError(f"the {name} column {col} does not exist: the line has {len(cols)} columns",
+                                    str(path), lineno)
+        elif len(cols) != first[1]:
+            raise DataError(f"expected {first[1]} columns (as on line {first[0]}), found {len(cols)}: {line[:60]!r}",
                             str(path), lineno)
-        if not tokens:
-            start = lineno
-        tokens.append(cols[token_column])
-        tags.append(cols[tag_column])
-    if tokens:
-        sents.append(Sentence(tokens, tags, start))
-    return _check_nonempty(sents, path, saw_text, saw_lines)
+        return cols[token_column], cols[tag_column]
+
+    lines = _Watched(read_lines(path))
+    blocks = conll_blocks(lines, row, separator=separator, comment_prefix=comment_prefix)
+    return lines.check(_sentences(blocks), path)
 
 
 def read_conllu(path: str | Path, column: str = "upos") -> list[Sentence]:
@@ -120,36 +152,19 @@ def read_conllu(path: str | Path, column: str = "upos") -> list[Sentence]:
     idx = {"upos": 3, "xpos": 4}.get(column.lower())
     if idx is None:
         raise DataError(f"CoNLL-U tag column must be 'upos' or 'xpos', not {column!r}", str(path))
-    sents: list[Sentence] = []
-    tokens: list[str] = []
-    tags: list[str] = []
-    start = 0
-    saw_text = saw_lines = False
-    for lineno, line in read_lines(path):
-        saw_lines = True
-        if line.strip():
-            saw_text = True
-        if line.startswith("#"):
-            continue
-        if not line.strip():
-            if tokens:
-                sents.append(Sentence(tokens, tags, start))
-                tokens, tags = [], []
-            continue
-        cols = line.split("\t")
+
+    def row(lineno: int, line: str, cols: list[str]) -> tuple[str, str] | None:
         if len(cols) != 10:
             raise DataError(f"expected 10 tab-separated CoNLL-U columns, found {len(cols)}", str(path), lineno)
         if "-" in cols[0] or "." in cols[0]:
-            continue
+            return None
         if not cols[0].isdigit():
             raise DataError(f"the ID column holds {cols[0]!r}; expected a word number", str(path), lineno)
-        if not tokens:
-            start = lineno
-        tokens.append(cols[1])
-        tags.append(cols[idx])
-    if tokens:
-        sents.append(Sentence(tokens, tags, start))
-    return _check_nonempty(sents, path, saw_text, saw_lines)
+        return cols[1], cols[idx]
+
+    lines = _Watched(read_lines(path))
+    blocks = conll_blocks(lines, row, separator="\t", comment_prefix="#", docstart=False)
+    return lines.check(_sentences(blocks), path)
 
 
 TAG_KEYS = ("tags", "ner_tags", "upos", "pos_tags", "labels")
@@ -179,13 +194,11 @@ def row_problem(tokens: object, tags: object, tag_key: str = "tags") -> str | No
 def read_jsonl(path: str | Path, tag_key: str | None = None) -> list[Sentence]:
     """Read JSON lines: one object per line with ``tokens`` and a tag list (``tags``, ``ner_tags``, ``upos``...)."""
     sents: list[Sentence] = []
-    saw_text = saw_lines = False
-    for lineno, line in read_lines(path):
-        saw_lines = True
+    lines = _Watched(read_lines(path))
+    for lineno, line in lines:
         if not line.strip():
             continue
-        saw_text = True
-        obj = loads_json(line, lambda reason: DataError(reason, str(path), lineno))
+        obj = loads_json(line, partial(DataError, path=str(path), line=lineno))
         if not isinstance(obj, dict) or "tokens" not in obj:
             found = "an object without 'tokens'" if isinstance(obj, dict) else json_kind(obj)
             raise DataError(f"expected an object with 'tokens' and a tag list, found {found}", str(path), lineno)
@@ -198,4 +211,4 @@ def read_jsonl(path: str | Path, tag_key: str | None = None) -> list[Sentence]:
             raise DataError(problem, str(path), lineno)
         if obj["tokens"]:
             sents.append(Sentence(list(obj["tokens"]), [str(t) for t in obj[key]], lineno))
-    return _check_nonempty(sents, path, saw_text, saw_lines)
+    return lines.check(sents, path)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import random
 import statistics
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .data import Corpus, load_corpus
+from .corpus import Corpus
+from .data import load_corpus
 from .errors import DataError
 from .serialize import atomic_write_json
 
@@ -32,30 +32,26 @@ def _splits(corpus: Corpus, cfg: dict[str, Any], log: Callable[[str], None]) -> 
     task = cfg["task"]
     train_scheme = cfg["scheme"] if task == "ner" else None
     eval_scheme = "IOB2" if task == "ner" else None
-    if not corpus.has_split("train"):
-        raise DataError(f"the corpus {corpus.name!r} has no train split; its splits: {', '.join(corpus.splits)}")
-    train = corpus.sentences("train", train_scheme)
-    labels = sorted({t for _, tags in train for t in tags})
-    real = list(corpus.splits) != ["data"]
-    if corpus.has_split("dev") and real:
+    if not (corpus.has_split("train") or corpus.single):
+        raise DataError(f"the corpus {corpus.name!r} has no train split; its splits: {', '.join(corpus.split_names)}")
+    # the training split's tags as read: their entity types (NER) and tags (POS) are those of any scheme
+    labels = sorted({t for _, tags in corpus.sentences("train") for t in tags})
+
+    def warn(message: str) -> None:
+        log(f"warning: {message}")
+
+    if corpus.has_split("dev"):
         dev = corpus.sentences("dev", eval_scheme)
-        check_gold_labels(task, labels, corpus, "dev", dev, warn=lambda m: log(f"warning: {m}"),
-                          owner="training split")
+        check_gold_labels(task, labels, corpus, "dev", dev, warn=warn, owner="training split")
     else:
-        rng = random.Random(0)
-        order = list(range(len(train)))
-        rng.shuffle(order)
-        cut = max(1, len(train) // 10)
-        held = set(order[:cut])
-        dev_pairs = [p for i, p in enumerate(corpus.sentences("train", eval_scheme)) if i in held]
-        train = [p for i, p in enumerate(train) if i not in held]
-        dev = dev_pairs
-        log(f"no dev split: holding out {cut} training sentences for model selection")
+        corpus = corpus.hold_out(fraction=0.1, seed=0)
+        dev = corpus.sentences("dev", eval_scheme)
+        log(f"no dev split: holding out {len(dev)} training sentences for model selection")
+    train = corpus.sentences("train", train_scheme)
     test = None
-    if corpus.has_split("test") and real:
+    if corpus.has_split("test"):
         test = corpus.sentences("test", eval_scheme)
-        check_gold_labels(task, labels, corpus, "test", test, warn=lambda m: log(f"warning: {m}"),
-                          owner="training split")
+        check_gold_labels(task, labels, corpus, "test", test, warn=warn, owner="training split")
     return train, dev, test
 
 
@@ -171,7 +167,7 @@ def evaluate_model(model: str, dataset: str | None, split: str, tag_column: str 
             raise DataError(f"none of the gold tags ({', '.join(sorted(unknown)[:5])}) are the model's labels "
                             f"({', '.join(tagger.labels[:5])}...); choose the tag column with --tag-column")
     train_sents = corpus.sentences("train", "IOB2" if tagger.task == "ner" else None) \
-        if corpus.has_split("train") and list(corpus.splits) != ["data"] else None
+        if corpus.has_split("train") else None
     scores = evaluate(tagger, gold, tagger.task, train_sentences=train_sents, batch_size=batch_size)
     scores.update({"task": tagger.task, "split": split, "dataset": corpus.name, "sentences": len(gold)})
     return scores
@@ -186,14 +182,12 @@ def check_gold_labels(task: str, labels: Iterable[str], corpus: Corpus, split: s
     corpus that one accepts the other does not refuse. The message names the first such tag's
     ``file:line`` and the labels of ``owner`` (``"model"`` or ``"training split"``).
     """
-    from .data import SPLIT_ALIASES
     from .labels import split_tag
 
     ner = task == "ner"
     known = {split_tag(t)[1] for t in labels} - {""} if ner else set(labels)
-    lines = corpus.split(split)["line"]
-    name = next((a for a in SPLIT_ALIASES.get(split, (split,)) if a in corpus.splits), "data")
-    src = corpus.sources.get(name, name)
+    lines = corpus.lines(split)
+    src = corpus.source(split)
     expected = "data with the tag set the model was trained on" if owner == "model" else \
         f"{split} data with no tag the training split lacks"
     for (_, tags), line in zip(gold, lines):

@@ -9,6 +9,7 @@ import pytest
 
 from seqtag.data import catalogue, load_corpus
 from seqtag.errors import DataError
+from seqtag.labels import convert
 
 from .conftest import SAMPLES, corpora_dir
 
@@ -141,3 +142,73 @@ def test_real_corpora_counts() -> None:
     assert n_ents == 5648
     u = load_corpus("ud_english_ewt", "pos")
     assert len(u.split("train")) == 12544 and "PROPN" in u.labels
+
+
+def test_has_split_is_honest_and_one_file_serves_every_split(tmp_path: Path) -> None:
+    f = tmp_path / "x.conll"
+    f.write_text(CONLL)
+    one = load_corpus(str(f), "ner")
+    assert one.single and one.has_split("data") and not one.has_split("train") and not one.has_split("test")
+    assert one.split("test")["tokens"] == one.split("data")["tokens"] and one.source("dev") == str(f)
+    folder = load_corpus(str(SAMPLES / "sample_ner"), "ner")
+    assert not folder.single and all(folder.has_split(s) for s in ("train", "dev", "test"))
+    assert not folder.has_split("data") and not folder.has_split("validation")
+    with pytest.raises(DataError, match="has no split 'data'; its splits: train, dev, test"):
+        folder.split("data")
+
+
+def test_hold_out_keeps_the_sentences_training_has_always_held_out() -> None:
+    """Seed 0, a tenth (at least one), kept in corpus order: the dev split of a corpus without one."""
+    import random
+
+    corpus = load_corpus(f"train={SAMPLES / 'sample_ner' / 'train.conll'},test={SAMPLES / 'sample_ner' / 'test.conll'}",
+                         "ner")
+    train = corpus.sentences("train", "IOB2")
+    order = list(range(len(train)))
+    random.Random(0).shuffle(order)
+    held = set(order[: max(1, len(train) // 10)])
+    split = corpus.hold_out(fraction=0.1, seed=0)
+    assert split.sentences("dev", "IOB2") == [p for i, p in enumerate(train) if i in held]
+    assert split.sentences("train", "BIOES") == [(t, convert(g, "IOB2", "BIOES")) for i, (t, g) in enumerate(train)
+                                                 if i not in held]
+    assert split.lines("dev") == [line for i, line in enumerate(corpus.lines("train")) if i in held]
+    assert split.sentences("test") == corpus.sentences("test") and split.labels == corpus.labels
+    assert split.source("dev") == split.source("train") == corpus.source("train")
+    assert not corpus.has_split("dev") and split.has_split("dev")
+    one = load_corpus(str(SAMPLES / "sample_ner" / "dev.conll"), "ner").hold_out()
+    assert set(one.split_names) == {"train", "dev"} and len(one.sentences("dev")) == 3
+
+
+def test_each_split_is_converted_once_per_scheme(monkeypatch: pytest.MonkeyPatch) -> None:
+    from seqtag import corpus as corpus_module
+
+    corpus = load_corpus(str(SAMPLES / "sample_ner"), "ner")
+    calls: list[int] = []
+    real = corpus_module.convert
+    monkeypatch.setattr(corpus_module, "convert", lambda *a: calls.append(1) or real(*a))
+    first = corpus.sentences("train", "BIOES")
+    first.clear()  # the caller's list: the corpus keeps its own
+    again = corpus.sentences("train", "BIOES")
+    assert len(calls) == len(again) == 120
+    assert corpus.sentences("dev", "IOB2") == corpus.sentences("dev", "IOB2") and len(calls) == 150
+
+
+def test_one_block_reader_for_corpus_files_and_predict_input(tmp_path: Path) -> None:
+    from seqtag.predict_io import read_conll_blocks
+    from seqtag.readers import read_conll
+
+    f = tmp_path / "x.conll"
+    f.write_text(IOB1 + "\n\n-DOCSTART- -X- O O\nAnna NNP I-PER\n")
+    assert list(read_conll_blocks(f.read_text().splitlines())) == [s.tokens for s in read_conll(f)]
+    assert [s.line for s in read_conll(f)] == [3, 7, 12]
+
+
+def test_a_bad_line_is_reported_before_later_lines_are_read(tmp_path: Path) -> None:
+    """The block reader hands each line over as it reads it: a wrong column count is named even when
+    bytes that are not UTF-8 follow in the same sentence."""
+    from seqtag.readers import read_conll
+
+    f = tmp_path / "x.conll"
+    f.write_bytes(b"EU NNP B-ORG\nrejects O\nGerman JJ \xff\n")
+    with pytest.raises(DataError, match=r"x.conll:2: expected 3 columns \(as on line 1\), found 2"):
+        read_conll(f)

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from .errors import ModelLoadError
-from .serialize import atomic_directory, recover_directory, write_json
+from .atomic import atomic_directory, recover_directory, write_json
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint", "recover_checkpoint", "deferred_interrupt",
            "Interrupted", "CHECKPOINT_DIR"]

@@ -26,7 +26,7 @@ from . import registry
 from .about import FORMAT_VERSION, __version__
 from .errors import ModelLoadError, PluginMissingError
 from .jsonio import read_json_object
-from .serialize import STAGING_DIR, commit_files, recover_staged, write_json
+from .atomic import STAGING_DIR, commit_files, recover_staged, write_json
 
 if TYPE_CHECKING:  # reading a folder's JSON needs no torch; only its weights do
     import torch

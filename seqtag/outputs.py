@@ -26,7 +26,7 @@ from typing import IO, Iterator
 from .checkpoint import CHECKPOINT_DIR, recover_checkpoint
 from .errors import ConfigError
 from .modeldir import LOCK_FILE, read_meta
-from .serialize import recover_staged
+from .atomic import recover_staged
 
 __all__ = ["claim_output", "describe_run", "LOCK_FILE", "OutputBusyError"]
 

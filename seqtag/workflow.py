@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable
 from .corpus import Corpus
 from .data import load_corpus
 from .errors import DataError
-from .serialize import atomic_write_json
+from .atomic import atomic_write_json
 
 __all__ = ["run_training", "resume_training", "evaluate_model", "format_scores", "corpus_for"]
 

@@ -17,7 +17,7 @@ import pytest
 
 import seqtag
 from seqtag.errors import ModelLoadError
-from seqtag.serialize import STAGING_DIR, commit_files
+from seqtag.atomic import STAGING_DIR, commit_files
 
 from .conftest import SAMPLES
 from .test_bad_input import NER, TINY, fails, run
@@ -175,7 +175,7 @@ def test_a_commit_cut_short_is_finished_or_dropped(tmp_path: Path) -> None:
     # a crash before the commit record: the old files stay, the staging folder goes at the next commit
     (d / STAGING_DIR).mkdir()
     (d / STAGING_DIR / "a.txt").write_text("half")
-    from seqtag.serialize import recover_staged
+    from seqtag.atomic import recover_staged
 
     recover_staged(d)
     assert (d / "a.txt").read_text() == "old a" and not (d / STAGING_DIR).exists()

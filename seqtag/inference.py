@@ -24,7 +24,8 @@ from .config import build_part
 from .labels import LabelTable, tags_from_spans
 from .tokenizers import Tokenizer, word_offsets
 
-__all__ = ["Entity", "Prediction", "Predictor", "RunBatch", "Sentence", "plan_batches", "limit_kernel_cache"]
+__all__ = ["Entity", "Prediction", "Predictor", "PredictingTagger", "RunBatch", "Sentence", "plan_batches",
+           "limit_kernel_cache"]
 
 Sentence = tuple[list[str], list[tuple[int, int]]]  # the words of a sentence and their character offsets
 RunBatch = Callable[[list[list[str]]], tuple[list[list[int]], Optional[list[list[float]]]]]
@@ -156,6 +157,52 @@ class Predictor:
                 results[i] = make(words[row], sents[i][1], tag_rows[row][:n],
                                   None if conf_rows is None else conf_rows[row][:n])
         return results  # type: ignore[return-value]
+
+
+class PredictingTagger:
+    """The prediction API every runtime's tagger offers (:class:`~seqtag.tagger.Tagger`,
+    :class:`~seqtag.onnx_runtime.OnnxTagger`): a subclass sets ``predictor`` and ``labels`` and gives
+    :meth:`run_batch`, its network."""
+
+    predictor: Predictor
+    labels: list[str]
+
+    @property
+    def task(self) -> str:
+        """``"ner"`` or ``"pos"``."""
+        return self.predictor.task
+
+    @property
+    def scheme(self) -> str:
+        """The scheme of :attr:`labels` (predictions are IOB2 whatever it is)."""
+        return self.predictor.scheme
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """What splits text inputs into tokens (replaceable, e.g. by a wrapper that reports bad lines)."""
+        return self.predictor.tokenizer
+
+    @tokenizer.setter
+    def tokenizer(self, tokenizer: Tokenizer) -> None:
+        self.predictor.tokenizer = tokenizer
+
+    def run_batch(self, with_confidence: bool) -> RunBatch:
+        """The network as a :data:`RunBatch` (``with_confidence`` false: it may give no confidences)."""
+        raise NotImplementedError
+
+    def predict(self, inputs: str | Sequence[str] | Sequence[Sequence[str]] | Iterable[Any], batch_size: int = 128,
+                with_confidence: bool = True) -> list[Prediction]:
+        """Tag texts (tokenized by the tagger's tokenizer) or token lists, in length-sorted batches.
+
+        ``inputs`` is one text, a list of texts, or a list of token lists (``[["EU", "rejects"]]``);
+        ``with_confidence`` false: every score is 1.0 (faster where confidences cost extra work).
+        """
+        return self.predictor.predict(inputs, self.run_batch(with_confidence), batch_size)
+
+    def predict_stream(self, inputs: Iterable[str | Sequence[str]], batch_size: int = 128,
+                       with_confidence: bool = True, chunk_size: int = 4096) -> Iterator[Prediction]:
+        """Like :meth:`predict` but lazy: reads ``chunk_size`` inputs at a time, so memory stays flat."""
+        return self.predictor.predict_stream(inputs, self.run_batch(with_confidence), batch_size, chunk_size)
 
 
 def plan_batches(lengths: Sequence[int], batch_size: int, max_cells: int = 6400, slack: float = 1.25,

@@ -8,21 +8,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import torch
 
 from .config import build_part
 from .errors import ModelLoadError
-from .inference import Prediction, Predictor
+from .inference import PredictingTagger, Predictor, RunBatch
 from .modeldir import WEIGHTS, file_sha256, read_model_dir
 from .resources import check_model
-from .tokenizers import Tokenizer
 
 __all__ = ["OnnxTagger"]
 
 
-class OnnxTagger:
+class OnnxTagger(PredictingTagger):
     """Runs an exported tagger with onnxruntime; featurization uses the saved tagger's vocabularies.
 
     Args:
@@ -66,21 +65,6 @@ class OnnxTagger:
                                  f"`seqtag export {p} --format onnx`")
         self.input_names = [i.name for i in self.session.get_inputs()]
 
-    @property
-    def task(self) -> str:
-        """``"ner"`` or ``"pos"``."""
-        return self.predictor.task
-
-    @property
-    def scheme(self) -> str:
-        """The scheme of :attr:`labels` (predictions are IOB2 whatever it is)."""
-        return self.predictor.scheme
-
-    @property
-    def tokenizer(self) -> Tokenizer:
-        """What splits text inputs into tokens."""
-        return self.predictor.tokenizer
-
     def run(self, tokens: list[list[str]]) -> tuple[Any, Any]:
         """Tag one batch of non-empty token lists: numpy ``tags`` (int64) and ``scores`` (float32) ``(batch, seq)``."""
         from .export import flatten_features
@@ -94,17 +78,10 @@ class OnnxTagger:
         tags, scores = self.session.run(["tags", "scores"], feeds)
         return tags, scores
 
-    def predict(self, inputs: str | Sequence[str] | Sequence[Sequence[str]] | Iterable[Any],
-                batch_size: int = 128) -> list[Prediction]:
-        """Like :meth:`Tagger.predict`: texts (tokenized by the model's tokenizer) or token lists."""
-        return self.predictor.predict(inputs, self._run_lists, batch_size)
+    def run_batch(self, with_confidence: bool) -> RunBatch:
+        """:meth:`run` as the predictor's ``run_batch`` (the graph gives confidences either way)."""
+        def run(words: list[list[str]]) -> tuple[list[list[int]], list[list[float]] | None]:
+            tags, scores = self.run(words)
+            return tags.tolist(), (scores.tolist() if with_confidence else None)  # shapes: (batch, seq)
 
-    def predict_stream(self, inputs: Iterable[str | Sequence[str]], batch_size: int = 128,
-                       chunk_size: int = 4096) -> Iterator[Prediction]:
-        """Like :meth:`Tagger.predict_stream`: lazy, ``chunk_size`` inputs at a time, length-sorted batches."""
-        return self.predictor.predict_stream(inputs, self._run_lists, batch_size, chunk_size)
-
-    def _run_lists(self, tokens: list[list[str]]) -> tuple[list[list[int]], list[list[float]]]:
-        """:meth:`run` as the predictor's ``run_batch`` (rows as lists)."""
-        tags, scores = self.run(tokens)
-        return tags.tolist(), scores.tolist()
+        return run

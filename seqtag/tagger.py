@@ -8,20 +8,19 @@ is :mod:`seqtag.inference`'s, shared with the ONNX runtime.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Mapping
 
 import torch
 
 from .errors import ModelLoadError, SeqtagError
-from .inference import Entity, Prediction, Predictor, RunBatch, limit_kernel_cache
+from .inference import Entity, Prediction, PredictingTagger, Predictor, RunBatch, limit_kernel_cache
 from .model import TaggerModel, make_batch
 from .modeldir import CONFIG, WEIGHTS, SavedModel, read_model_dir, write_model_dir
-from .tokenizers import Tokenizer
 
 __all__ = ["Tagger", "Prediction", "Entity", "load"]
 
 
-class Tagger:
+class Tagger(PredictingTagger):
     """A part-of-speech tagger or named-entity recogniser.
 
     Args:
@@ -41,40 +40,7 @@ class Tagger:
         self.predictor = Predictor.from_config(config, labels)
         self.model.eval()
 
-    @property
-    def task(self) -> str:
-        """``"ner"`` or ``"pos"``."""
-        return self.predictor.task
-
-    @property
-    def scheme(self) -> str:
-        """The scheme of :attr:`labels` (predictions are IOB2 whatever it is)."""
-        return self.predictor.scheme
-
-    @property
-    def tokenizer(self) -> Tokenizer:
-        """What splits text inputs into tokens (replaceable, e.g. by a wrapper that reports bad lines)."""
-        return self.predictor.tokenizer
-
-    @tokenizer.setter
-    def tokenizer(self, tokenizer: Tokenizer) -> None:
-        self.predictor.tokenizer = tokenizer
-
-    # -- prediction -------------------------------------------------------------------------------
-    def predict(self, inputs: str | Sequence[str] | Sequence[Sequence[str]] | Iterable[Any], batch_size: int = 128,
-                with_confidence: bool = True) -> list[Prediction]:
-        """Tag texts (tokenized by the tagger's tokenizer) or token lists, in length-sorted batches.
-
-        ``inputs`` is one text, a list of texts, or a list of token lists (``[["EU", "rejects"]]``).
-        """
-        return self.predictor.predict(inputs, self._runner(with_confidence), batch_size)
-
-    def predict_stream(self, inputs: Iterable[str | Sequence[str]], batch_size: int = 128,
-                       with_confidence: bool = True, chunk_size: int = 4096) -> Iterator[Prediction]:
-        """Like :meth:`predict` but lazy: reads ``chunk_size`` inputs at a time, so memory stays flat."""
-        return self.predictor.predict_stream(inputs, self._runner(with_confidence), batch_size, chunk_size)
-
-    def _runner(self, with_confidence: bool) -> RunBatch:
+    def run_batch(self, with_confidence: bool) -> RunBatch:
         """The network as the predictor's ``run_batch``: token lists to tag-id rows and confidence rows."""
         def run(words: list[list[str]]) -> tuple[list[list[int]], list[list[float]] | None]:
             with torch.inference_mode():

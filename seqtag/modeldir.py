@@ -18,15 +18,16 @@ import hashlib
 import os
 import time
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version as dist_version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from . import registry
 from .about import FORMAT_VERSION, __version__
+from .atomic import STAGING_DIR, commit_files, recover_staged, write_json
 from .errors import ModelLoadError, PluginMissingError
 from .jsonio import read_json_object
-from .atomic import STAGING_DIR, commit_files, recover_staged, write_json
 
 if TYPE_CHECKING:  # reading a folder's JSON needs no torch; only its weights do
     import torch

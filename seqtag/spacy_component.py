@@ -13,7 +13,7 @@ imports no torch: :mod:`seqtag.tagger` is imported inside functions only.
 import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union, cast
 
 import srsly
 from spacy.language import Language
@@ -24,6 +24,7 @@ from spacy.training import Example, validate_examples
 from spacy.util import minibatch
 
 from .errors import ConfigError, ModelLoadError, SeqtagError
+from .labels import entity_types
 
 if TYPE_CHECKING:
     from .tagger import Tagger
@@ -129,7 +130,7 @@ class SeqtagComponent(Pipe):
         if self._tagger is None:
             return ()
         if self._tagger.task == "ner":
-            return tuple(sorted({lab.split("-", 1)[1] for lab in self._tagger.labels if "-" in lab}))
+            return tuple(entity_types(self._tagger.labels))
         return tuple(self._tagger.labels)
 
     @property
@@ -367,9 +368,8 @@ def package_pipeline(model: Union[str, Path], output: Union[str, Path], lang: st
     import spacy
 
     from .about import __version__
-    from .tagger import Tagger
-
     from .modeldir import is_model_dir
+    from .tagger import Tagger
 
     out = Path(output)
     if out.exists() and (is_model_dir(out) or out.resolve() == Path(model).resolve()):
@@ -382,7 +382,7 @@ def package_pipeline(model: Union[str, Path], output: Union[str, Path], lang: st
         nlp = spacy.blank(lang)
     except (ImportError, KeyError, ValueError) as exc:
         raise ConfigError(f"--lang {lang!r}: spaCy has no such language ({' '.join(str(exc).split())[:120]})") from None
-    comp = nlp.add_pipe("seqtag", config={"spans_key": spans_key})
+    comp = cast(SeqtagComponent, nlp.add_pipe("seqtag", config={"spans_key": spans_key}))
     comp._set_tagger(tagger)
     pipe_name = name or f"seqtag_{tagger.task}"
     if not pipe_name.replace("_", "").isalnum():

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import torch
 
 from .errors import ModelLoadError, SeqtagError
-from .inference import Entity, Prediction, PredictingTagger, Predictor, RunBatch, limit_kernel_cache
+from .inference import Entity, PredictingTagger, Prediction, Predictor, RunBatch, limit_kernel_cache
 from .model import TaggerModel, make_batch
 from .modeldir import CONFIG, WEIGHTS, SavedModel, read_model_dir, write_model_dir
 

@@ -16,7 +16,6 @@ from seqtag.model import make_batch
 from seqtag.tagger import Tagger
 from seqtag.tokenizers import word_offsets
 
-
 SAMPLE_TEXT = ["EU rejects German call to boycott British lamb .", "Peter Blackburn", "BRUSSELS 1996-08-22",
                "The European Commission said on Thursday it disagreed with German advice to consumers ."]
 
@@ -45,7 +44,7 @@ def _random_words(rng: random.Random, n: int) -> list[str]:
     return ["".join(rng.choice("abcdeABCDE0123.-") for _ in range(rng.randint(1, 35))) for _ in range(n)]
 
 
-def _char_parts() -> list[torch.nn.Module]:
+def _char_parts() -> list[CharCNNEmbedding | CharLSTMEmbedding]:
     return [CharCNNEmbedding(char_dim=6, filters=5, kernel_size=5), CharLSTMEmbedding(char_dim=4, hidden_size=3)]
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "HubUnavailableError",
     "TrainingDivergedError",
     "ResourceError",
+    "ExportError",
 ]
 
 
@@ -70,3 +71,7 @@ class TrainingDivergedError(SeqtagError):
 
 class ResourceError(SeqtagError):
     """A model or a batch needs more memory than the machine has (estimated ahead, or torch ran out)."""
+
+
+class ExportError(SeqtagError):
+    """A model cannot be exported (a part without an export form, a missing package) or the export is wrong."""

@@ -13,6 +13,8 @@ from .embeddings.base import Embedding, Features
 from .encoders.base import Encoder
 from .errors import ConfigError
 from .heads.base import Head
+from .masks import mask_from_lengths
+from .registry import NETWORK_KINDS
 from .resources import check_model
 
 __all__ = ["TaggerModel", "Batch", "make_batch"]
@@ -67,7 +69,7 @@ class TaggerModel(nn.Module):
     def __init__(self, model_cfg: Mapping[str, Any], labels: Sequence[str], scheme: str,
                  sentences: Iterable[Sequence[str]] | None = None, assets: Mapping[str, Any] | None = None) -> None:
         super().__init__()
-        for slot in ("embedding", "encoder", "head"):
+        for slot in NETWORK_KINDS:
             if slot not in model_cfg:
                 raise ConfigError(f"the model config has no '{slot}' table (model.{slot}.type = ...)")
         training = None if assets is not None else list(sentences or [])
@@ -96,13 +98,7 @@ class TaggerModel(nn.Module):
         return self.head.loss(self.encode(batch), batch.tags, batch.mask)
 
     def decode(self, batch: Batch, with_confidence: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.encode(batch)
-        if with_confidence:
-            return self.head.decode(x, batch.mask)
-        try:
-            return self.head.decode(x, batch.mask, with_confidence=False)  # type: ignore[call-arg]
-        except TypeError:
-            return self.head.decode(x, batch.mask)
+        return self.head.decode(self.encode(batch), batch.mask, with_confidence=with_confidence)
 
 
 def make_batch(model: TaggerModel, tokens: list[list[str]], tags: list[list[int]] | None = None,
@@ -111,8 +107,8 @@ def make_batch(model: TaggerModel, tokens: list[list[str]], tags: list[list[int]
 
     ``columns``: the sentences' ids computed ahead (:func:`seqtag.data.index_sentences`), if any."""
     lengths = torch.tensor([len(t) for t in tokens], dtype=torch.long)
-    width = int(lengths.max()) if len(tokens) else 1
-    mask = torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)  # shape: (batch, seq)
+    mask = mask_from_lengths(lengths)  # shape: (batch, seq)
+    width = mask.size(1)
     tag_tensor = None
     if tags is not None:
         tag_tensor = torch.zeros((len(tags), width), dtype=torch.long)

@@ -10,6 +10,7 @@ import torch
 
 from seqtag.heads.crf import CRFHead
 from seqtag.labels import is_valid
+from seqtag.masks import mask_from_lengths
 
 LABELS = ["B-PER", "I-PER", "B-LOC", "I-LOC", "O"]
 
@@ -44,7 +45,7 @@ def test_likelihood_and_viterbi_equal_brute_force(seed: int, constrained: bool) 
     crf = make(seed, constrained)
     lengths = [4, 2, 3]
     em = torch.randn(3, 4, len(LABELS), generator=torch.Generator().manual_seed(seed))
-    mask = torch.arange(4).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
+    mask = mask_from_lengths(torch.tensor(lengths), 4)
     tags = torch.randint(0, len(LABELS), (3, 4), generator=torch.Generator().manual_seed(seed + 100))
     ll = crf.log_likelihood(em, tags, mask)
     path, _ = crf.viterbi(em, mask)
@@ -73,7 +74,7 @@ def test_constrained_decoding_is_always_valid(scheme: str, labels: list[str]) ->
         g = torch.Generator().manual_seed(seed)
         em = torch.randn(8, 9, len(labels), generator=g) * 4
         lengths = torch.randint(1, 10, (8,), generator=g)
-        mask = torch.arange(9).unsqueeze(0) < lengths.unsqueeze(1)
+        mask = mask_from_lengths(lengths, 9)
         path, _ = crf.viterbi(em, mask)
         for i in range(8):
             tags = [labels[j] for j in path[i, : int(lengths[i])].tolist()]
@@ -105,3 +106,48 @@ def test_loss_trains_towards_gold() -> None:
     decoded, conf = crf.decode(x, mask)
     assert torch.equal(decoded, tags)
     assert torch.all((conf > 0.5) & (conf <= 1.0))
+
+
+@pytest.mark.parametrize("lengths", [[3, 3], [1, 4, 2], [1], [5]])
+@pytest.mark.parametrize("scripted", [False, True])
+def test_any_batch_shape_equals_brute_force_eager_and_scripted(lengths: list[int], scripted: bool) -> None:
+    """Batches where every step is real, where one sequence is a single token, and a single sequence, in the
+    eager functions and in their TorchScript forms (what the ONNX export traces)."""
+    from seqtag.heads import crf_functions as cf
+
+    crf = make(7)
+    start, trans, end = (p.detach() for p in crf._params())
+    width = max(lengths)
+    em = torch.randn(len(lengths), width, len(LABELS), generator=torch.Generator().manual_seed(len(lengths)))
+    mask = mask_from_lengths(torch.tensor(lengths), width)
+    viterbi = cf.scripted(cf.viterbi) if scripted else cf.viterbi
+    marginals = cf.scripted(cf.marginals) if scripted else cf.marginals
+    log_partition = cf.scripted(cf.log_partition) if scripted else cf.log_partition
+    path, best_score = viterbi(em, mask, start, trans, end)
+    marg = marginals(em, mask, start, trans, end)
+    log_z = log_partition(em, mask, start, trans, end)
+    assert marg.dtype == torch.float64
+    torch.testing.assert_close(marg[mask].sum(-1), torch.ones(int(mask.sum()), dtype=torch.float64))
+    for i, n in enumerate(lengths):
+        want_z, best, scores = brute(crf, em[i], n)
+        assert path[i, :n].tolist() == best
+        assert path[i, n:].tolist() == [best[-1]] * (width - n)  # padding holds the last real tag
+        assert best_score[i].item() == pytest.approx(scores[tuple(best)], abs=1e-4)
+        assert log_z[i].item() == pytest.approx(want_z, abs=1e-4)
+        for t in range(n):
+            for j in range(len(LABELS)):
+                p = sum(math.exp(v - want_z) for pth, v in scores.items() if pth[t] == j)
+                assert marg[i, t, j].item() == pytest.approx(p, abs=1e-6)
+
+
+def test_decode_with_and_without_confidence() -> None:
+    """Tags are the same either way; without confidence the scores are the mask; padding is 0 in both."""
+    crf = make(3)
+    x = torch.randn(3, 6, 4, generator=torch.Generator().manual_seed(3))
+    mask = mask_from_lengths(torch.tensor([6, 2, 4]))
+    tags, conf = crf.decode(x, mask)
+    fast_tags, ones = crf.decode(x, mask, with_confidence=False)
+    assert torch.equal(tags, fast_tags) and torch.equal(ones, mask.float())
+    assert torch.all(tags[~mask] == 0) and torch.all(conf[~mask] == 0)
+    marg = crf.marginals(crf.emissions(x), mask)
+    torch.testing.assert_close(conf[mask], marg.gather(2, tags.unsqueeze(2)).squeeze(2)[mask])

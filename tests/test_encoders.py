@@ -8,6 +8,9 @@ from torch import nn
 
 from seqtag import registry
 from seqtag.config import build_part
+from seqtag.embeddings import CharLSTMEmbedding
+from seqtag.encoders.padded_rnn import padded_rnn
+from seqtag.masks import mask_from_lengths
 
 CASES = [(name, layers, bi) for name in ("rnn.v1", "lstm.v1", "gru.v1") for layers in (1, 2) for bi in (False, True)]
 TORCH = {"rnn.v1": nn.RNN, "lstm.v1": nn.LSTM, "gru.v1": nn.GRU}
@@ -17,7 +20,7 @@ def padded_batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
     g = torch.Generator().manual_seed(seed)
     lengths = [7, 3, 5, 1]
     x = torch.randn(len(lengths), max(lengths), 6, generator=g)  # shape: (batch, seq, 6)
-    mask = torch.arange(max(lengths)).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
+    mask = mask_from_lengths(torch.tensor(lengths))  # shape: (batch, seq)
     return x, mask, lengths
 
 
@@ -116,3 +119,32 @@ def test_padded_path_equals_packed_path_with_gradients(name: str) -> None:
         enc.zero_grad()
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("rnn", [
+    nn.RNN(6, 5, num_layers=2, bidirectional=True, batch_first=True, bias=False, nonlinearity="relu"),
+    nn.LSTM(6, 5, bidirectional=True, batch_first=True, bias=False),
+    nn.GRU(6, 5, num_layers=2, batch_first=True),
+], ids=["rnn-relu-nobias", "lstm-nobias", "gru-2-layers"])
+def test_padded_rnn_matches_torch_with_and_without_bias(rnn: nn.RNNBase) -> None:
+    """The one padded recurrence (encoders, character BiLSTM, export) over any torch RNN's settings."""
+    rnn.eval()
+    x, mask, lengths = padded_batch(4)
+    out = padded_rnn(rnn, x, torch.tensor(lengths))
+    for i, n in enumerate(lengths):
+        expected, _ = rnn(x[i: i + 1, :n])
+        torch.testing.assert_close(out[i: i + 1, :n], expected, rtol=1e-5, atol=1e-6)
+    assert torch.all(out[~mask] == 0)
+
+
+def test_char_lstm_word_vectors_are_the_packed_lstm_final_states() -> None:
+    """Each word's vector is the forward state after its last character and the backward state after its first."""
+    torch.manual_seed(5)
+    emb = CharLSTMEmbedding(char_dim=4, hidden_size=3)
+    emb.initialize([["abc", "de", "fghijk", "l"]])
+    feats = emb.featurize([["abc", "de", "fghijk", "l"]])
+    chars, lengths = feats["chars"], feats["lengths"]  # shape: (4, 6), (4,)
+    got = emb.encode_words(chars, lengths)  # shape: (4, 6)
+    packed = nn.utils.rnn.pack_padded_sequence(emb.char_embed(chars), lengths, batch_first=True, enforce_sorted=False)
+    _, (h, _) = emb.lstm(packed)  # shape: (2, 4, 3)
+    torch.testing.assert_close(got, torch.cat([h[0], h[1]], dim=-1), rtol=1e-5, atol=1e-6)

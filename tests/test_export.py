@@ -120,33 +120,68 @@ def test_cli_export_and_stale_weights(pos_model: Path, tmp_path: Path) -> None:
         OnnxTagger(model)
 
 
-class _MyEncoder(Encoder):
-    def __init__(self, dim: int) -> None:
+class _PassThrough(Encoder):
+    """A plugin-style encoder with no export code: the base class's hook exports its forward as it is."""
+
+    def __init__(self, input_dim: int) -> None:
         super().__init__()
-        self.input_dim = self.output_dim = dim
+        self.input_dim = self.output_dim = input_dim
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return x * 2.0
+
+
+class _NoHook(torch.nn.Module):
+    """A registered encoder that does not derive from Encoder, so it has no export hook."""
+
+    def __init__(self, input_dim: int) -> None:
+        super().__init__()
+        self.input_dim = self.output_dim = input_dim
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return x
 
 
-def test_unsupported_part_is_a_one_line_error(pos_model: Path, tmp_path: Path) -> None:
-    tagger = Tagger.load(pos_model)
-    tagger.model.encoder = _MyEncoder(tagger.model.embedding.output_dim)
-    with pytest.raises(ExportError) as info:
-        check_exportable(tagger.model, {**tagger.config["model"], "encoder": {"type": "my_encoder.v1"}})
-    msg = info.value.one_line()
-    assert isinstance(info.value, SeqtagError) and "\n" not in str(info.value)
-    assert "model.encoder" in msg and "my_encoder.v1" in msg and "_MyEncoder" in msg and "lstm.v1" in msg
-
+def _registered(name: str, cls: type) -> str:
     from seqtag import registry
 
-    if "idcnn.v1" not in registry.encoders:
-        pytest.skip("the seqtag-idcnn plugin is not installed")
-    cfg = build_config("pos", {"model": {"tokenizer": {"type": "whitespace.v1"}, "embedding": {"type": "word.v1"},
-                                         "encoder": {"type": "idcnn.v1"}}})
-    Tagger(cfg, ["NOUN", "VERB"], TaggerModel(cfg["model"], ["NOUN", "VERB"], "none", sentences=[["a"]])).save(
-        tmp_path / "idcnn")
-    result = CliRunner().invoke(main, ["export", str(tmp_path / "idcnn")])
+    if name not in registry.encoders:
+        registry.encoders.register(name, cls)
+    return name
+
+
+def _save_pos_model(path: Path, encoder: dict) -> Path:
+    cfg = build_config("pos", {"model": {"tokenizer": {"type": "whitespace.v1"},
+                                         "embedding": {"type": "word.v1", "dim": 8, "casing_dim": 2},
+                                         "encoder": encoder, "head": {"type": "softmax.v1"}}})
+    corpus = load_corpus(str(SAMPLES / "sample_pos"), "pos")
+    train = corpus.sentences("train", None)
+    labels = sorted({t for _, tags in train for t in tags})
+    torch.manual_seed(0)
+    model = TaggerModel(cfg["model"], labels, cfg["scheme"], sentences=[w for w, _ in train])
+    Tagger(cfg, labels, model).save(path)
+    return path
+
+
+def test_a_plugin_part_exports_through_the_base_class_hook(tmp_path: Path) -> None:
+    name = _registered("export-test-passthrough.v1", _PassThrough)
+    stack = {"type": "stack.v1", "layers": [{"type": "gru.v1", "hidden_size": 6}, {"type": name}]}
+    model = _save_pos_model(tmp_path / "m", stack)
+    _assert_same(model, export_onnx(model), _test_sentences("pos"))
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_a_part_without_the_hook_is_a_one_line_error(tmp_path: Path, nested: bool) -> None:
+    name = _registered("export-test-nohook.v1", _NoHook)
+    encoder = {"type": "stack.v1", "layers": [{"type": "lstm.v1", "hidden_size": 4}, {"type": name}]} if nested \
+        else {"type": name}
+    model = _save_pos_model(tmp_path / "m", encoder)
+    want = (f"the encoder '{name}' (tests.test_export._NoHook) cannot be exported to ONNX: "
+            "it has no export_module()")
+    with pytest.raises(ExportError) as info:
+        check_exportable(Tagger.load(model).model)
+    assert isinstance(info.value, SeqtagError) and str(info.value) == want
+    result = CliRunner().invoke(main, ["export", str(model)])
     assert result.exit_code == 2
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: model.encoder") and "'idcnn.v1'" in lines[0]
+    assert result.output.strip().splitlines() == [f"error: {want}"]
+    assert not (model / "model.onnx").exists()

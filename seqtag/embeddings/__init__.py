@@ -6,4 +6,5 @@ from .concat import ConcatEmbedding
 from .pretrained import PretrainedEmbedding
 from .word import WordEmbedding
 
-__all__ = ["Embedding", "WordEmbedding", "CharCNNEmbedding", "CharLSTMEmbedding", "PretrainedEmbedding", "ConcatEmbedding"]
+__all__ = ["Embedding", "WordEmbedding", "CharCNNEmbedding", "CharLSTMEmbedding", "PretrainedEmbedding",
+           "ConcatEmbedding"]

@@ -21,9 +21,10 @@ class Embedding(nn.Module):
     The life of an embedding: construct from hyperparameters; ``initialize(sentences)`` builds what
     depends on the training data (vocabularies) and allocates weights, or ``set_assets(assets)``
     restores those from a saved tagger; ``featurize(batch)`` maps strings to index tensors once per
-    batch; ``forward(features)`` gives ``(batch, seq, output_dim)``. Features are tensors (or nested
-    dicts of them); a key starting with ``_`` holds a host-side extra that is no graph input (an ONNX
-    export leaves it out), such as the word strings an inference cache is keyed on.
+    batch; ``forward(features)`` gives ``(batch, seq, output_dim)``; ``export_module()`` gives the form
+    the ONNX export traces. Features are tensors (or nested dicts of them); a key starting with ``_``
+    holds a host-side extra that is no graph input (an ONNX export leaves it out), such as the word
+    strings an inference cache is keyed on.
     """
 
     output_dim: int
@@ -62,6 +63,16 @@ class Embedding(nn.Module):
 
     def forward(self, features: Features) -> torch.Tensor:  # shape: (batch, seq, output_dim)
         raise NotImplementedError
+
+    def export_module(self) -> nn.Module:
+        """The embedding's traceable form for the ONNX export: ``forward(features) -> (batch, seq, output_dim)``
+        over the featurized tensors (keys starting with ``_`` left out).
+
+        The default is the embedding itself, in eval mode: an embedding whose forward traces needs nothing
+        more. Override it otherwise, or raise :func:`seqtag.export_hook.not_exportable` for an embedding
+        that cannot be exported (see :mod:`seqtag.export_hook`).
+        """
+        return self
 
 
 def pad_ids(rows: Sequence[Sequence[int]], pad: int = 0) -> torch.Tensor:

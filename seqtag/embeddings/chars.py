@@ -11,10 +11,11 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
 
 from .. import registry
+from ..encoders.padded_rnn import padded_rnn
 from ..errors import ConfigError
+from ..masks import mask_from_lengths
 from ..resources import PartSize, VocabSource
 from .base import CACHE_SIZE, Embedding, Features, pad_ids
 from .vocab import Vocab
@@ -184,7 +185,7 @@ class CharCNNEmbedding(CharEmbeddingBase):
         x = x.transpose(1, 2)  # shape: (n_words, char_dim, n_chars)
         h = self.conv(x)  # shape: (n_words, filters, n_chars')
         n = h.size(2)
-        valid = torch.arange(n).unsqueeze(0) < lengths.unsqueeze(1)  # shape: (n_words, n_chars')
+        valid = mask_from_lengths(lengths, n)  # shape: (n_words, n_chars')
         h = h.masked_fill(~valid.unsqueeze(1), float("-inf"))
         return h.max(dim=2).values  # shape: (n_words, filters)
 
@@ -224,6 +225,9 @@ class CharLSTMEmbedding(CharEmbeddingBase):
 
     def encode_words(self, chars: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         x = self.char_embed(chars)  # shape: (n_words, n_chars, char_dim)
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        _, (h, _) = self.lstm(packed)  # h shape: (2, n_words, hidden)
-        return torch.cat([h[0], h[1]], dim=-1)  # shape: (n_words, 2 * hidden)
+        out = padded_rnn(self.lstm, x, lengths)  # shape: (n_words, n_chars, 2 * hidden)
+        h = self.hidden_size
+        last = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, h)  # shape: (n_words, 1, hidden)
+        fwd = out[:, :, :h].gather(1, last).squeeze(1)  # the forward state after the last character
+        bwd = out[:, 0, h:]  # the backward state after reading back to the first character
+        return torch.cat([fwd, bwd], dim=-1)  # shape: (n_words, 2 * hidden)

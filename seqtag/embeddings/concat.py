@@ -9,6 +9,7 @@ from torch import nn
 
 from .. import registry
 from ..errors import ConfigError
+from ..export_hook import export_children
 from ..resources import PartSize, VocabSource, estimate_part
 from .base import Embedding, Features
 
@@ -76,3 +77,7 @@ class ConcatEmbedding(Embedding):
 
     def forward(self, features: Features) -> torch.Tensor:
         return torch.cat([p(features[str(i)]) for i, p in enumerate(self.parts)], dim=-1)
+
+    def export_module(self) -> nn.Module:
+        """This concatenation over the export forms of its parts."""
+        return export_children(self, "parts", "embedding")

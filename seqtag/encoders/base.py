@@ -37,6 +37,17 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
+    def export_module(self) -> nn.Module:
+        """The encoder's traceable form for the ONNX export: ``forward(x, mask) -> (batch, seq, output_dim)``,
+        with ``mask`` always given.
+
+        The default is the encoder itself, in eval mode: an encoder whose forward traces needs nothing
+        more (no Python branch on tensor values while ``torch.jit.is_tracing()``). Override it otherwise,
+        or raise :func:`seqtag.export_hook.not_exportable` for an encoder that cannot be exported (see
+        :mod:`seqtag.export_hook`).
+        """
+        return self
+
 
 def lengths_of(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Sequence lengths ``(batch,)`` from a bool mask ``(batch, seq)`` (all ``seq`` when ``None``)."""

@@ -1,7 +1,8 @@
 """Recurrent encoders: the Elman RNN ``s_t = f(U x_t + W s_{t-1})``, the LSTM and the GRU.
 
-Each runs ``torch.nn.RNN``/``LSTM``/``GRU`` over packed sequences, so padding never changes a real
-position, and holds exactly their weights (``encoder.rnn``), so results agree with them.
+Each holds exactly the weights of ``torch.nn.RNN``/``LSTM``/``GRU`` (``encoder.rnn``) and runs them
+over padded batches with :func:`~seqtag.encoders.padded_rnn.padded_rnn`, so padding never changes a
+real position and results agree with ``torch.nn``; the same forward traces for the ONNX export.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -17,6 +17,7 @@ from .. import registry
 from ..errors import ConfigError
 from ..resources import PartSize
 from .base import Encoder, lengths_of
+from .padded_rnn import padded_rnn
 
 
 class RecurrentEncoder(Encoder):
@@ -31,7 +32,7 @@ class RecurrentEncoder(Encoder):
         self.input_dim, self.hidden_size, self.num_layers = input_dim, hidden_size, num_layers
         self.bidirectional, self.dropout = bidirectional, dropout
         self.output_dim = hidden_size * (2 if bidirectional else 1)
-        # run each direction on padded input (see _padded_forward); False uses packed sequences
+        # run each direction on padded input (see padded_rnn); False uses packed sequences
         self.fused_padding = True
 
     @classmethod
@@ -62,55 +63,20 @@ class RecurrentEncoder(Encoder):
                     batch_first=True)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        lengths = lengths_of(x, mask)  # shape: (batch,)
+        if torch.jit.is_tracing():  # the export: one recurrence for every batch, no branch on tensor values
+            return padded_rnn(self.rnn, x, lengths)  # shape: (batch, seq, output_dim)
         if x.dim() != 3 or x.size(2) != self.input_dim:
             raise ValueError(f"{type(self).__name__} expects (batch, seq, {self.input_dim}), got {tuple(x.shape)}")
-        lengths = lengths_of(x, mask)  # shape: (batch,)
         if mask is None or bool((lengths == x.size(1)).all()):
             out, _ = self.rnn(x)  # shape: (batch, seq, output_dim)
             return out
         if self.fused_padding:
-            return self._padded_forward(x, lengths)
+            return padded_rnn(self.rnn, x, lengths)  # shape: (batch, seq, output_dim)
         packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
         out, _ = self.rnn(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))  # shape: (batch, seq, output_dim)
         return out
-
-
-    def _padded_forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """The recurrence without packing: each direction runs on end-padded input, which keeps the fused
-        CPU kernels (several times faster than packed sequences, forward and backward); the backward
-        direction reads each sequence reversed within its own length, so padding never reaches a real
-        position and the result equals the packed one."""
-        batch, seq, _ = x.shape
-        pos = torch.arange(seq).unsqueeze(0)  # shape: (1, seq)
-        rev = torch.where(pos < lengths.unsqueeze(1), lengths.unsqueeze(1) - 1 - pos, pos)  # shape: (batch, seq)
-        # row indices into the (batch * seq, dim) view: index_select is far faster than gather here
-        rev = (rev + torch.arange(batch).unsqueeze(1) * seq).view(-1)  # shape: (batch * seq,)
-        out = x
-        for layer in range(self.num_layers):
-            if layer > 0 and self.dropout > 0:
-                out = F.dropout(out, self.dropout, self.training)
-            parts = [self._one_direction(out, layer, "")]
-            if self.bidirectional:
-                flipped = out.reshape(batch * seq, -1).index_select(0, rev).view(batch, seq, -1)
-                y = self._one_direction(flipped, layer, "_reverse")  # shape: (batch, seq, hidden)
-                parts.append(y.reshape(batch * seq, -1).index_select(0, rev).view(batch, seq, -1))
-            out = torch.cat(parts, dim=2) if len(parts) > 1 else parts[0]  # shape: (batch, seq, output_dim)
-        pad = (pos >= lengths.unsqueeze(1)).unsqueeze(2)  # shape: (batch, seq, 1)
-        if torch.is_inference_mode_enabled():  # no autograd graph holds `out`: zero the padding in place
-            return out.masked_fill_(pad, 0.0)
-        return out.masked_fill(pad, 0.0)
-
-    def _one_direction(self, x: torch.Tensor, layer: int, suffix: str) -> torch.Tensor:
-        rnn = self.rnn
-        params = [getattr(rnn, f"{name}_l{layer}{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-        h0 = x.new_zeros(1, x.size(0), self.hidden_size)
-        if isinstance(rnn, nn.LSTM):
-            return torch.lstm(x, (h0, h0), params, True, 1, 0.0, False, False, True)[0]
-        if isinstance(rnn, nn.GRU):
-            return torch.gru(x, h0, params, True, 1, 0.0, False, False, True)[0]
-        fn = torch.rnn_tanh if rnn.nonlinearity == "tanh" else torch.rnn_relu
-        return fn(x, h0, params, True, 1, 0.0, False, False, True)[0]
 
 
 @registry.encoders.register("rnn.v1")
@@ -131,7 +97,7 @@ class RNNEncoder(RecurrentEncoder):
         if nonlinearity not in ("tanh", "relu"):
             raise ConfigError(f"rnn.v1: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
-        self.rnn = nn.RNN(nonlinearity=nonlinearity, **self._rnn_kwargs())  # type: ignore[arg-type]
+        self.rnn = nn.RNN(nonlinearity=nonlinearity, **self._rnn_kwargs())
 
 
 @registry.encoders.register("lstm.v1")
@@ -150,7 +116,7 @@ class LSTMEncoder(RecurrentEncoder):
     def __init__(self, input_dim: int, hidden_size: int = 200, num_layers: int = 1, bidirectional: bool = True,
                  dropout: float = 0.0) -> None:
         super().__init__(input_dim, hidden_size, num_layers, bidirectional, dropout)
-        self.rnn = nn.LSTM(**self._rnn_kwargs())  # type: ignore[arg-type]
+        self.rnn = nn.LSTM(**self._rnn_kwargs())
 
 
 @registry.encoders.register("gru.v1")
@@ -169,4 +135,4 @@ class GRUEncoder(RecurrentEncoder):
     def __init__(self, input_dim: int, hidden_size: int = 200, num_layers: int = 1, bidirectional: bool = True,
                  dropout: float = 0.0) -> None:
         super().__init__(input_dim, hidden_size, num_layers, bidirectional, dropout)
-        self.rnn = nn.GRU(**self._rnn_kwargs())  # type: ignore[arg-type]
+        self.rnn = nn.GRU(**self._rnn_kwargs())

@@ -9,6 +9,7 @@ from torch import nn
 
 from .. import registry
 from ..errors import ConfigError
+from ..export_hook import export_children
 from ..resources import PartSize, estimate_part
 from .base import Encoder
 
@@ -70,6 +71,10 @@ class StackEncoder(Encoder):
             out = layer(x, mask)  # shape: (batch, seq, layer.output_dim)
             x = out + proj(x) if self.residual else out
         return x
+
+    def export_module(self) -> nn.Module:
+        """This stack over the export forms of its layers."""
+        return export_children(self, "layers", "encoder")
 
 
 @registry.encoders.register("identity.v1")

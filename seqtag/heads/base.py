@@ -14,9 +14,11 @@ if TYPE_CHECKING:
 class Head(nn.Module):
     """Scores tags from encoder states. ``input_dim``, ``labels`` and ``scheme`` are wired by the model.
 
-    ``loss(x, tags, mask)`` returns a scalar to minimise; ``decode(x, mask)`` returns the best tag
-    ids ``(batch, seq)`` and the confidence of each chosen tag ``(batch, seq)`` in ``[0, 1]``.
+    ``loss(x, tags, mask)`` returns a scalar to minimise; ``decode(x, mask, with_confidence)`` returns
+    the best tag ids ``(batch, seq)`` and the confidence of each chosen tag ``(batch, seq)`` in ``[0, 1]``.
     Shapes: ``x`` ``(batch, seq, input_dim)``, ``tags`` long ``(batch, seq)``, ``mask`` bool ``(batch, seq)``.
+    ``export_module(with_confidence)`` gives the head's traceable form for the ONNX export (see
+    :mod:`seqtag.export_hook`).
     """
 
     input_dim: int
@@ -40,5 +42,28 @@ class Head(nn.Module):
     def loss(self, x: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def decode(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(self, x: torch.Tensor, mask: torch.Tensor,
+               with_confidence: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """The best tags and their confidences.
+
+        Args:
+            x: Encoder states ``(batch, seq, input_dim)``.
+            mask: Bool ``(batch, seq)``, ``True`` at real tokens.
+            with_confidence: Compute each chosen tag's confidence; ``False`` lets the head skip that work
+                and return the mask as float scores (1 at real tokens).
+
+        Returns:
+            Tag ids long ``(batch, seq)`` and scores float ``(batch, seq)``, both 0 at padding.
+        """
         raise NotImplementedError
+
+    def export_module(self, with_confidence: bool = True) -> nn.Module:
+        """The head's traceable form for the ONNX export: ``forward(x, mask) -> (tags, scores)``.
+
+        The default runs :meth:`decode`, so a head whose ``decode`` traces needs nothing more (the CRF
+        head's recursions switch to their scripted forms while traced). Override it otherwise, or raise
+        :func:`seqtag.export_hook.not_exportable` for a head that cannot be exported.
+        """
+        from ..export_hook import HeadDecoder
+
+        return HeadDecoder(self, with_confidence)

@@ -37,7 +37,11 @@ class SoftmaxHead(Head):
         return F.cross_entropy(logits[mask], tags[mask], label_smoothing=self.label_smoothing,
                                reduction="sum") / x.size(0)
 
-    def decode(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(self, x: torch.Tensor, mask: torch.Tensor,
+               with_confidence: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         probs = self.proj(x).softmax(dim=-1)  # shape: (batch, seq, num_tags)
         conf, best = probs.max(dim=-1)  # shape: (batch, seq)
-        return best.masked_fill(~mask, 0), conf.masked_fill(~mask, 0.0)
+        best = best.masked_fill(~mask, 0)
+        if not with_confidence:
+            return best, mask.to(conf.dtype)
+        return best, conf.masked_fill(~mask, 0.0)

@@ -3,7 +3,8 @@
 "Fast and Accurate Entity Recognition with Iterated Dilated Convolutions" (EMNLP 2017): a block of
 dilated 1-D convolutions whose receptive field grows exponentially with depth is applied several
 times with the same weights. Every layer is a convolution over the whole sentence at once, so it
-runs much faster on a CPU than a recurrent encoder.
+runs much faster on a CPU than a recurrent encoder. It exports to ONNX with the tagger (``seqtag export``):
+its forward traces as it is (:meth:`IDCNNEncoder.export_module`).
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ class IDCNNEncoder(Encoder):
         Returns:
             Shape ``(batch, seq, filters)``; zero at padded positions.
         """
-        if x.dim() != 3 or x.size(2) != self.input_dim:
+        # exported, the sizes are symbolic: no check on their values
+        if not torch.jit.is_tracing() and (x.dim() != 3 or x.size(2) != self.input_dim):
             raise ValueError(f"idcnn.v1 expects (batch, seq, {self.input_dim}), got {tuple(x.shape)}")
         keep = None if mask is None else mask.bool().unsqueeze(1).to(x.dtype)  # shape: (batch, 1, seq)
 
@@ -129,3 +131,8 @@ class IDCNNEncoder(Encoder):
             if self.residual:
                 h = h + inp
         return h.transpose(1, 2)  # shape: (batch, seq, filters)
+
+    def export_module(self) -> nn.Module:
+        """The encoder's form for the ONNX export (seqtag's export hook): the encoder itself, as its forward
+        is convolutions and masking only, which trace with a dynamic batch and length."""
+        return self

@@ -15,7 +15,8 @@ from seqtag.errors import ConfigError
 from seqtag.testing import check_encoder, write_tiny_corpus
 
 torch.set_num_threads(1)
-plugin = pytest.importorskip("seqtag_transformer", reason="seqtag-transformer is not installed: pip install -e plugins/seqtag-transformer")
+plugin = pytest.importorskip("seqtag_transformer",
+                             reason="seqtag-transformer is not installed: pip install -e plugins/seqtag-transformer")
 TransformerEncoder = plugin.TransformerEncoder
 sinusoidal_positions = plugin.sinusoidal_positions
 
@@ -87,3 +88,37 @@ def test_trains_from_the_command_line(tmp_path: Path) -> None:
     meta = json.loads((tmp_path / "model" / "meta.json").read_text())
     assert "seqtag-transformer" in meta["plugins"]
     assert json.loads((tmp_path / "model" / "config.json").read_text())["model"]["encoder"]["width"] == 24
+
+
+@pytest.mark.parametrize("norm_first,activation", [(True, "gelu"), (False, "relu")])
+def test_traceable_layers_equal_pytorchs_layers(norm_first: bool, activation: str) -> None:
+    """The export form's layers give nn.TransformerEncoder's outputs (fused kernels and all) on a padded batch."""
+    torch.manual_seed(0)
+    enc = TransformerEncoder(6, width=8, heads=2, layers=2, dropout=0.0, norm_first=norm_first,
+                             activation=activation).eval()
+    x = torch.randn(3, 5, 6)  # shape: (3, 5, 6)
+    mask = torch.tensor([[True] * 5, [True, True, False, False, False], [True] * 3 + [False] * 2])
+    with torch.inference_mode():
+        torch.testing.assert_close(enc.export_module()(x, mask), enc(x, mask), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("settings", [["model.encoder.width=16", "model.encoder.heads=2"],
+                                      ["model.encoder.width=12", "model.encoder.heads=3", "model.encoder.layers=1",
+                                       "model.encoder.positions=learned", "model.encoder.norm_first=false",
+                                       "model.encoder.activation=relu"]])
+def test_exports_to_onnx_and_tags_as_pytorch(tmp_path: Path, settings: list[str]) -> None:
+    """A tiny trained tagger with this encoder, exported through its hook, tags in onnxruntime as in PyTorch."""
+    pytest.importorskip("onnxruntime")
+    from click.testing import CliRunner
+
+    from seqtag.cli import main
+    from seqtag.export import check_export, export_onnx
+    from seqtag.testing import TINY_CORPUS
+
+    sets = ["model.tokenizer.type=whitespace.v1", "model.encoder.type=transformer.v1", "training.max_steps=8",
+            *settings]
+    result = CliRunner().invoke(main, ["train", "--task", "ner", "--dataset", str(write_tiny_corpus(tmp_path / "c")),
+                                       "--max-epochs", "1", "-o", str(tmp_path / "m"), "--no-progress",
+                                       *(a for s in sets for a in ("--set", s))])
+    assert result.exit_code == 0, result.output
+    check_export(tmp_path / "m", export_onnx(tmp_path / "m"), [t for t, _ in TINY_CORPUS], batch_size=5, atol=1e-5)

@@ -1,0 +1,143 @@
+"""The linear-chain CRF recursions as pure functions: forward, backward, Viterbi and marginals.
+
+One implementation serves training, eager decoding and the ONNX export: the functions are written in
+the subset of Python that ``torch.jit.script`` compiles, so when a :class:`~seqtag.heads.CRFHead` is
+traced for export it calls their scripted forms (:func:`scripted`) and the loops over time become
+ONNX ``Loop``s of a dynamic length; in eager mode they run as plain Python, with no scripting cost.
+
+Shapes: emissions ``em`` ``(batch, seq, k)``, bool ``mask`` ``(batch, seq)`` with every sequence
+at least one position long and end-padded, ``start`` and ``end`` ``(k,)``, ``trans`` ``(k, k)``
+(``trans[i, j]`` scores tag ``i`` followed by tag ``j``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable, List, Tuple
+
+import torch
+
+__all__ = ["forward_alphas", "backward_betas", "log_partition", "sequence_score", "viterbi", "marginals",
+           "scripted"]
+
+
+def _full_steps(mask: torch.Tensor) -> int:
+    """How many leading steps are real in every sequence of the batch (no masking needed there); at
+    least 1, as step 0 is always read."""
+    return int(mask.sum(1).min().clamp(min=1))
+
+
+def forward_alphas(em: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, trans: torch.Tensor) -> torch.Tensor:
+    """Forward log-scores ``alpha_t(j)`` ``(batch, seq, k)``; a padded step keeps the last real one."""
+    seq = em.size(1)
+    full = _full_steps(mask)
+    emits = em.unbind(1)  # one (batch, k) view per step: cheaper than slicing at each step
+    steps = mask.unsqueeze(2).unbind(1)  # one (batch, 1) view per step
+    alpha = start.unsqueeze(0) + emits[0]  # shape: (batch, k)
+    alphas: List[torch.Tensor] = [alpha]
+    trans = trans.unsqueeze(0)  # shape: (1, k, k)
+    for t in range(1, full):
+        alpha = torch.logsumexp(alpha.unsqueeze(2) + trans, dim=1) + emits[t]  # shape: (batch, k)
+        alphas.append(alpha)
+    for t in range(full, seq):
+        nxt = torch.logsumexp(alpha.unsqueeze(2) + trans, dim=1) + emits[t]  # shape: (batch, k)
+        alpha = torch.where(steps[t], nxt, alpha)
+        alphas.append(alpha)
+    return torch.stack(alphas, dim=1)
+
+
+def backward_betas(em: torch.Tensor, mask: torch.Tensor, trans: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
+    """Backward log-scores ``beta_t(i)`` ``(batch, seq, k)``: ``end`` at each sequence's last position."""
+    seq = em.size(1)
+    full = _full_steps(mask)
+    emits = em.unbind(1)  # one (batch, k) view per step
+    steps = mask.unsqueeze(2).unbind(1)  # one (batch, 1) view per step
+    ends = end.unsqueeze(0).expand(em.size(0), -1)  # shape: (batch, k)
+    beta = ends
+    betas: List[torch.Tensor] = [beta]  # positions seq - 1, seq - 2, ..., 0
+    trans = trans.unsqueeze(0)  # shape: (1, k, k)
+    # position t + 1 >= full may be padding: then t is the last real position (beta = end) or padding itself
+    for i in range(seq - full):
+        t = seq - 2 - i
+        prev = torch.logsumexp(trans + (emits[t + 1] + beta).unsqueeze(1), dim=2)  # shape: (batch, k)
+        beta = torch.where(steps[t + 1], prev, ends)
+        betas.append(beta)
+    for i in range(seq - full, seq - 1):
+        t = seq - 2 - i
+        beta = torch.logsumexp(trans + (emits[t + 1] + beta).unsqueeze(1), dim=2)  # shape: (batch, k)
+        betas.append(beta)
+    return torch.stack(betas, dim=1).flip(1)
+
+
+def log_partition(em: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, trans: torch.Tensor,
+                  end: torch.Tensor) -> torch.Tensor:
+    """``log Z`` per sequence by the forward algorithm, shape ``(batch,)``."""
+    last = forward_alphas(em, mask, start, trans)[:, -1]  # padded steps carry the last real alpha
+    return torch.logsumexp(last + end.unsqueeze(0), dim=1)
+
+
+def sequence_score(em: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor, start: torch.Tensor,
+                   trans: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
+    """The unnormalized log-score of the tag sequences ``tags`` (long ``(batch, seq)``), shape ``(batch,)``."""
+    maskf = mask.to(em.dtype)  # shape: (batch, seq)
+    emit = em.gather(2, tags.unsqueeze(2)).squeeze(2) * maskf  # shape: (batch, seq)
+    step = trans[tags[:, :-1], tags[:, 1:]] * maskf[:, 1:]  # shape: (batch, seq - 1)
+    last = tags.gather(1, (mask.long().sum(1) - 1).clamp(min=0).unsqueeze(1)).squeeze(1)  # shape: (batch,)
+    return start[tags[:, 0]] + emit.sum(1) + step.sum(1) + end[last]
+
+
+def viterbi(em: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, trans: torch.Tensor,
+            end: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Best tag sequences ``(batch, seq)`` and their scores ``(batch,)``; padding holds the last real tag."""
+    batch, seq, k = em.size(0), em.size(1), em.size(2)
+    full = _full_steps(mask)
+    emits = em.unbind(1)  # one (batch, k) view per step
+    steps = mask.unsqueeze(2).unbind(1)  # one (batch, 1) view per step
+    score = start.unsqueeze(0) + emits[0]  # shape: (batch, k)
+    trans = trans.unsqueeze(0)  # shape: (1, k, k)
+    keep = torch.arange(k, device=em.device).unsqueeze(0).expand(batch, k)  # shape: (batch, k)
+    history: List[torch.Tensor] = [keep]  # back-pointers into each step; step 0 has none
+    # steps before the shortest sequence's end are real for the whole batch: no masking there
+    for t in range(1, full):
+        best, idx = (score.unsqueeze(2) + trans).max(dim=1)  # shape: (batch, k)
+        score = best + emits[t]
+        history.append(idx)
+    for t in range(full, seq):
+        best, idx = (score.unsqueeze(2) + trans).max(dim=1)  # shape: (batch, k)
+        m = steps[t]  # shape: (batch, 1)
+        score = torch.where(m, best + emits[t], score)
+        history.append(torch.where(m, idx, keep))  # padded steps point to themselves
+    final, last = (score + end.unsqueeze(0)).max(dim=1)  # shape: (batch,)
+    last = last.unsqueeze(1)  # shape: (batch, 1)
+    path: List[torch.Tensor] = [last]
+    for i in range(seq - 1):
+        last = history[seq - 1 - i].gather(1, last)  # shape: (batch, 1)
+        path.append(last)
+    # flipped as a tensor, not by list.reverse(): the ONNX export gets a reversed list wrong
+    return torch.cat(path, dim=1).flip(1), final  # shape: (batch, seq), (batch,)
+
+
+def marginals(em: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, trans: torch.Tensor,
+              end: torch.Tensor) -> torch.Tensor:
+    """Posterior probability of each tag at each position, float64 ``(batch, seq, k)``.
+
+    Forward-backward in float64, normalized at each position: in float32, the log-space sums of a
+    long sentence (thousands of tokens) lose enough precision to give "probabilities" above 1.
+    """
+    em, start, trans, end = em.double(), start.double(), trans.double(), end.double()
+    alphas = forward_alphas(em, mask, start, trans)  # shape: (batch, seq, k)
+    betas = backward_betas(em, mask, trans, end)  # shape: (batch, seq, k)
+    # sum_j exp(alpha_t(j) + beta_t(j)) is Z at every real position t
+    return torch.softmax(alphas + betas, dim=2)
+
+
+_SCRIPTED: dict[str, Any] = {}
+
+
+def scripted(fn: Callable[..., Any]) -> Any:
+    """``fn`` compiled by ``torch.jit.script`` (once per process), for tracing: its loops stay loops."""
+    if fn.__name__ not in _SCRIPTED:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*torch.jit.script")
+            _SCRIPTED[fn.__name__] = torch.jit.script(fn)
+    return _SCRIPTED[fn.__name__]

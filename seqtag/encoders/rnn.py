@@ -100,39 +100,36 @@ class RNNEncoder(RecurrentEncoder):
         self.rnn = nn.RNN(nonlinearity=nonlinearity, **self._rnn_kwargs())
 
 
-@registry.encoders.register("lstm.v1")
-class LSTMEncoder(RecurrentEncoder):
-    """LSTM (forget, input and output gates over a cell state); stacked and/or bidirectional.
+class GatedEncoder(RecurrentEncoder):
+    """The LSTM and GRU encoders: ``rnn_class`` with ``gates`` weight blocks; stacked and/or bidirectional.
 
     Args:
         hidden_size: State size per direction.
         num_layers: Number of stacked layers.
-        bidirectional: Run a second LSTM right to left and concatenate.
+        bidirectional: Run a second recurrence right to left and concatenate.
         dropout: Dropout between stacked layers.
     """
 
-    gates = 4
+    rnn_class: type[nn.RNNBase]
 
     def __init__(self, input_dim: int, hidden_size: int = 200, num_layers: int = 1, bidirectional: bool = True,
                  dropout: float = 0.0) -> None:
         super().__init__(input_dim, hidden_size, num_layers, bidirectional, dropout)
-        self.rnn = nn.LSTM(**self._rnn_kwargs())
+        self.rnn = self.rnn_class(**self._rnn_kwargs())
+
+
+@registry.encoders.register("lstm.v1")
+class LSTMEncoder(GatedEncoder):
+    """LSTM (forget, input and output gates over a cell state); stacked and/or bidirectional (arguments: see
+    :class:`GatedEncoder`)."""
+
+    gates = 4
+    rnn_class = nn.LSTM
 
 
 @registry.encoders.register("gru.v1")
-class GRUEncoder(RecurrentEncoder):
-    """GRU (update and reset gates); stacked and/or bidirectional.
-
-    Args:
-        hidden_size: State size per direction.
-        num_layers: Number of stacked layers.
-        bidirectional: Run a second GRU right to left and concatenate.
-        dropout: Dropout between stacked layers.
-    """
+class GRUEncoder(GatedEncoder):
+    """GRU (update and reset gates); stacked and/or bidirectional (arguments: see :class:`GatedEncoder`)."""
 
     gates = 3
-
-    def __init__(self, input_dim: int, hidden_size: int = 200, num_layers: int = 1, bidirectional: bool = True,
-                 dropout: float = 0.0) -> None:
-        super().__init__(input_dim, hidden_size, num_layers, bidirectional, dropout)
-        self.rnn = nn.GRU(**self._rnn_kwargs())
+    rnn_class = nn.GRU

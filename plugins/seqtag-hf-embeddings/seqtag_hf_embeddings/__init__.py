@@ -342,6 +342,13 @@ class TransformerEmbedding(Embedding):
         states = out.hidden_states
         return torch.stack([states[i] for i in self.layers]).mean(dim=0)  # shape: (n, len, hidden)
 
+    def export_module(self) -> nn.Module:
+        """Not exportable to ONNX (seqtag's export hook): refused in one line naming this embedding."""
+        from seqtag.export_hook import not_exportable
+
+        raise not_exportable("embedding", self, "its features are subword windows in Python lists, not tensors, "
+                                                "and its forward keeps a cache of sentence vectors")
+
     def forward(self, features: Features) -> torch.Tensor:
         """Word vectors, shape ``(batch, seq, output_dim)``; zero at padded positions."""
         keys: list[tuple[str, ...]] = features["keys"]

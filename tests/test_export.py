@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -142,12 +143,17 @@ class _NoHook(torch.nn.Module):
         return x
 
 
-def _registered(name: str, cls: type) -> str:
+@pytest.fixture
+def plugin_encoders() -> Iterator[dict[str, str]]:
+    """The two encoders above, registered for one test and removed after it (other tests list the registry)."""
     from seqtag import registry
 
-    if name not in registry.encoders:
-        registry.encoders.register(name, cls)
-    return name
+    names = {"passthrough": "export-test-passthrough.v1", "nohook": "export-test-nohook.v1"}
+    registry.encoders.register(names["passthrough"], _PassThrough)
+    registry.encoders.register(names["nohook"], _NoHook)
+    yield names
+    for name in names.values():
+        registry.encoders._parts.pop(name, None)
 
 
 def _save_pos_model(path: Path, encoder: dict) -> Path:
@@ -163,16 +169,17 @@ def _save_pos_model(path: Path, encoder: dict) -> Path:
     return path
 
 
-def test_a_plugin_part_exports_through_the_base_class_hook(tmp_path: Path) -> None:
-    name = _registered("export-test-passthrough.v1", _PassThrough)
+def test_a_plugin_part_exports_through_the_base_class_hook(tmp_path: Path, plugin_encoders: dict[str, str]) -> None:
+    name = plugin_encoders["passthrough"]
     stack = {"type": "stack.v1", "layers": [{"type": "gru.v1", "hidden_size": 6}, {"type": name}]}
     model = _save_pos_model(tmp_path / "m", stack)
     _assert_same(model, export_onnx(model), _test_sentences("pos"))
 
 
 @pytest.mark.parametrize("nested", [False, True])
-def test_a_part_without_the_hook_is_a_one_line_error(tmp_path: Path, nested: bool) -> None:
-    name = _registered("export-test-nohook.v1", _NoHook)
+def test_a_part_without_the_hook_is_a_one_line_error(tmp_path: Path, nested: bool,
+                                                      plugin_encoders: dict[str, str]) -> None:
+    name = plugin_encoders["nohook"]
     encoder = {"type": "stack.v1", "layers": [{"type": "lstm.v1", "hidden_size": 4}, {"type": name}]} if nested \
         else {"type": name}
     model = _save_pos_model(tmp_path / "m", encoder)

@@ -7,7 +7,7 @@ round trip preserves the entity set of any valid sequence.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 __all__ = [
     "SCHEMES",
@@ -46,46 +46,59 @@ class LabelTable:
 
     def __init__(self, labels: Sequence[str]) -> None:
         self.labels = labels
-        parts = [split_tag(lab) for lab in labels]
-        self.prefix = [p for p, _ in parts]
-        self.type = [t for _, t in parts]
+        self.parts = [split_tag(lab) for lab in labels]
         self.outside = labels.index("O") if "O" in labels else -1
 
     def spans(self, ids: Sequence[int]) -> list[Span]:
-        """Entity spans of a sequence of label ids, read leniently (an orphan ``I-``/``E-`` starts a span).
+        """Entity spans of a sequence of label ids (read as :func:`spans_from_tags` reads tags)."""
+        return _read_spans(ids, self.parts)
 
-        One reading serves IOB1, IOB2 and BIOES: ``B-``/``S-`` or a change of type starts a span,
-        ``E-``/``S-`` ends one, ``O`` (or a label not in the scheme's form) ends the open one.
-        """
-        spans: list[Span] = []
-        start, etype = -1, ""
-        prefixes, types = self.prefix, self.type  # locals: this loop runs for every tagged sentence
-        for i, t in enumerate(ids):
-            prefix = prefixes[t]
-            if prefix == "O" or prefix == "?":
-                if start >= 0:
-                    spans.append((start, i, etype))
-                    start = -1
-                continue
-            ty = types[t]
-            if start < 0 or ty != etype or prefix == "B" or prefix == "S":
-                if start >= 0:
-                    spans.append((start, i, etype))
-                start, etype = i, ty
-            if prefix == "E" or prefix == "S":
-                spans.append((start, i + 1, etype))
-                start = -1
-        if start >= 0:
-            spans.append((start, len(ids), etype))
-        return spans
+
+class _TagParts(dict[str, tuple[str, str]]):
+    """``split_tag`` of every tag met, kept: a corpus has few distinct tags and many tokens."""
+
+    def __missing__(self, tag: str) -> tuple[str, str]:
+        if len(self) >= 65536:  # tags from a hostile file never grow it without bound
+            self.clear()
+        parts = self[tag] = split_tag(tag)
+        return parts
+
+
+_TAG_PARTS = _TagParts()
 
 
 def spans_from_tags(tags: Sequence[str], scheme: str = "IOB2") -> list[Span]:
-    """Entity spans of a tag sequence, read leniently (see :meth:`LabelTable.spans`; the reading is the
-    same in every scheme, ``scheme`` is accepted for symmetry with :func:`tags_from_spans`)."""
-    index: dict[str, int] = {}
-    ids = [index.setdefault(tag, len(index)) for tag in tags]  # the sequence's own labels, in order of use
-    return LabelTable(list(index)).spans(ids)
+    """Entity spans of a tag sequence, read leniently (an orphan ``I-``/``E-`` starts a span).
+
+    One reading serves IOB1, IOB2 and BIOES (``scheme`` is accepted for symmetry with
+    :func:`tags_from_spans`): ``B-``/``S-`` or a change of type starts a span, ``E-``/``S-`` ends
+    one, ``O`` (or a tag not in the scheme's form) ends the open one.
+    """
+    return _read_spans(tags, _TAG_PARTS)
+
+
+def _read_spans(seq: Sequence[Any], parts: Any) -> list[Span]:
+    """The one span reader: ``parts[item]`` is the ``(prefix, type)`` of each item of ``seq`` (a label id
+    and :attr:`LabelTable.parts`, or a tag and the cache of :func:`split_tag`)."""
+    spans: list[Span] = []
+    start, etype = -1, ""
+    for i, item in enumerate(seq):  # runs for every tagged sentence: plain comparisons, no calls
+        prefix, ty = parts[item]
+        if prefix == "O" or prefix == "?":
+            if start >= 0:
+                spans.append((start, i, etype))
+                start = -1
+            continue
+        if start < 0 or ty != etype or prefix == "B" or prefix == "S":
+            if start >= 0:
+                spans.append((start, i, etype))
+            start, etype = i, ty
+        if prefix == "E" or prefix == "S":
+            spans.append((start, i + 1, etype))
+            start = -1
+    if start >= 0:
+        spans.append((start, len(seq), etype))
+    return spans
 
 
 def tags_from_spans(spans: Iterable[Span], length: int, scheme: str = "IOB2") -> list[str]:

@@ -19,6 +19,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
+from .embeddings.base import Embedding
 from .errors import ConfigError, ExportError, SeqtagError
 from .export_hook import export_part
 from .masks import mask_from_lengths
@@ -27,8 +28,8 @@ from .modeldir import file_sha256, owning_model
 from .onnx_runtime import OnnxTagger
 from .tagger import Tagger
 
-__all__ = ["ExportError", "export_onnx", "check_export", "OnnxTagger", "flatten_features", "check_exportable",
-           "ExportableTagger"]
+__all__ = ["ExportError", "export_onnx", "check_export", "OnnxTagger", "flatten_features", "graph_inputs",
+           "check_exportable", "ExportableTagger"]
 
 EXPORT_FORMAT = 1
 # inputs of the tracing example: 3 sentences of different lengths, so no axis is 1 or equal to another
@@ -107,9 +108,11 @@ class ExportableTagger(nn.Module):
 
 
 # -- export ---------------------------------------------------------------------------------------
-def _features(model: TaggerModel, tokens: list[list[str]]) -> tuple[list[str], list[torch.Tensor], torch.Tensor]:
+def graph_inputs(embedding: Embedding, tokens: list[list[str]]) -> tuple[list[str], list[torch.Tensor], torch.Tensor]:
+    """The exported graph's inputs for a batch of non-empty token lists: the names and tensors of the
+    embedding's flattened features, and the bool ``mask`` ``(batch, seq)``."""
     mask = mask_from_lengths(torch.tensor([len(t) for t in tokens], dtype=torch.long))  # shape: (batch, seq)
-    flat = flatten_features(model.embedding.featurize(tokens))
+    flat = flatten_features(embedding.featurize(tokens))
     return [n for n, _ in flat], [t for _, t in flat], mask
 
 
@@ -141,7 +144,7 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, opset: 
     if out.is_dir():
         raise ConfigError(f"{out}: a folder; --output names the ONNX file to write")
     tagger = Tagger.load(model_dir, verify=verify)
-    names, flat, mask = _features(tagger.model, EXAMPLE)
+    names, flat, mask = graph_inputs(tagger.model.embedding, EXAMPLE)
     module = ExportableTagger(tagger.model, names, confidence)  # a part without an export form is refused here
     axes: dict[str, dict[int, str]] = {n: {d: f"{n}_dim{d}" for d in range(t.dim())} for n, t in zip(names, flat)}
     for n, t in zip(names, flat):  # (batch, seq) features share the sentence axes

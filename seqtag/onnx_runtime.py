@@ -10,8 +10,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from .config import build_part
 from .errors import ModelLoadError
 from .inference import PredictingTagger, Predictor, RunBatch
@@ -67,11 +65,10 @@ class OnnxTagger(PredictingTagger):
 
     def run(self, tokens: list[list[str]]) -> tuple[Any, Any]:
         """Tag one batch of non-empty token lists: numpy ``tags`` (int64) and ``scores`` (float32) ``(batch, seq)``."""
-        from .export import flatten_features
+        from .export import graph_inputs
 
-        lengths = torch.tensor([len(t) for t in tokens], dtype=torch.long)
-        mask = torch.arange(int(lengths.max())).unsqueeze(0) < lengths.unsqueeze(1)  # shape: (batch, seq)
-        feeds = {n: t.numpy() for n, t in flatten_features(self.embedding.featurize(tokens))}
+        names, flat, mask = graph_inputs(self.embedding, tokens)  # mask shape: (batch, seq)
+        feeds = {n: t.numpy() for n, t in zip(names, flat)}
         feeds["mask"] = mask.numpy()
         if sorted(feeds) != sorted(self.input_names):
             raise ModelLoadError(f"the ONNX graph takes {self.input_names} but the embedding gives {sorted(feeds)}")

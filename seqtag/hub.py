@@ -34,7 +34,7 @@ def _proxy_for(scheme: str, host: str) -> tuple[str, int] | None:
     """The proxy (host, port) that the HTTP client would use for ``host``, from the environment."""
     proxies = urllib.request.getproxies_environment()
     url = proxies.get(scheme) or proxies.get("all")
-    if not url or urllib.request.proxy_bypass_environment(host):
+    if not url or urllib.request.proxy_bypass_environment(host):  # type: ignore[attr-defined]  # not in typeshed
         return None
     parsed = urlparse(url if "://" in url else f"http://{url}")
     try:

@@ -29,7 +29,7 @@ class CharEmbeddingBase(Embedding):
         self._check_base(char_dim, max_word_length)
         self.char_dim, self.min_freq, self.max_word_length = char_dim, min_freq, max_word_length
         self.chars = Vocab()
-        self._char_ids = {}  # word -> its character ids, filled as words are met
+        self._char_ids: dict[str, list[int]] = {}  # word -> its character ids, filled as words are met
         # inference cache of word vectors (see _cached_forward)
         self._vec_key: tuple[tuple[int, int], ...] = ()
         self._vec_rows: dict[str, int] = {}
@@ -56,7 +56,7 @@ class CharEmbeddingBase(Embedding):
 
     def set_assets(self, assets: dict[str, Any] | None) -> None:
         self.chars = Vocab((assets or {}).get("chars", []))
-        self._char_ids: dict[str, list[int]] = {}
+        self._char_ids = {}
         self.char_embed = nn.Embedding(len(self.chars), self.char_dim, padding_idx=0)
 
     def featurize(self, batch: Sequence[Sequence[str]]) -> Features:
@@ -170,7 +170,7 @@ class CharCNNEmbedding(CharEmbeddingBase):
             raise ConfigError("char_cnn.v1: filters and kernel_size must be positive")
 
     @classmethod
-    def estimate_size(cls, vocab: VocabSource, /, *, char_dim: int, filters: int, kernel_size: int,
+    def estimate_size(cls, vocab: VocabSource, /, *, char_dim: int, filters: int, kernel_size: int,  # type: ignore[override]
                       max_word_length: int, **config: Any) -> PartSize:
         table = cls._char_table(vocab, char_dim, max_word_length)
         cls._check(filters, kernel_size)
@@ -214,7 +214,7 @@ class CharLSTMEmbedding(CharEmbeddingBase):
             raise ConfigError(f"char_lstm.v1: hidden_size must be positive, got {hidden_size}")
 
     @classmethod
-    def estimate_size(cls, vocab: VocabSource, /, *, char_dim: int, hidden_size: int, max_word_length: int,
+    def estimate_size(cls, vocab: VocabSource, /, *, char_dim: int, hidden_size: int, max_word_length: int,  # type: ignore[override]
                       **config: Any) -> PartSize:
         table = cls._char_table(vocab, char_dim, max_word_length)
         cls._check(hidden_size)

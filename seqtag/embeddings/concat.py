@@ -29,7 +29,8 @@ class ConcatEmbedding(Embedding):
         from ..config import build_part
 
         self._check(parts)
-        self.parts = nn.ModuleList([build_part("embedding", cfg) for cfg in parts])
+        self.parts: Sequence[Embedding] = nn.ModuleList(  # type: ignore[assignment]  # a ModuleList of embeddings
+            [build_part("embedding", cfg) for cfg in parts])
 
     @staticmethod
     def _check(parts: Sequence[dict[str, Any]]) -> None:
@@ -37,7 +38,7 @@ class ConcatEmbedding(Embedding):
             raise ConfigError("concat.v1: 'parts' must name at least one embedding")
 
     @classmethod
-    def estimate_size(cls, vocab: VocabSource, /, *, parts: Sequence[dict[str, Any]], **config: Any) -> PartSize:
+    def estimate_size(cls, vocab: VocabSource, /, *, parts: Sequence[dict[str, Any]], **config: Any) -> PartSize:  # type: ignore[override]
         cls._check(parts)
         sizes = [estimate_part("embedding", cfg, vocab.part(str(i))) for i, cfg in enumerate(parts)]
         dim = sum(s.output_dim for s in sizes)

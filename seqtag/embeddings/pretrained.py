@@ -92,7 +92,7 @@ class PretrainedEmbedding(Embedding):
         self.embed = nn.Embedding(2, max(self.output_dim, 1), padding_idx=0)
 
     @classmethod
-    def estimate_size(cls, vocab: VocabSource, /, *, path: str, only_training_words: bool,
+    def estimate_size(cls, vocab: VocabSource, /, *, path: str, only_training_words: bool,  # type: ignore[override]
                       **config: Any) -> PartSize:
         if vocab.loaded:
             dim = vocab.assets.get("dim") if isinstance(vocab.assets, dict) else None

@@ -69,7 +69,7 @@ class WordEmbedding(Embedding):
         self.word_dropout, self.max_size = word_dropout, max_size
         self.output_dim = dim + casing_dim
         self.vocab = Vocab()
-        self._ids = {}  # word -> (vocabulary id, casing id), filled as words are met
+        self._ids: dict[str, tuple[int, int]] = {}  # word -> (vocabulary id, casing id), filled as words are met
         self.embed = nn.Embedding(2, dim, padding_idx=0)
         self.casing = nn.Embedding(len(CASING), casing_dim, padding_idx=0) if casing_dim > 0 else None
 
@@ -83,7 +83,7 @@ class WordEmbedding(Embedding):
             raise ConfigError(f"word.v1: word_dropout must be in [0, 1), got {word_dropout}")
 
     @classmethod
-    def estimate_size(cls, vocab: VocabSource, /, *, dim: int, casing_dim: int, word_dropout: float,
+    def estimate_size(cls, vocab: VocabSource, /, *, dim: int, casing_dim: int, word_dropout: float,  # type: ignore[override]
                       max_size: int | None, **config: Any) -> PartSize:
         cls._check(dim, casing_dim, word_dropout)
         # the distinct training words bound the vocabulary: lower-casing and min_freq only shrink it
@@ -102,7 +102,7 @@ class WordEmbedding(Embedding):
 
     def set_assets(self, assets: dict[str, Any] | None) -> None:
         self.vocab = Vocab((assets or {}).get("vocab", []))
-        self._ids: dict[str, tuple[int, int]] = {}
+        self._ids = {}
         self.embed = nn.Embedding(len(self.vocab), self.dim, padding_idx=0)
         nn.init.uniform_(self.embed.weight, -(3.0 / self.dim) ** 0.5, (3.0 / self.dim) ** 0.5)
         with torch.no_grad():

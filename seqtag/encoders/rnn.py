@@ -44,7 +44,7 @@ class RecurrentEncoder(Encoder):
             raise ConfigError(f"{cls.__name__}: dropout must be in [0, 1), got {dropout}")
 
     @classmethod
-    def estimate_size(cls, input_dim: int, /, *, hidden_size: int, num_layers: int, bidirectional: bool,
+    def estimate_size(cls, input_dim: int, /, *, hidden_size: int, num_layers: int, bidirectional: bool,  # type: ignore[override]
                       dropout: float, **config: Any) -> PartSize:
         """torch's weights exactly: per layer and direction, ``gates`` blocks of ``W_ih``, ``W_hh`` and two biases."""
         cls._check(hidden_size, num_layers, dropout)
@@ -57,7 +57,7 @@ class RecurrentEncoder(Encoder):
         # per token, layer and direction: the gates' pre-activations, the cell and the state
         return PartSize(params, dirs * h, activations=num_layers * dirs * (cls.gates + 2) * h)
 
-    def _rnn_kwargs(self) -> dict[str, object]:
+    def _rnn_kwargs(self) -> dict[str, Any]:
         return dict(input_size=self.input_dim, hidden_size=self.hidden_size, num_layers=self.num_layers,
                     bidirectional=self.bidirectional, dropout=self.dropout if self.num_layers > 1 else 0.0,
                     batch_first=True)

@@ -51,7 +51,7 @@ class StackEncoder(Encoder):
             raise ConfigError("stack.v1: 'layers' must name at least one encoder")
 
     @classmethod
-    def estimate_size(cls, input_dim: int, /, *, layers: Sequence[dict[str, Any]], residual: bool,
+    def estimate_size(cls, input_dim: int, /, *, layers: Sequence[dict[str, Any]], residual: bool,  # type: ignore[override]
                       **config: Any) -> PartSize:
         """The layers' estimates, each wired to the previous output size, and the residual projections."""
         cls._check(layers)

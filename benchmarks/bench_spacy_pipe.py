@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     for key, label in (("predict", "Tagger.predict"), ("spacy_pipe", "nlp.pipe")):
         print(f"{label:<22}{res[key]['seconds']:>10.3f}{res[key]['tokens_per_s']:>12.0f}")
     print(f"ratio nlp.pipe / predict = {res['ratio']:.3f} (target >= {TARGET_RATIO}: "
-          f"{'met' if res['within_target'] else 'NOT met'}); building the Docs ({res['doc_construction_seconds']:.3f}s) "
+          f"{'met' if res['within_target'] else 'NOT met'}); "
+          f"building the Docs ({res['doc_construction_seconds']:.3f}s) "
           f"is not counted")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")

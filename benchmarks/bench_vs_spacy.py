@@ -303,7 +303,8 @@ def main() -> None:
                 else:
                     jobs.append((system, seed))
 
-        def train_one(job: tuple[str, int]) -> dict[str, Any]:
+        def train_one(job: tuple[str, int], task: str = task, data: Any = data,
+                      train_threads: int = train_threads) -> dict[str, Any]:
             system, seed = job
             if system == "seqtag":
                 return train_seqtag(task, work, seed, args.quick, train_threads)

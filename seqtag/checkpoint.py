@@ -18,8 +18,8 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from .errors import ModelLoadError
 from .atomic import atomic_directory, recover_directory, write_json
+from .errors import ModelLoadError
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint", "recover_checkpoint", "deferred_interrupt",
            "Interrupted", "CHECKPOINT_DIR"]

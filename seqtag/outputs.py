@@ -23,10 +23,10 @@ import sys
 from pathlib import Path
 from typing import IO, Iterator
 
+from .atomic import recover_staged
 from .checkpoint import CHECKPOINT_DIR, recover_checkpoint
 from .errors import ConfigError
 from .modeldir import LOCK_FILE, read_meta
-from .atomic import recover_staged
 
 __all__ = ["claim_output", "describe_run", "LOCK_FILE", "OutputBusyError"]
 

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from .atomic import atomic_write_json
 from .corpus import Corpus
 from .data import load_corpus
 from .errors import DataError
-from .atomic import atomic_write_json
 
 __all__ = ["run_training", "resume_training", "evaluate_model", "format_scores", "corpus_for"]
 

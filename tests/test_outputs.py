@@ -16,10 +16,9 @@ from pathlib import Path
 import pytest
 
 import seqtag
-from seqtag.errors import ModelLoadError
 from seqtag.atomic import STAGING_DIR, commit_files
+from seqtag.errors import ModelLoadError
 
-from .conftest import SAMPLES
 from .test_bad_input import NER, TINY, fails, run
 
 

@@ -19,7 +19,7 @@ from click.testing import CliRunner, Result
 
 from seqtag.cli import main
 from seqtag.errors import ConfigError
-from seqtag.predict_io import LineTokenizer, SNIFF_LINES, read_conll_blocks, sniff_format
+from seqtag.predict_io import SNIFF_LINES, LineTokenizer, read_conll_blocks, sniff_format
 from seqtag.tokenizers import SpacyTokenizer, WhitespaceTokenizer, whitespace_pieces
 
 from .conftest import SAMPLES, corpora_dir, train_small

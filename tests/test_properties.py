@@ -14,8 +14,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from seqtag.errors import DataError, SeqtagError
-from seqtag.labels import (SCHEMES, allowed_transitions, convert, detect_scheme, invalid_positions, is_valid,
-                           spans_from_tags, split_tag, tags_from_spans)
+from seqtag.labels import (
+    SCHEMES,
+    allowed_transitions,
+    convert,
+    detect_scheme,
+    invalid_positions,
+    is_valid,
+    spans_from_tags,
+    split_tag,
+    tags_from_spans,
+)
 from seqtag.readers import Sentence, read_conll, read_conllu, read_jsonl
 
 FAST = settings(max_examples=200, deadline=None, derandomize=True)

@@ -20,12 +20,28 @@ from seqtag.data import load_corpus
 from seqtag.encoders.base import Encoder
 from seqtag.errors import ConfigError, ResourceError
 from seqtag.model import TaggerModel
-from seqtag.resources import (MAX_MEMORY_ENV, MEMORY_CHECK_ENV, SANE_SIZE, VocabSource, check_model, estimate_model,
-                              estimate_part, format_bytes, memory_limit, out_of_memory, parse_bytes)
+from seqtag.resources import (
+    MAX_MEMORY_ENV,
+    MEMORY_CHECK_ENV,
+    SANE_SIZE,
+    VocabSource,
+    check_model,
+    estimate_model,
+    estimate_part,
+    format_bytes,
+    memory_limit,
+    out_of_memory,
+    parse_bytes,
+)
 from seqtag.train import build_config
 
-from .test_bad_input import NER, fails, run, train_args
-from .test_bad_input import tiny  # noqa: F401 - the TINY config file, a fixture
+from .test_bad_input import (
+    NER,
+    fails,
+    run,
+    tiny,  # noqa: F401 - the TINY config file, a fixture
+    train_args,
+)
 
 LABELS = ["O", "B-PER", "I-PER", "E-PER", "S-PER", "B-LOC", "I-LOC", "E-LOC", "S-LOC"]
 HUGE = 10 ** 9

@@ -130,10 +130,10 @@ def whitespace_pieces(text: str, limit: int) -> list[tuple[int, int]]:
         # the last whitespace at or before the limit (text[stop] exists: more than limit characters are left)
         cut = text.rfind(" ", start + 1, stop + 1)  # the common case, found without a regex
         if cut < 0:
-            last = None
-            for last in _SPACE.finditer(text, start + 1, stop + 1):
+            found = None
+            for found in _SPACE.finditer(text, start + 1, stop + 1):  # noqa: B007 - the last match is wanted
                 pass
-            cut = last.start() if last is not None else stop
+            cut = found.start() if found is not None else stop
         pieces.append((start, cut))
         start = cut
     pieces.append((start, n))

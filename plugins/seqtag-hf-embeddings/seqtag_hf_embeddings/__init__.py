@@ -198,7 +198,8 @@ class TransformerEmbedding(Embedding):
             limit -= 2  # these models number positions from padding_idx + 1
         if folder is not None and (folder / "tokenizer_config.json").is_file():
             try:
-                value = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8")).get("model_max_length")
+                config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+                value = config.get("model_max_length")
                 if isinstance(value, int) and 0 < value < limit:
                     limit = value
             except (OSError, json.JSONDecodeError):
@@ -363,7 +364,8 @@ class TransformerEmbedding(Embedding):
         flat_windows.sort(key=lambda w: len(w[1]))  # similar lengths together: less padding
         sums = torch.zeros(batch * seq, hidden, device=device)  # shape: (batch * seq, hidden)
         counts = torch.zeros(batch * seq, device=device)  # shape: (batch * seq,)
-        grad = torch.enable_grad() if (self.training and not self.freeze and torch.is_grad_enabled()) else torch.no_grad()
+        trains = self.training and not self.freeze and torch.is_grad_enabled()
+        grad = torch.enable_grad() if trains else torch.no_grad()
         with grad:
             for start in range(0, len(flat_windows), _CHUNKS_PER_CALL):
                 part = flat_windows[start: start + _CHUNKS_PER_CALL]

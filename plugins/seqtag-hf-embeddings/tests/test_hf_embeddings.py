@@ -20,7 +20,7 @@ import torch
 from seqtag.config import build_part
 from seqtag.errors import ConfigError, ModelLoadError
 from seqtag.tagger import Tagger
-from seqtag.testing import CheckOptions, TINY_CORPUS, check_embedding, tiny_config, write_tiny_corpus
+from seqtag.testing import TINY_CORPUS, CheckOptions, check_embedding, tiny_config, write_tiny_corpus
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)

@@ -280,3 +280,32 @@ def test_the_head_walkthrough_is_what_new_plugin_writes_and_keeps_the_contract(t
     finally:
         registry.heads._parts.pop("walkthrough_mlp.v1", None)
     assert report.train_accuracy == 1.0
+
+
+def test_the_export_check_passes_a_builtin_part_and_names_a_part_without_the_hook() -> None:
+    pytest.importorskip("onnxruntime")
+    import torch
+
+    from seqtag import registry
+    from seqtag.errors import ExportError
+    from seqtag.testing import check_exports
+
+    check_exports("encoder", "gru.v1", {"hidden_size": 8})
+
+    class Plain(torch.nn.Module):
+        """A plain module, not an Encoder subclass: it has no export_module()."""
+
+        def __init__(self, input_dim: int) -> None:
+            super().__init__()
+            self.input_dim = self.output_dim = input_dim
+            self.scale = torch.nn.Parameter(torch.ones(1))
+
+        def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+            return x * self.scale
+
+    registry.encoders.register("kit_plain.v1", Plain)
+    try:
+        with pytest.raises(ExportError, match="the encoder 'kit_plain.v1' .* cannot be exported to ONNX"):
+            check_exports("encoder", "kit_plain.v1")
+    finally:
+        registry.encoders._parts.pop("kit_plain.v1")

@@ -28,6 +28,10 @@ Plugin authors call these from their own tests::
    is moved, and it is loaded again in this process and in a fresh Python process (so nothing
    outside the saved folder is used, such as a module-level cache); the predictions must be identical.
 
+:func:`check_exports` (:mod:`.exporting`) is the export check, separate since it needs onnxruntime:
+the fitted tagger exports to ONNX through the parts' ``export_module()`` hooks and tags in
+onnxruntime as in PyTorch.
+
 Every failure is an :class:`AssertionError` that says which check failed and why
 (``[seqtag.testing contract] head 'my_head.v1': ...``). torch is imported only when a check runs.
 """
@@ -35,6 +39,7 @@ Every failure is an :class:`AssertionError` that says which check failed and why
 from __future__ import annotations
 
 from .common import TINY_CORPUS, CheckOptions, CheckReport, write_tiny_corpus
+from .exporting import check_exports
 from .fitting import check_fits, tiny_config
 from .kit import check_embedding, check_encoder, check_head, check_part, check_tokenizer
 from .registration import check_config, check_registered
@@ -45,6 +50,7 @@ __all__ = [
     "CheckReport",
     "TINY_CORPUS",
     "check_part",
+    "check_exports",
     "check_tokenizer",
     "check_embedding",
     "check_encoder",

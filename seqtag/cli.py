@@ -216,7 +216,7 @@ def plugins(as_json: bool) -> None:
 def spacy_package(model: str, output_dir: str, lang: str, name: str | None, spans_key: str | None,
                   force: bool, no_verify: bool) -> None:
     """Turn a saved tagger into a spaCy pipeline folder that spacy.load opens."""
-    from .spacy_component import package_pipeline
+    from .spacy_package import package_pipeline
 
     out = package_pipeline(model, output_dir, lang=lang, name=name, spans_key=spans_key, force=force,
                            verify=not no_verify)

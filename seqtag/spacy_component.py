@@ -13,7 +13,7 @@ imports no torch: :mod:`seqtag.tagger` is imported inside functions only.
 import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union, cast
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import srsly
 from spacy.language import Language
@@ -23,13 +23,13 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples
 from spacy.util import minibatch
 
-from .errors import ConfigError, ModelLoadError, SeqtagError
+from .errors import ConfigError, ModelLoadError
 from .labels import entity_types
 
 if TYPE_CHECKING:
     from .tagger import Tagger
 
-__all__ = ["SeqtagComponent", "make_seqtag", "package_pipeline", "SCORE_EXTENSION", "UPOS_TAGS"]
+__all__ = ["SeqtagComponent", "make_seqtag", "SCORE_EXTENSION", "UPOS_TAGS"]
 
 SCORE_EXTENSION = "seqtag_score"
 UPOS_TAGS = frozenset("ADJ ADP ADV AUX CCONJ DET INTJ NOUN NUM PART PRON PROPN PUNCT SCONJ SYM VERB X".split())
@@ -357,41 +357,3 @@ def make_seqtag(nlp: Language, name: str, model: Optional[str], batch_size: int,
     return SeqtagComponent(name, model=model, batch_size=batch_size, spans_key=spans_key,
                            overwrite_ents=overwrite_ents, set_pos=set_pos, max_tokens=max_tokens)
 
-
-def package_pipeline(model: Union[str, Path], output: Union[str, Path], lang: str = "en",
-                     name: Optional[str] = None, spans_key: Optional[str] = None, force: bool = False,
-                     verify: bool = True) -> Path:
-    """Write a spaCy pipeline folder (``spacy.load`` opens it) holding a blank ``lang`` tokenizer and the tagger.
-
-    The tagger goes inside the folder (``OUTPUT/seqtag/``, seqtag's format), so the folder stands alone.
-    """
-    import spacy
-
-    from .about import __version__
-    from .modeldir import is_model_dir
-    from .tagger import Tagger
-
-    out = Path(output)
-    if out.exists() and (is_model_dir(out) or out.resolve() == Path(model).resolve()):
-        raise ConfigError(f"{out}: a seqtag model folder; the pipeline would overwrite its files "
-                          f"(--force never does), choose another OUTPUT_DIR")
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not force)):
-        raise ConfigError(f"{out}: exists and is not an empty folder; choose another OUTPUT_DIR or pass --force")
-    tagger = Tagger.load(model, verify=verify)
-    try:
-        nlp = spacy.blank(lang)
-    except (ImportError, KeyError, ValueError) as exc:
-        raise ConfigError(f"--lang {lang!r}: spaCy has no such language ({' '.join(str(exc).split())[:120]})") from None
-    comp = cast(SeqtagComponent, nlp.add_pipe("seqtag", config={"spans_key": spans_key}))
-    comp._set_tagger(tagger)
-    pipe_name = name or f"seqtag_{tagger.task}"
-    if not pipe_name.replace("_", "").isalnum():
-        raise ConfigError(f"--name {pipe_name!r}: use letters, digits and underscores only")
-    nlp.meta.update({"name": pipe_name, "version": "0.0.0",
-                     "description": f"seqtag {tagger.task.upper()} tagger from {Path(model).name}",
-                     "requirements": [f"seqtag>={__version__}"]})
-    try:
-        nlp.to_disk(out)
-    except OSError as exc:
-        raise SeqtagError(f"{out}: cannot write the pipeline ({exc.strerror or exc})") from None
-    return out

@@ -159,7 +159,7 @@ def train_small_model(out: Path) -> None:
 
     torch.set_num_threads(1)
     from seqtag.data import load_corpus
-    from seqtag.train import build_config, train
+    from seqtag.trainer import build_config, train
 
     cfg = build_config("ner", json.loads(json.dumps(SMALL)))
     corpus = load_corpus(str(ROOT / "corpora" / "sample_ner"), "ner")

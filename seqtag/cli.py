@@ -10,6 +10,7 @@ from typing import Any, Callable, TextIO
 
 import click
 
+from .about import DISTRIBUTION
 from .config.build import TASKS
 from .errors import SeqtagError
 from .registry import KINDS
@@ -69,7 +70,7 @@ class _OneLineErrors(click.Group):
 
 
 @click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="seqtag")
+@click.version_option(package_name=DISTRIBUTION)
 def main() -> None:
     """Train, evaluate and serve part-of-speech taggers and named-entity recognisers."""
 
@@ -209,18 +210,50 @@ def plugins(as_json: bool) -> None:
 @click.argument("output_dir", type=click.Path(file_okay=False))
 @click.option("--lang", default="en", show_default=True, help="Language of the spaCy tokenizer (spacy.blank code).")
 @click.option("--name", default=None, help="Pipeline name in meta.json (default seqtag_TASK).")
+@click.option("--version", "version", default=None,
+              help="Pipeline version in meta.json (default: the model's, else 0.1.0).")
+@click.option("--meta", "meta_path", type=click.Path(dir_okay=False), default=None,
+              help="A JSON file of entries merged into the pipeline's meta.json (author, license, requirements...).")
 @click.option("--spans-key", default=None, help="NER: write the span group doc.spans[KEY] instead of doc.ents.")
+@click.option("--package-dir", default=None, type=click.Path(file_okay=False),
+              help="Also build an installable package of the pipeline here (spacy package).")
+@click.option("--build", "formats", default="wheel", show_default=True,
+              help="With --package-dir: the archives to build, sdist and/or wheel (comma-separated).")
 @click.option("--force", is_flag=True, help="Write into OUTPUT_DIR even when it is not empty (never into a model).")
 @no_verify_option
 @handle_errors
-def spacy_package(model: str, output_dir: str, lang: str, name: str | None, spans_key: str | None,
+def spacy_package(model: str, output_dir: str, lang: str, name: str | None, version: str | None,
+                  meta_path: str | None, spans_key: str | None, package_dir: str | None, formats: str,
                   force: bool, no_verify: bool) -> None:
-    """Turn a saved tagger into a spaCy pipeline folder that spacy.load opens."""
-    from .spacy_package import package_pipeline
+    """Turn a saved tagger into a spaCy pipeline folder that spacy.load opens (and, optionally, a package).
 
+    The pipeline's meta.json pins this seqtag and each plugin distribution the model needs, and
+    carries the model's test scores.
+    """
+    from .spacy_package import build_package, package_pipeline, read_meta_file
+
+    extra = read_meta_file(meta_path) if meta_path is not None else None
     out = package_pipeline(model, output_dir, lang=lang, name=name, spans_key=spans_key, force=force,
-                           verify=not no_verify)
+                           verify=not no_verify, version=version, meta=extra)
     click.echo(f"spaCy pipeline written to {out}; open it with spacy.load({str(out)!r})")
+    if package_dir is not None:
+        for archive in build_package(out, package_dir, [f.strip() for f in formats.split(",") if f.strip()]):
+            click.echo(f"package built: {archive}; install it with pip install {archive}")
+
+
+@main.command()
+@click.argument("model", type=click.Path(file_okay=False))
+@click.argument("repo_id", metavar="OWNER/NAME")
+@click.option("--private", is_flag=True, help="Create the repository as private (when it does not exist yet).")
+@click.option("--revision", default=None, help="The branch to push to (created if needed; default main).")
+@click.option("--commit-message", default=None, help="The commit message on the hub.")
+@handle_errors
+def push(model: str, repo_id: str, private: bool, revision: str | None, commit_message: str | None) -> None:
+    """Upload a saved tagger to a Hugging Face hub model repository, with a generated model card."""
+    from .hub_models import push_model
+
+    url = push_model(model, repo_id, private=private, revision=revision, commit_message=commit_message)
+    click.echo(f"pushed {model} to {url}; load it with seqtag.load('hf://{repo_id}')")
 
 
 @main.command("new-plugin")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from .corpus import SPLIT_ALIASES, Corpus
-from .dataset_rows import load_saved, read_dataset_file, sentences_from_dataset
+from .dataset_rows import describe_memory, load_saved, memory_splits, read_dataset_file, sentences_from_dataset
 from .errors import DataError, HubUnavailableError
 from .hub import OFFLINE_HINT, is_connection_error, probe_hub
 from .labels import SCHEMES, convert, detect_scheme, invalid_positions, split_tag
@@ -45,12 +45,14 @@ def corpora_root() -> Path | None:
     return Path(root) if root else None
 
 
-def load_corpus(spec: str | None = None, task: str = "ner", *, tag_column: Any = None, scheme: str | None = None,
+def load_corpus(spec: Any = None, task: str = "ner", *, tag_column: Any = None, scheme: str | None = None,
                 strict: bool = False, warn: Callable[[str], None] | None = None) -> Corpus:
     """Load a corpus by catalogue name, local path (file, folder, ``split=path,...``) or hub id (``name[:config]``).
 
     Args:
-        spec: What to load; ``None`` takes the task's default corpus.
+        spec: What to load; ``None`` takes the task's default corpus. Data in memory (a ``datasets``
+            ``Dataset``, ``DatasetDict``, ``IterableDataset``, a list of ``(tokens, tags)`` pairs, a dict
+            of split name to any of these) is read by :func:`seqtag.dataset_rows.memory_splits`.
         task: ``ner`` or ``pos``.
         tag_column: The tag column (a number for CoNLL files, ``upos``/``xpos`` for CoNLL-U, a name for datasets).
         scheme: The NER tag scheme of the data (detected when ``None``).
@@ -63,7 +65,7 @@ def load_corpus(spec: str | None = None, task: str = "ner", *, tag_column: Any =
         raise DataError(f"no default corpus for task {task!r}; pass --dataset")
     found = _resolve(spec, _reader_options(tag_column, task))
     detected = _check_tags(task, found.splits, found.sources, scheme or found.scheme, strict, warn)
-    return Corpus(spec, task, found.splits, detected, found.sources)
+    return Corpus(spec if isinstance(spec, str) else describe_memory(spec), task, found.splits, detected, found.sources)
 
 
 # -- resolvers: one per form of --dataset ------------------------------------------------------------
@@ -92,8 +94,10 @@ def _reader_options(tag_column: Any, task: str) -> dict[str, Any]:
     return {"tag_column" if not isinstance(tag_column, str) or task == "pos" else "tag_key": tag_column}
 
 
-def _resolve(spec: str, opts: Mapping[str, Any]) -> _Found:
+def _resolve(spec: Any, opts: Mapping[str, Any]) -> _Found:
     """Read what ``spec`` names, with the resolver of the first form it has."""
+    if not isinstance(spec, str):
+        return _from_memory(spec, opts)
     cat = catalogue()
     if spec in cat:
         return _from_catalogue(spec, cat[spec], opts)
@@ -144,6 +148,14 @@ def _from_catalogue(spec: str, entry: Mapping[str, Any], opts: Mapping[str, Any]
 def _from_file(path: Path, opts: Mapping[str, Any]) -> _Found:
     """One file, or a ``Dataset`` written by ``save_to_disk``: a corpus of one split, ``data``."""
     return _Found({"data": _read_file(path, None, opts)}, {"data": str(path)})
+
+
+def _from_memory(data: Any, opts: Mapping[str, Any]) -> _Found:
+    """Data given in memory (``seqtag.train(train=...)``, ``Tagger.evaluate``): its splits, or one split ``data``."""
+    found = _Found()
+    for split, (sents, source) in memory_splits(data, opts.get("tag_key") or opts.get("tag_column")).items():
+        found.add(split, sents, source)
+    return found
 
 
 def _from_hub_id(spec: str, opts: Mapping[str, Any]) -> _Found:

@@ -28,7 +28,13 @@ class Tagger(PredictingTagger):
         labels: Tag labels in the scheme the model was trained on.
         model: The network.
         meta: Metadata written to ``meta.json``.
+
+    Attributes:
+        summary: The training run's summary (``dev``, ``test``, ``best_epoch``, ``history``...) when the
+            tagger comes from :func:`seqtag.train`; ``None`` for a loaded one (its ``scores`` stay).
     """
+
+    summary: dict[str, Any] | None = None
 
     def __init__(self, config: dict[str, Any], labels: list[str], model: TaggerModel,
                  meta: dict[str, Any] | None = None) -> None:
@@ -48,6 +54,29 @@ class Tagger(PredictingTagger):
             return tags.tolist(), (conf.tolist() if with_confidence else None)  # shapes: (batch, seq)
 
         return run
+
+    @property
+    def scores(self) -> dict[str, Any]:
+        """The scores saved with the model (``meta.json``'s ``scores``: ``dev``, ``test``, ``epoch``...)."""
+        return dict(self.meta.get("scores") or {})
+
+    def evaluate(self, data: Any = None, split: str = "test", *, tag_column: str | None = None,
+                 scheme: str | None = None, batch_size: int = 256) -> dict[str, Any]:
+        """Score the tagger on a split of ``data``, as ``seqtag evaluate`` does (the same code).
+
+        Args:
+            data: A ``datasets`` ``Dataset``, ``DatasetDict`` or ``IterableDataset``, a list of
+                ``(tokens, tags)`` pairs, or what ``--dataset`` takes (a path, a catalogue name, a hub id);
+                ``None``: the corpus the tagger was trained on.
+            split: The split to score; a single dataset or file is every split.
+
+        Returns:
+            NER: ``f1``, ``precision``, ``recall`` (percent, seqeval's), ``strict``, ``per_type``,
+            ``breakdown``; POS: ``accuracy``, ``confusions``...; with ``split``, ``dataset``, ``sentences``.
+        """
+        from .workflow import evaluate_tagger
+
+        return evaluate_tagger(self, data, split, tag_column=tag_column, scheme=scheme, batch_size=batch_size)
 
     # -- saving -----------------------------------------------------------------------------------
     def save(self, path: str | Path, scores: Mapping[str, Any] | None = None) -> None:

@@ -1,4 +1,8 @@
-"""What the CLI commands do, as functions: train (one seed or several), resume, evaluate (predict: predict_io)."""
+"""What the CLI commands do, as functions: train (one seed or several), resume, evaluate (predict: predict_io).
+
+The Python API (:mod:`seqtag.api`) goes through the same functions: data given in memory is loaded
+into the same :class:`~seqtag.corpus.Corpus` a ``--dataset`` is, and trained and scored by the same code.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +10,22 @@ import json
 import statistics
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from .atomic import atomic_write_json
 from .corpus import Corpus
 from .data import load_corpus
 from .errors import DataError
 
-__all__ = ["run_training", "resume_training", "evaluate_model", "format_scores", "corpus_for"]
+__all__ = ["run_training", "resume_training", "evaluate_model", "evaluate_tagger", "format_scores", "corpus_for"]
 
 
-def corpus_for(task: str, data: dict[str, Any], warn: Callable[[str], None] | None = None) -> Corpus:
-    """Load the corpus named in a config's ``data`` table."""
-    return load_corpus(data.get("dataset"), task, tag_column=data.get("tag_column"), scheme=data.get("scheme"),
-                       strict=bool(data.get("strict", False)), warn=warn)
+def corpus_for(task: str, data: dict[str, Any], warn: Callable[[str], None] | None = None,
+               dataset: Any = None) -> Corpus:
+    """Load the corpus named in a config's ``data`` table (or ``dataset``, data given in memory, read with
+    the table's ``tag_column``, ``scheme`` and ``strict``)."""
+    return load_corpus(data.get("dataset") if dataset is None else dataset, task, tag_column=data.get("tag_column"),
+                       scheme=data.get("scheme"), strict=bool(data.get("strict", False)), warn=warn)
 
 
 def _splits(corpus: Corpus, cfg: dict[str, Any], log: Callable[[str], None]) -> tuple[list, list, list | None]:
@@ -56,26 +62,30 @@ def _splits(corpus: Corpus, cfg: dict[str, Any], log: Callable[[str], None]) -> 
 
 
 def run_training(cfg: dict[str, Any], output: Path, seeds: int = 1, progress: bool = True,
-                 log: Callable[[str], None] = print, force: bool = False, overwrite: bool = False) -> dict[str, Any]:
+                 log: Callable[[str], None] = print, force: bool = False, overwrite: bool = False,
+                 dataset: Any = None, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     """Train on the configured corpus, keep the best model in ``output``, score it on the test split.
 
+    ``dataset`` is data given in memory, trained on instead of the config's ``data.dataset``
+    (see :func:`corpus_for`); ``callbacks`` follow each run (see :mod:`seqtag.callbacks`).
     ``output`` is claimed first (see :func:`seqtag.outputs.claim_output`): a folder holding a model is
     replaced only with ``overwrite``, another non-empty folder is written into only with ``force``, and
     the folder stays locked against other runs until this one ends.
     """
     from .outputs import claim_output
-    from .train import train
+    from .trainer import train
 
     task = cfg["task"]
     with claim_output(output, force=force, overwrite=overwrite):
-        corpus = corpus_for(task, cfg.get("data", {}), warn=lambda m: log(f"warning: {m}"))
+        corpus = corpus_for(task, cfg.get("data", {}), warn=lambda m: log(f"warning: {m}"), dataset=dataset)
         train_sents, dev, test = _splits(corpus, cfg, log)
         log(f"{corpus.name}: {len(train_sents)} training and {len(dev)} dev sentences, {len(corpus.labels)} labels"
             f"{f', data scheme {corpus.scheme}, training scheme ' + cfg['scheme'] if task == 'ner' else ''}")
         if seeds > 1:
-            return _run_seeds(cfg, output, seeds, corpus, train_sents, dev, test, progress, log)
+            return _run_seeds(cfg, output, seeds, corpus, train_sents, dev, test, progress, log, callbacks)
         meta = {"data": {"corpus": corpus.name, "scheme": corpus.scheme, "sources": corpus.sources}}
-        tagger, summary = train(cfg, train_sents, dev, output, progress=progress, log=log, meta=meta)
+        tagger, summary = train(cfg, train_sents, dev, output, progress=progress, log=log, meta=meta,
+                                callbacks=callbacks)
         return _finish(tagger, summary, test, output, log)
 
 
@@ -85,7 +95,8 @@ def _finish(tagger: Any, summary: dict[str, Any], test: list | None, output: Pat
 
     task = tagger.task
     result = {"dev": summary["best_dev"], "best_epoch": summary["best_epoch"],
-              "seconds_to_best": summary["seconds_to_best"], "seconds": summary["seconds"]}
+              "seconds_to_best": summary["seconds_to_best"], "seconds": summary["seconds"],
+              "epochs": summary["epochs"], "history": summary["history"]}
     if test is not None:
         scores = evaluate(tagger, test, task, breakdown=False)
         result["test"] = main_score(task, scores)
@@ -101,8 +112,9 @@ def _finish(tagger: Any, summary: dict[str, Any], test: list | None, output: Pat
 
 
 def _run_seeds(cfg: dict[str, Any], output: Path, seeds: int, corpus: Corpus, train_sents: list, dev: list,
-               test: list | None, progress: bool, log: Callable[[str], None]) -> dict[str, Any]:
-    from .train import train
+               test: list | None, progress: bool, log: Callable[[str], None],
+               callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+    from .trainer import train
 
     base = int(cfg["training"]["seed"])
     runs = []
@@ -111,7 +123,7 @@ def _run_seeds(cfg: dict[str, Any], output: Path, seeds: int, corpus: Corpus, tr
         seed_cfg["training"]["seed"] = base + k
         out = output / f"seed{base + k}"
         log(f"--- seed {base + k} ---")
-        tagger, summary = train(seed_cfg, train_sents, dev, out, progress=progress, log=log)
+        tagger, summary = train(seed_cfg, train_sents, dev, out, progress=progress, log=log, callbacks=callbacks)
         runs.append({"seed": base + k, **_finish(tagger, summary, test, out, log)})
     report: dict[str, Any] = {"runs": runs}
     for key in ("dev", "test", "seconds_to_best"):
@@ -125,12 +137,13 @@ def _run_seeds(cfg: dict[str, Any], output: Path, seeds: int, corpus: Corpus, tr
     return report
 
 
-def resume_training(output: Path, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+def resume_training(output: Path, progress: bool = True, log: Callable[[str], None] = print,
+                    callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     """Continue an interrupted run from ``output/checkpoint`` (with the output folder locked)."""
     from .checkpoint import read_checkpoint
     from .errors import ModelLoadError
     from .outputs import claim_output
-    from .train import train
+    from .trainer import train
 
     if not Path(output).is_dir():
         raise ModelLoadError(f"{output}: no such folder; nothing to resume")
@@ -139,28 +152,48 @@ def resume_training(output: Path, progress: bool = True, log: Callable[[str], No
         corpus = corpus_for(cfg["task"], cfg.get("data", {}), warn=lambda m: None)
         train_sents, dev, test = _splits(corpus, cfg, log)
         meta = {"data": {"corpus": corpus.name, "scheme": corpus.scheme, "sources": corpus.sources}}
-        tagger, summary = train(cfg, train_sents, dev, output, resume=True, progress=progress, log=log, meta=meta)
+        tagger, summary = train(cfg, train_sents, dev, output, resume=True, progress=progress, log=log, meta=meta,
+                                callbacks=callbacks)
         return _finish(tagger, summary, test, output, log)
 
 
 def evaluate_model(model: str, dataset: str | None, split: str, tag_column: str | None = None,
                    scheme: str | None = None, batch_size: int = 256, verify: bool = True) -> dict[str, Any]:
     """Scores of a saved tagger on a split, with breakdowns; NER gold is scored in IOB2."""
-    from .evaluate import evaluate
     from .tagger import Tagger
 
-    tagger = Tagger.load(model, verify=verify)
+    return evaluate_tagger(Tagger.load(model, verify=verify), dataset, split, tag_column=tag_column,
+                           scheme=scheme, batch_size=batch_size)
+
+
+def evaluate_tagger(tagger: Any, dataset: Any, split: str = "test", tag_column: str | None = None,
+                    scheme: str | None = None, batch_size: int = 256,
+                    warn: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Scores of a tagger on a split of ``dataset``, with breakdowns (``seqtag evaluate`` and ``Tagger.evaluate``).
+
+    Args:
+        tagger: A :class:`~seqtag.tagger.Tagger`.
+        dataset: What ``--dataset`` takes, or data in memory (see :func:`seqtag.data.load_corpus`);
+            ``None``: the corpus the tagger was trained on.
+        split: The split to score (a single file or dataset is every split).
+        warn: Where warnings go (default: standard error).
+    """
+    from .evaluate import evaluate
+
+    warn = warn or (lambda m: print(f"warning: {m}", file=sys.stderr))
     data = dict(tagger.config.get("data", {}))
     if dataset is not None:
-        data = {"dataset": dataset}
+        data = {}
+    elif "dataset" not in data and str(tagger.meta.get("data", {}).get("corpus", "")).startswith("<"):
+        raise DataError(f"the tagger was trained on data given in memory ({tagger.meta['data']['corpus']}), "
+                        f"which was not saved; pass the data to score it on")
     if tag_column is not None:
         data["tag_column"] = tag_column
     if scheme is not None:
         data["scheme"] = scheme
-    corpus = corpus_for(tagger.task, data, warn=lambda m: None)
+    corpus = corpus_for(tagger.task, data, warn=lambda m: None, dataset=dataset)
     gold = corpus.sentences(split, "IOB2" if tagger.task == "ner" else None)
-    check_gold_labels(tagger.task, tagger.labels, corpus, split, gold,
-                      warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+    check_gold_labels(tagger.task, tagger.labels, corpus, split, gold, warn=warn)
     if tagger.task == "pos":
         unknown = {t for _, tags in gold for t in tags} - set(tagger.labels)
         if unknown and len(unknown) == len({t for _, tags in gold for t in tags}):

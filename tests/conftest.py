@@ -55,7 +55,7 @@ def train_small(task: str, out: Path, overrides: dict | None = None) -> tuple[ob
     """Train a small tagger on the sample corpus of ``task``; returns (tagger, summary)."""
     from seqtag.config import merge
     from seqtag.data import load_corpus
-    from seqtag.train import build_config, train
+    from seqtag.trainer import build_config, train
 
     cfg = build_config(task, merge(SMALL, overrides or {}))
     corpus = load_corpus(str(SAMPLES / f"sample_{task}"), task)

@@ -21,7 +21,7 @@ from seqtag.errors import ModelLoadError, SeqtagError  # noqa: E402
 from seqtag.export import ExportError, OnnxTagger, check_exportable, export_onnx, flatten_features  # noqa: E402
 from seqtag.model import TaggerModel, make_batch  # noqa: E402
 from seqtag.tagger import Tagger  # noqa: E402
-from seqtag.train import build_config  # noqa: E402
+from seqtag.trainer import build_config  # noqa: E402
 
 from .conftest import SAMPLES, train_small  # noqa: E402
 

@@ -411,7 +411,7 @@ def _paths(node: Any, prefix: tuple = ()) -> Iterator[tuple]:
 @st.composite
 def hostile_configs(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
     """A task's default config with a few values replaced by hostile ones (or added beside them)."""
-    from seqtag.train import default_config
+    from seqtag.trainer import default_config
 
     task = draw(st.sampled_from(["ner", "pos"]))
     cfg = default_config(task)
@@ -434,7 +434,7 @@ def _one_line(exc: SeqtagError) -> None:
 @PROPS
 @given(hostile_configs(), st.booleans())
 def test_any_config_builds_or_is_one_seqtag_error_line(case: tuple[str, dict[str, Any]], toml: bool) -> None:
-    from seqtag.train import build_config
+    from seqtag.trainer import build_config
 
     task, cfg = case
     with tempfile.TemporaryDirectory() as d:

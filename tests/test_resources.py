@@ -33,7 +33,7 @@ from seqtag.resources import (
     out_of_memory,
     parse_bytes,
 )
-from seqtag.train import build_config
+from seqtag.trainer import build_config
 
 from .test_bad_input import (
     NER,

@@ -160,7 +160,7 @@ def test_ctrl_c_saves_a_checkpoint_exits_130_and_resume_finishes(setup: tuple[Pa
 
 
 def test_checkpoints_every_n_steps_and_every_epoch_end(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import seqtag.train as train_mod
+    import seqtag.trainer as train_mod
 
     seen: list[tuple[int, int, int]] = []
     real = train_mod.save_checkpoint

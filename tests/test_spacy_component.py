@@ -398,7 +398,7 @@ def test_blank_pipeline_does_not_import_torch(ner_model: Path) -> None:
 # -- real corpora (SEQTAG_CORPORA) ------------------------------------------------------------------------
 def _train(task: str, train_pairs: list, dev_pairs: list, out: Path) -> Path:
     from seqtag.config import merge
-    from seqtag.train import build_config, train
+    from seqtag.trainer import build_config, train
 
     cfg = build_config(task, merge(SMALL, {"training": {"max_epochs": 3, "max_steps": 300, "batch_size": 16,
                                                         "eval_batch_size": 256}}))

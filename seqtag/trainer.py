@@ -1,9 +1,10 @@
-"""Training: length-bucketed batches, Adam(W) or SGD, clipping, a learning-rate schedule, early stopping
+"""The training loop: length-bucketed batches, Adam(W) or SGD, clipping, a learning-rate schedule, early stopping
 on the dev score, the best model kept, checkpoints written atomically and resumable.
 
 Where a run stands is a :class:`TrainState`; a checkpoint saves it (the ``progress`` of
 ``checkpoint/trainer.json``) beside the model, optimizer, scheduler and RNG states, and ``--resume``
-continues from it to the same weights an uninterrupted run reaches.
+continues from it to the same weights an uninterrupted run reaches. Callbacks
+(:mod:`seqtag.callbacks`) hear of each finished epoch and of the end of the run.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Callable, Mapping, NoReturn, Sequence
 
 import torch
 
+from .callbacks import notify
 from .checkpoint import (
     CHECKPOINT_DIR,
     Interrupted,
@@ -30,6 +32,7 @@ from .config import TrainingConfig, build_config, default_config
 from .data import index_sentences
 from .errors import DataError, TrainingDivergedError
 from .evaluate import evaluate, main_score
+from .labels import invalid_positions
 from .model import TaggerModel, make_batch
 from .tagger import Tagger
 
@@ -113,6 +116,22 @@ def _optimizer(model: torch.nn.Module, tc: TrainingConfig) -> torch.optim.Optimi
         return cls(params, lr=tc.lr, weight_decay=tc.weight_decay, **kwargs)
 
 
+def check_scheme(task: str, scheme: str, sents: Sequence[tuple[list[str], list[str]]]) -> None:
+    """NER training tags must be valid in the scheme the model trains in (the CRF's transitions are
+    constrained by it): IOB2 tags under a BIOES config would train to a dev F1 of 0. The first invalid
+    tag is one :class:`DataError` line."""
+    if task != "ner":
+        return
+    for k, (_, tags) in enumerate(sents, 1):
+        bad = invalid_positions(tags, scheme)
+        if bad:
+            i = bad[0]
+            shown = list(tags[max(0, i - 1): i + 2])
+            raise DataError(f"training sentence {k}, token {i + 1}: the tag {tags[i]!r} in {shown} is not valid "
+                            f"{scheme}, the scheme the model trains in; convert the training tags to {scheme} first "
+                            f"(seqtag.train and `seqtag train` convert them from IOB1, IOB2 or BIOES)")
+
+
 def _drop_empty(sents: list[tuple[list[str], list[str]]]) -> list[tuple[list[str], list[str]]]:
     return [s for s in sents if s[0]]
 
@@ -168,7 +187,7 @@ class _Run:
 def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str]]],
           dev_sents: list[tuple[list[str], list[str]]], output: str | Path, *, resume: bool = False,
           log: Callable[[str], None] = print, progress: bool = True, dev_gold_iob2: list[list[str]] | None = None,
-          meta: Mapping[str, Any] | None = None) -> tuple[Tagger, dict[str, Any]]:
+          meta: Mapping[str, Any] | None = None, callbacks: Sequence[Any] = ()) -> tuple[Tagger, dict[str, Any]]:
     """Train a tagger and keep the best one (by dev score) in ``output``.
 
     Args:
@@ -177,6 +196,11 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
         dev_sents: ``(tokens, tags)`` in IOB2 (NER) or plain tags (POS), for model selection.
         output: The model directory; its ``checkpoint/`` subfolder holds the resumable state.
         resume: Continue from ``output/checkpoint``.
+        callbacks: Objects with ``on_epoch_end(epoch, scores)`` and/or ``on_train_end(summary)``
+            (see :mod:`seqtag.callbacks`); a plain function is called as ``on_epoch_end``.
+
+    Raises:
+        DataError: A training tag invalid in the config's scheme (see :func:`check_scheme`).
     """
     tc = TrainingConfig.from_dict(config["training"])
     task, scheme = config["task"], config["scheme"]
@@ -190,6 +214,7 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
         train_sents = train_sents[: tc.max_train_sentences]
     if not train_sents:
         raise DataError("the training split has no sentences")
+    check_scheme(task, scheme, train_sents)
     if resume:
         saved, assets = read_checkpoint(out)  # one-line ModelLoadError when missing or damaged
         labels, config = saved["labels"], saved["config"]
@@ -276,6 +301,9 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
                 f"lr {lr:.2g}  {run.seconds():6.0f}s")
             state.epoch, state.step_in_epoch, state.epoch_loss = epoch + 1, 0, 0.0
             run.checkpoint()
+            notify(callbacks, "on_epoch_end", epoch + 1, {
+                **state.history[-1], "scores": _compact(scores, task), "lr": lr, "improved": improved,
+                "best_dev": state.best_score, "best_epoch": state.best_epoch, "seconds": round(run.seconds(), 1)})
             run.stop_if_asked()
             if state.out_of_steps(tc):
                 break
@@ -293,6 +321,7 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
     summary = {"best_dev": state.best_score, "best_epoch": state.best_epoch, "epochs": state.epoch,
                "seconds": round(run.seconds(), 1), "seconds_to_best": round(state.best_time, 1),
                "history": state.history}
+    notify(callbacks, "on_train_end", summary)
     return best, summary
 
 

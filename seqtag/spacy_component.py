@@ -3,6 +3,7 @@
 ``nlp.add_pipe("seqtag", config={"model": "models/ner"})`` adds a saved tagger. NER sets ``doc.ents``
 (or the span group ``doc.spans[spans_key]``) with the tagger's confidence in ``span._.seqtag_score``;
 POS sets ``token.tag_`` and, for a UPOS tagger, ``token.pos_``. The tagger is loaded on first use.
+Without ``model``, ``spacy train`` trains a new tagger (see :mod:`seqtag.spacy_training`).
 
 spaCy imports this module for every ``Language()`` (it is a ``spacy_factories`` entry point), so it
 imports no torch: :mod:`seqtag.tagger` is imported inside functions only.
@@ -25,8 +26,10 @@ from spacy.util import minibatch
 
 from .errors import ConfigError, ModelLoadError
 from .labels import entity_types
+from .spacy_training import TrainableTagger
 
 if TYPE_CHECKING:
+    from .spacy_training import SpacyTrainer
     from .tagger import Tagger
 
 __all__ = ["SeqtagComponent", "make_seqtag", "SCORE_EXTENSION", "UPOS_TAGS"]
@@ -44,7 +47,11 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     "overwrite_ents": False,
     "set_pos": None,
     "max_tokens": 512,
+    "task": "ner",
+    "seqtag_config": None,
+    "pos_attr": "tag",
 }
+TASKS = ("ner", "pos")
 
 
 def register_extension() -> None:
@@ -62,7 +69,7 @@ if not Span.has_extension(SCORE_EXTENSION):  # at import too, so Docs read back 
     Span.set_extension(SCORE_EXTENSION, default=None)
 
 
-class SeqtagComponent(Pipe):
+class SeqtagComponent(TrainableTagger, Pipe):
     """A saved seqtag tagger as a spaCy component (see :func:`make_seqtag` for the settings).
 
     Args:
@@ -75,11 +82,16 @@ class SeqtagComponent(Pipe):
         set_pos: Write ``token.pos_`` (POS); ``None`` decides: when at least half the labels are UPOS tags.
         max_tokens: A doc longer than this is tagged per sentence (when it has sentence boundaries) or in
             windows of at most this many tokens, cut after sentence-final punctuation where possible; 0: no limit.
+        task: ``"ner"`` or ``"pos"``: the task of a new tagger that ``initialize`` builds (without ``model``).
+        seqtag_config: A new tagger's seqtag config (a table, or the path of a TOML/JSON file) over the
+            task's defaults; its ``[training]`` table gives the optimizer, ``lr`` and ``grad_clip``.
+        pos_attr: ``"tag"`` or ``"pos"``: the reference attribute a POS tagger learns in ``spacy train``.
     """
 
     def __init__(self, name: str = "seqtag", *, model: Optional[str] = None, batch_size: int = 128,
                  spans_key: Optional[str] = None, overwrite_ents: bool = False, set_pos: Optional[bool] = None,
-                 max_tokens: int = 512) -> None:
+                 max_tokens: int = 512, task: str = "ner",
+                 seqtag_config: Optional[Union[str, Dict[str, Any]]] = None, pos_attr: str = "tag") -> None:
         if not isinstance(batch_size, int) or batch_size <= 0:
             raise ConfigError(f"seqtag component {name!r}: batch_size must be a positive integer, got {batch_size!r}")
         if not isinstance(max_tokens, int) or max_tokens < 0:
@@ -87,12 +99,18 @@ class SeqtagComponent(Pipe):
                               f"got {max_tokens!r}")
         if spans_key is not None and (not isinstance(spans_key, str) or not spans_key):
             raise ConfigError(f"seqtag component {name!r}: spans_key must be a non-empty string or null")
+        if task not in TASKS:
+            raise ConfigError(f"seqtag component {name!r}: task must be 'ner' or 'pos', got {task!r}")
+        if pos_attr not in ("tag", "pos"):
+            raise ConfigError(f"seqtag component {name!r}: pos_attr must be 'tag' or 'pos', got {pos_attr!r}")
         self.name = name
         self.model_path = None if model is None else str(model)
         self.cfg: Dict[str, Any] = {"batch_size": batch_size, "spans_key": spans_key,
                                     "overwrite_ents": bool(overwrite_ents), "set_pos": set_pos,
-                                    "max_tokens": max_tokens}
+                                    "max_tokens": max_tokens, "task": task, "seqtag_config": seqtag_config,
+                                    "pos_attr": pos_attr}
         self._tagger: Optional["Tagger"] = None
+        self._trainer: Optional["SpacyTrainer"] = None
         self._pos = False
         self._warned: set = set()
         register_extension()
@@ -111,7 +129,7 @@ class SeqtagComponent(Pipe):
         return self._tagger  # type: ignore[return-value]
 
     def _set_tagger(self, tagger: "Tagger") -> None:
-        self._tagger = tagger
+        self._tagger, self._trainer = tagger, None
         upos = sum(label in UPOS_TAGS for label in tagger.labels)
         set_pos = self.cfg["set_pos"]
         self._pos = tagger.task == "pos" and (bool(set_pos) if set_pos is not None
@@ -139,12 +157,18 @@ class SeqtagComponent(Pipe):
 
     def initialize(self, get_examples: Optional[Callable[[], Iterable[Example]]] = None, *,
                    nlp: Optional[Language] = None, model: Optional[str] = None) -> None:
-        """Load the tagger now: from ``model`` (``[initialize.components.NAME]``) or the ``model`` setting.
+        """Load the tagger now, from ``model`` (``[initialize.components.NAME]``) or the ``model`` setting;
+        with neither, build a new tagger to train (``spacy train``) from the examples.
 
-        A tagger already loaded by ``from_disk``/``from_bytes`` is kept when neither names one.
+        A new tagger takes its labels (NER: the entity types of ``doc.ents``; POS: ``token.tag_`` or
+        ``pos_``, see ``pos_attr``) and its vocabularies from the examples' reference docs, and its
+        network from ``seqtag_config``. A tagger already loaded by ``from_disk``/``from_bytes`` is kept
+        when no ``model`` is named.
         """
         if model is not None:
             self.model_path, self._tagger = str(model), None
+        if self.model_path is None and self._tagger is None and get_examples is not None:
+            self._build_tagger(get_examples())
         self.tagger  # noqa: B018 - loads it, or says why it cannot
 
     # -- annotation ---------------------------------------------------------------------------------
@@ -341,7 +365,8 @@ def _rebuild(name: str, model: Optional[str], cfg: Dict[str, Any], data: Optiona
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
 )
 def make_seqtag(nlp: Language, name: str, model: Optional[str], batch_size: int, spans_key: Optional[str],
-                overwrite_ents: bool, set_pos: Optional[bool], max_tokens: int) -> SeqtagComponent:
+                overwrite_ents: bool, set_pos: Optional[bool], max_tokens: int, task: str,
+                seqtag_config: Optional[Union[str, Dict[str, Any]]], pos_attr: str) -> SeqtagComponent:
     """The ``seqtag`` factory: ``nlp.add_pipe("seqtag", config={"model": "models/ner"})``.
 
     Args:
@@ -353,7 +378,11 @@ def make_seqtag(nlp: Language, name: str, model: Optional[str], batch_size: int,
         overwrite_ents: Replace existing ``doc.ents`` (else overlapping new entities are dropped).
         set_pos: Write ``token.pos_`` for a POS tagger; null: when its labels are UPOS tags.
         max_tokens: Longer docs are tagged per sentence or in windows of this many tokens; 0: no limit.
+        task: ``ner`` or ``pos``: the task of a new tagger trained by ``spacy train`` (without ``model``).
+        seqtag_config: A new tagger's seqtag config, a table or a TOML/JSON path; null: the task's defaults.
+        pos_attr: ``tag`` or ``pos``: the reference attribute a new POS tagger learns.
     """
     return SeqtagComponent(name, model=model, batch_size=batch_size, spans_key=spans_key,
-                           overwrite_ents=overwrite_ents, set_pos=set_pos, max_tokens=max_tokens)
+                           overwrite_ents=overwrite_ents, set_pos=set_pos, max_tokens=max_tokens, task=task,
+                           seqtag_config=seqtag_config, pos_attr=pos_attr)
 

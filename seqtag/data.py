@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 from .corpus import SPLIT_ALIASES, Corpus
 from .dataset_rows import describe_memory, load_saved, memory_splits, read_dataset_file, sentences_from_dataset
 from .errors import DataError, HubUnavailableError
-from .hub import OFFLINE_HINT, is_connection_error, probe_hub
+from .hub import OFFLINE_HINT, cache_only, is_connection_error, offline_mode, probe_hub
 from .labels import SCHEMES, convert, detect_scheme, invalid_positions, split_tag
 from .readers import Sentence, read_conll, read_conllu, read_jsonl
 
@@ -32,6 +32,7 @@ __all__ = ["Corpus", "load_corpus", "catalogue", "corpora_root", "index_sentence
 
 DEFAULT_CORPUS = {"ner": "conll2003", "pos": "ud_english_ewt"}
 CORPORA_ENV = "SEQTAG_CORPORA"
+PARQUET_EXPORT = "refs/convert/parquet"  # the hub's Parquet copy of every dataset it could convert
 
 
 def catalogue() -> dict[str, dict[str, Any]]:
@@ -135,7 +136,8 @@ def _from_catalogue(spec: str, entry: Mapping[str, Any], opts: Mapping[str, Any]
     first = next(iter(entry.get("files", {}).values()), "")
     where = f"not under {root}" if root else "not found locally"
     try:
-        found = _load_hub(entry["hub"], entry.get("hub_config"), opts.get("tag_key") or entry.get("hub_tag_column"))
+        found = _load_hub(entry["hub"], entry.get("hub_config"), opts.get("tag_key") or entry.get("hub_tag_column"),
+                          entry.get("hub_revision"))
     except HubUnavailableError as exc:
         raise HubUnavailableError(
             f"corpus {spec!r}: {first or 'its files'} {where} and the hub copy {entry['hub']!r} is unavailable "
@@ -236,31 +238,46 @@ def _hub_unavailable(message: str, reason: str) -> HubUnavailableError:
     return err
 
 
-def _load_hub(name: str, config: str | None, tag_key: str | None) -> _Found:
+def _load_hub(name: str, config: str | None, tag_key: str | None, revision: str | None = None) -> _Found:
     """A dataset through ``datasets.load_dataset``: a hub id, or a local folder laid out like a hub repo.
 
-    Online, the hub is probed first (:func:`seqtag.hub.probe_hub`), so an unreachable hub is one line
-    within seconds instead of a minute of retries.
+    ``datasets`` decides where it comes from (its cache, ``HF_HUB_OFFLINE``). Online, the hub is probed
+    first (:func:`seqtag.hub.probe_hub`), so an unreachable hub costs seconds, not a minute of retries;
+    when it is out of reach, a copy in the ``datasets`` cache is still used (with a warning), and only
+    a dataset that is not there is one line of error. ``revision`` (e.g. ``refs/convert/parquet``, the
+    hub's Parquet export of a dataset published with a loading script) picks a branch; on that branch
+    a config is a folder, so it is read as ``data_dir``.
     """
     import datasets
 
     local = Path(name).is_dir()
-    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or \
-        os.environ.get("HF_DATASETS_OFFLINE", "") not in ("", "0")
+    offline = offline_mode()
     label = f"dataset {name!r}{f' ({config})' if config else ''}"
-    if not local and not offline:
-        reason = probe_hub()
-        if reason is not None:
-            raise _hub_unavailable(f"the Hugging Face hub is out of reach ({reason}), so {label} cannot be "
-                                   f"downloaded; {OFFLINE_HINT}", reason)
+    kwargs: dict[str, Any] = {}
+    if revision:
+        kwargs["revision"] = revision
+    if config and revision == PARQUET_EXPORT:
+        kwargs["data_dir"] = config
+    elif config:
+        kwargs["name"] = config
+    reason = None if local or offline else probe_hub()
     try:
-        dd = datasets.load_dataset(name, config) if config else datasets.load_dataset(name)
+        if reason is None:
+            dd = datasets.load_dataset(name, **kwargs)
+        else:
+            with cache_only():
+                dd = datasets.load_dataset(name, **kwargs)
+            print(f"warning: the Hugging Face hub is out of reach ({reason}); {label} is read from the local "
+                  f"cache (set HF_HUB_OFFLINE=1 to skip the check)", file=sys.stderr)
     except Exception as exc:
         if isinstance(exc, MemoryError):
             raise
         first = " ".join(str(exc).split())[:200]
         if local:
             raise DataError(f"cannot load the dataset folder: {type(exc).__name__}: {first}", name) from None
+        if reason is not None:
+            raise _hub_unavailable(f"the Hugging Face hub is out of reach ({reason}), so {label} cannot be "
+                                   f"downloaded; {OFFLINE_HINT}", reason) from None
         if offline:
             raise _hub_unavailable(f"{label} is not available offline (not in the local cache): {first}",
                                    "offline and not in the local cache") from None

@@ -1,26 +1,57 @@
-"""Whether the Hugging Face hub can be reached, answered within seconds.
+"""Whether the Hugging Face hub can be reached, answered within seconds, and what is in its local caches.
 
 ``datasets.load_dataset`` retries a failed connection five times with growing pauses (about 25 s,
 a ``Retrying`` line each time) before it gives up, and a server that accepts a connection but never
 answers can hold it far longer. Before a download seqtag therefore probes the hub's endpoint once,
 under one deadline: the name lookup, the TCP connection and a TLS handshake. Any failure is a short
-reason for a one-line :class:`~seqtag.errors.HubUnavailableError`.
+reason for a one-line :class:`~seqtag.errors.HubUnavailableError`; a copy in the local cache is still
+used then (:func:`cache_only`), as ``HF_HUB_OFFLINE=1`` would.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import threading
 import time
 import urllib.request
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 from urllib.parse import urlparse
 
-__all__ = ["PROBE_SECONDS", "OFFLINE_HINT", "probe_hub", "hub_endpoint", "is_connection_error"]
+__all__ = ["PROBE_SECONDS", "OFFLINE_HINT", "probe_hub", "hub_endpoint", "is_connection_error", "offline_mode",
+           "cache_only"]
 
 PROBE_SECONDS = 4.0
 OFFLINE_HINT = "use local files (set SEQTAG_CORPORA or pass --dataset PATH) or HF_HUB_OFFLINE=1 for a cached copy"
+
+
+def offline_mode() -> bool:
+    """Whether the user asked for the local caches only (``HF_HUB_OFFLINE`` or ``HF_DATASETS_OFFLINE``)."""
+    return any(os.environ.get(var, "").strip().lower() not in ("", "0", "false", "no", "off")
+               for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+@contextmanager
+def cache_only() -> Iterator[None]:
+    """Within the block, ``datasets`` and ``huggingface_hub`` read their local caches and never connect.
+
+    Both libraries read ``HF_HUB_OFFLINE`` once, at import, into a module constant, so setting the
+    variable now would change nothing: the constants are switched for the block and restored after.
+    Their "using the cached copy" log lines are held back too; the caller says so in its own words.
+    """
+    import datasets
+    from huggingface_hub import constants
+
+    saved = (datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE, datasets.logging.get_verbosity())
+    datasets.config.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE = True
+    datasets.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE = saved[:2]
+        datasets.logging.set_verbosity(saved[2])
 
 
 def hub_endpoint() -> str:

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import torch
 
 from .errors import ModelLoadError, SeqtagError
+from .hub_models import model_path
 from .inference import Entity, PredictingTagger, Prediction, Predictor, RunBatch, limit_kernel_cache
 from .model import TaggerModel, make_batch
 from .modeldir import CONFIG, WEIGHTS, SavedModel, read_model_dir, write_model_dir
@@ -90,7 +91,7 @@ class Tagger(PredictingTagger):
         """Load a saved tagger: checks the format version and the plugins first, reads each file (JSON,
         safetensors), checks them against the SHA-256 manifest in ``meta.json`` (unless ``verify`` is
         false), and only then builds the model and loads its weights strictly."""
-        p = Path(path)
+        p = model_path(path)  # hf://owner/name[@revision]: its snapshot in the local hub cache
         saved = read_model_dir(p, verify=verify)
         try:
             model = TaggerModel(saved.config["model"], saved.labels, saved.scheme, assets=saved.assets)

@@ -256,21 +256,6 @@ def push(model: str, repo_id: str, private: bool, revision: str | None, commit_m
     click.echo(f"pushed {model} to {url}; load it with seqtag.load('hf://{repo_id}')")
 
 
-@main.command()
-@click.argument("model", type=click.Path(file_okay=False))
-@click.argument("repo_id", metavar="OWNER/NAME")
-@click.option("--private", is_flag=True, help="Create the repository as private (when it does not exist yet).")
-@click.option("--revision", default=None, help="The branch to push to (created if needed; default main).")
-@click.option("--commit-message", default=None, help="The commit message on the hub.")
-@handle_errors
-def push(model: str, repo_id: str, private: bool, revision: str | None, commit_message: str | None) -> None:
-    """Upload a saved tagger to a Hugging Face hub model repository, with a generated model card."""
-    from .hub_models import push_model
-
-    url = push_model(model, repo_id, private=private, revision=revision, commit_message=commit_message)
-    click.echo(f"pushed {model} to {url}; load it with seqtag.load('hf://{repo_id}')")
-
-
 @main.command("new-plugin")
 @click.argument("name")
 @click.option("--kind", type=click.Choice(KINDS), default="encoder",

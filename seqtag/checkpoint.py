@@ -14,12 +14,13 @@ import signal
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
 from .atomic import atomic_directory, recover_directory, write_json
 from .errors import ModelLoadError
+from .modeldir import META, check_plugins, plugin_requirements
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint", "recover_checkpoint", "deferred_interrupt",
            "Interrupted", "CHECKPOINT_DIR"]
@@ -63,6 +64,8 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
     state = py_rng.getstate()
     data = {
         "progress": progress,
+        # read back by --resume: the plugin check runs before anything is built
+        "plugins": plugin_requirements((progress.get("config") or {}).get("model") or {}),
         "optimizer": opt_plain,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "rng": {"python": [state[0], list(state[1]), state[2]], "global_python": _global_state()},
@@ -121,7 +124,8 @@ def recover_checkpoint(model_dir: str | Path) -> None:
 def read_checkpoint(model_dir: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """The saved progress (with ``config`` and ``labels``) and the vocabularies of ``MODEL_DIR/checkpoint``.
 
-    Raises :class:`ModelLoadError` (one line) when there is no checkpoint or it cannot be read.
+    Raises :class:`ModelLoadError` (one line) when there is no checkpoint or it cannot be read, and
+    :class:`PluginMissingError` when a plugin distribution it needs is not installed.
     """
     recover_checkpoint(model_dir)
     ckpt = Path(model_dir) / CHECKPOINT_DIR
@@ -129,7 +133,8 @@ def read_checkpoint(model_dir: str | Path) -> tuple[dict[str, Any], dict[str, An
         raise ModelLoadError(f"{model_dir}: nothing to resume ({ckpt / 'trainer.json'} is missing); "
                              f"checkpoints are written every training.checkpoint_every steps and at each epoch end")
     try:
-        progress = json.loads((ckpt / "trainer.json").read_text(encoding="utf-8"))["progress"]
+        trainer = json.loads((ckpt / "trainer.json").read_text(encoding="utf-8"))
+        progress = trainer["progress"]
         assets = json.loads((ckpt / "assets.json").read_text(encoding="utf-8"))
         missing = [k for k in ("config", "labels", "epoch", "step_in_epoch") if k not in progress]
         if missing:
@@ -137,7 +142,18 @@ def read_checkpoint(model_dir: str | Path) -> tuple[dict[str, Any], dict[str, An
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelLoadError(f"{ckpt}: not a readable checkpoint ({type(exc).__name__}: "
                              f"{' '.join(str(exc).split())[:160]})") from None
+    check_plugins(model_dir, _recorded_plugins(model_dir, trainer), progress["config"].get("model") or {})
     return progress, assets
+
+
+def _recorded_plugins(model_dir: str | Path, trainer: Mapping[str, Any]) -> Any:
+    """The plugin distributions a checkpoint records; for one written before it did, the model folder's."""
+    if "plugins" in trainer:
+        return trainer["plugins"]
+    try:
+        return json.loads((Path(model_dir) / META).read_text(encoding="utf-8")).get("plugins")
+    except (OSError, ValueError, AttributeError):  # no model saved yet, or not readable: nothing recorded
+        return None
 
 
 class Interrupted(KeyboardInterrupt):

@@ -122,7 +122,7 @@ def _need_onnx() -> Any:
         import onnxruntime  # noqa: F401
     except ImportError:
         raise ExportError("the ONNX export needs the packages onnx and onnxruntime; "
-                          "install them with `pip install 'seqtag[onnx]'`") from None
+                          "install them with `pip install 'pyseqtag[onnx]'`") from None
     return onnx
 
 

@@ -34,8 +34,9 @@ if TYPE_CHECKING:  # reading a folder's JSON needs no torch; only its weights do
 
 LOCK_FILE = ".seqtag.lock"  # held by the run that writes a folder (seqtag.outputs)
 
-__all__ = ["FILES", "META", "SavedModel", "read_model_dir", "write_model_dir", "plugin_requirements", "read_meta",
-           "file_sha256", "manifest", "is_model_dir", "owned_files", "verify_files", "owning_model", "wait_for_commit"]
+__all__ = ["FILES", "META", "SavedModel", "read_model_dir", "write_model_dir", "plugin_requirements", "check_plugins",
+           "missing_plugin_message", "read_meta", "file_sha256", "manifest", "is_model_dir", "owned_files",
+           "verify_files", "owning_model", "wait_for_commit"]
 
 META = "meta.json"
 CONFIG = "config.json"
@@ -93,7 +94,7 @@ def read_model_dir(path: str | Path, verify: bool = True, weights: bool = True) 
     wait_for_commit(p)
     meta = _read_json(p / META)
     _check_format(p, meta)
-    _check_plugins(p, meta)
+    check_plugins(p, meta.get("plugins"))
     config = _read_json(p / CONFIG)
     label_data = _read_json(p / LABELS)
     assets: dict[str, Any] = {}
@@ -166,14 +167,41 @@ def _check_format(p: Path, meta: Mapping[str, Any]) -> None:
                              f"upgrade seqtag (the model was written by seqtag {meta.get('seqtag_version', '?')})")
 
 
-def _check_plugins(p: Path, meta: Mapping[str, Any]) -> None:
-    """Each plugin distribution the model needs is installed (checked before anything is built)."""
-    for dist, ver in (meta.get("plugins") or {}).items():
+def missing_plugin_message(where: str | Path, dist: str, version: str | None) -> str:
+    """The one line every path prints for a plugin distribution that is not installed.
+
+    It says how to install the distribution without assuming the package index has it (a plugin may
+    live in a private index or only in its source tree).
+    """
+    pin = f"{dist}=={version}" if version else dist
+    return (f"{where}: this model needs the plugin distribution {dist!r} (version {version or 'any'}), which is "
+            f"not installed; install it, e.g. pip install {pin} or from its source")
+
+
+def check_plugins(where: str | Path, plugins: Mapping[str, Any] | None,
+                  model_cfg: Mapping[str, Any] | None = None) -> None:
+    """Each plugin distribution a model records is installed; then each part its config names is known.
+
+    Loading (``meta.json``'s ``plugins``) and resuming (the checkpoint's) both call this before
+    building anything, so a missing plugin reads the same on every path.
+
+    Args:
+        where: The model folder, named at the start of the message.
+        plugins: ``{distribution: version}`` as saved (``None``: nothing recorded).
+        model_cfg: The ``[model]`` table, walked for names no installed part has (``None``: not walked).
+
+    Raises:
+        PluginMissingError: A recorded distribution is not installed.
+        RegistryError: The config names a part that no installed distribution provides.
+    """
+    for dist, ver in (plugins or {}).items():
         try:
             dist_version(dist)
         except PackageNotFoundError:
-            raise PluginMissingError(f"{p}: this model needs the plugin distribution {dist!r} "
-                                     f"(version {ver or 'any'}); install it with `pip install {dist}`") from None
+            raise PluginMissingError(missing_plugin_message(where, dist, str(ver or ""))) from None
+    if model_cfg is not None:
+        for _ in registry.walk_parts(model_cfg):  # an unknown name raises, listing the known ones
+            pass
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any, Callable, Generic, Iterator, Mapping, TypeVar, overload
 
+from .about import DISTRIBUTION
 from .errors import RegistryError
 
 if TYPE_CHECKING:  # the part base classes import torch; this module must not
@@ -58,7 +59,7 @@ __all__ = [
 
 AUTOLOAD_ENV = "SEQTAG_DISABLE_PLUGIN_AUTOLOAD"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-]*(\.[a-z0-9_\-]+)*\.v[0-9]+$")
-BUILTIN_DIST = "seqtag"
+BUILTIN_DIST = DISTRIBUTION  # the distribution the built-in parts come with
 
 KINDS: tuple[str, ...] = ("tokenizer", "embedding", "encoder", "head")
 """The kinds of parts, in the order a tagger runs them; also the part slots of a ``[model]`` table."""

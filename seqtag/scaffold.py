@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .about import __version__
+from .about import DISTRIBUTION, __version__
 from .errors import ConfigError
 from .registry import KINDS, entry_point_group, get_registry
 
@@ -82,7 +82,7 @@ version = "0.1.0"
 description = "A seqtag @KIND@ plugin: @PART@."
 readme = "README.md"
 requires-python = ">=3.10"
-dependencies = ["seqtag>=@SEQTAG@"]
+dependencies = ["@SEQTAG_DIST@>=@SEQTAG@"]
 
 [project.optional-dependencies]
 test = ["pytest>=7"]
@@ -319,6 +319,7 @@ def _fill(template: str, n: PluginNames) -> str:
     major_minor = ".".join(__version__.split(".")[:2])
     subs = {"@DIST@": n.distribution, "@PKG@": n.package, "@PART@": n.part, "@CLASS@": n.cls, "@KIND@": n.kind,
             "@GROUP@": n.group, "@STEM@": n.stem, "@SEQTAG@": major_minor, "@EXAMPLE_KEY@": key,
+            "@SEQTAG_DIST@": DISTRIBUTION,
             "@EXAMPLE_VALUE@": value, "@TEST_KWARGS@": test_kwargs}
     for k, v in subs.items():
         template = template.replace(k, v)

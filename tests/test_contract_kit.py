@@ -196,7 +196,7 @@ def bad_parts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def test_builtin_parts_pass() -> None:
     report = check_encoder("gru.v1", hidden_size=8)
-    assert report.train_accuracy == 1.0 and report.distribution == "seqtag"
+    assert report.train_accuracy == 1.0 and report.distribution == registry.BUILTIN_DIST
     assert set(report.seconds) == {"registered", "config", "contract", "fits", "save/load"}
     check_head("crf.v1", options=FAST)
     check_tokenizer("whitespace.v1", options=FAST)
@@ -205,7 +205,7 @@ def test_builtin_parts_pass() -> None:
 def test_unknown_names_wrong_distributions_and_bad_kwargs_are_reported() -> None:
     with pytest.raises(AssertionError, match=r"\[seqtag.testing registered\] encoder 'nope.v1': not found by name"):
         check_encoder("nope.v1")
-    with pytest.raises(AssertionError, match="registered by 'seqtag', expected 'seqtag-lstm'"):
+    with pytest.raises(AssertionError, match=f"registered by '{registry.BUILTIN_DIST}', expected 'seqtag-lstm'"):
         check_encoder("lstm.v1", distribution="seqtag-lstm")
     with pytest.raises(AssertionError, match="takes no argument 'hidden'"):
         check_encoder("lstm.v1", hidden=3)

@@ -38,7 +38,7 @@ CASES: dict[str, tuple[str, dict]] = {
 
 
 def test_every_builtin_name_has_a_case() -> None:
-    builtin = {info.name for reg in registry.REGISTRIES.values() for info in reg.all() if info.distribution == "seqtag"}
+    builtin = {info.name for reg in registry.REGISTRIES.values() for info in reg.all() if info.distribution == registry.BUILTIN_DIST}
     assert builtin == set(CASES)
 
 

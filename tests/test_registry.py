@@ -42,7 +42,7 @@ def test_unknown_name_lists_names_and_closest_match() -> None:
 
 def test_builtins_are_registered_with_their_distribution() -> None:
     info = registry.encoders.info("lstm.v1")
-    assert info.distribution == "seqtag" and info.description.startswith("LSTM")
+    assert info.distribution == registry.BUILTIN_DIST and info.description.startswith("LSTM")
     assert {"word.v1", "char_cnn.v1", "char_lstm.v1", "pretrained.v1", "concat.v1"} <= set(registry.embeddings.names())
     assert {"softmax.v1", "crf.v1"} <= set(registry.heads.names())
     assert {"whitespace.v1", "spacy.v1", "pretokenized.v1"} <= set(registry.tokenizers.names())

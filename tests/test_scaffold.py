@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from seqtag.cli import main
 from seqtag.errors import ConfigError
+from seqtag.registry import BUILTIN_DIST
 from seqtag.scaffold import KINDS, new_plugin, plugin_names
 
 
@@ -51,7 +52,7 @@ def test_every_kind_writes_a_complete_package(tmp_path: Path) -> None:
 def test_refuses_taken_names_and_full_folders(tmp_path: Path) -> None:
     runner = CliRunner()
     res = runner.invoke(main, ["new-plugin", "lstm", "--dir", str(tmp_path)])
-    assert res.exit_code == 2 and "'lstm.v1' is already registered by seqtag" in res.output
+    assert res.exit_code == 2 and f"'lstm.v1' is already registered by {BUILTIN_DIST}" in res.output
     assert runner.invoke(main, ["new-plugin", "fresh", "--dir", str(tmp_path)]).exit_code == 0
     res = runner.invoke(main, ["new-plugin", "fresh", "--dir", str(tmp_path)])
     assert res.exit_code == 2 and "already exists and is not empty" in res.output

@@ -15,7 +15,7 @@ def check_exports(kind: str, name: str, config: Mapping[str, Any] | None = None,
     """Fit a tiny tagger with the part ``name`` (its ``config`` keys) in the ``kind`` slot, export it and
     compare onnxruntime's tags and confidences (within ``atol``) with PyTorch's on the tiny corpus.
 
-    Needs the ``onnx`` and ``onnxruntime`` packages (``pip install 'seqtag[onnx]'``).
+    Needs the ``onnx`` and ``onnxruntime`` packages (``pip install 'pyseqtag[onnx]'``).
 
     Raises:
         AssertionError: ``[seqtag.testing fits] ...`` when the tagger does not fit the corpus.

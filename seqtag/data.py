@@ -20,6 +20,7 @@ from .corpus import SPLIT_ALIASES, Corpus
 from .dataset_rows import describe_memory, load_saved, memory_splits, read_dataset_file, sentences_from_dataset
 from .errors import DataError, HubUnavailableError
 from .hub import OFFLINE_HINT, cache_only, is_connection_error, offline_mode, probe_hub
+from .hub import unavailable as _hub_unavailable
 from .labels import SCHEMES, convert, detect_scheme, invalid_positions, split_tag
 from .readers import Sentence, read_conll, read_conllu, read_jsonl
 
@@ -230,12 +231,6 @@ def _format_of(path: Path) -> str:
         return "disk"
     suffix = path.suffix.lower()
     return {".conllu": "conllu", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}.get(suffix, "conll")
-
-
-def _hub_unavailable(message: str, reason: str) -> HubUnavailableError:
-    err = HubUnavailableError(message)
-    err.reason = reason
-    return err
 
 
 def _load_hub(name: str, config: str | None, tag_key: str | None, revision: str | None = None) -> _Found:

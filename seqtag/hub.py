@@ -20,8 +20,10 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 from urllib.parse import urlparse
 
+from .errors import HubUnavailableError
+
 __all__ = ["PROBE_SECONDS", "OFFLINE_HINT", "probe_hub", "hub_endpoint", "is_connection_error", "offline_mode",
-           "cache_only"]
+           "cache_only", "unavailable"]
 
 PROBE_SECONDS = 4.0
 OFFLINE_HINT = "use local files (set SEQTAG_CORPORA or pass --dataset PATH) or HF_HUB_OFFLINE=1 for a cached copy"
@@ -52,6 +54,13 @@ def cache_only() -> Iterator[None]:
     finally:
         datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE = saved[:2]
         datasets.logging.set_verbosity(saved[2])
+
+
+def unavailable(message: str, reason: str) -> HubUnavailableError:
+    """The one-line error for a dataset or model the hub cannot give; ``reason`` is the short cause."""
+    err = HubUnavailableError(message)
+    err.reason = reason
+    return err
 
 
 def hub_endpoint() -> str:

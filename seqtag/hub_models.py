@@ -17,8 +17,9 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import HubUnavailableError, ModelLoadError
+from .errors import ModelLoadError
 from .hub import is_connection_error, offline_mode, probe_hub
+from .hub import unavailable as _unavailable
 
 __all__ = ["HF_PREFIX", "ALLOW_PATTERNS", "is_hub_ref", "parse_hub_ref", "model_path", "download_model",
            "model_card", "push_model", "distribution_name"]
@@ -92,12 +93,6 @@ def download_model(ref: str) -> Path:
                            f"({' '.join(str(exc).split())[:160]}); HF_HUB_OFFLINE=1 reads a cached model",
                            "the connection failed") from None
     return Path(str(folder))
-
-
-def _unavailable(message: str, reason: str) -> HubUnavailableError:
-    err = HubUnavailableError(message)
-    err.reason = reason
-    return err
 
 
 def distribution_name() -> str:

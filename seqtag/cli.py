@@ -105,18 +105,23 @@ def _log(msg: str) -> None:
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), default=None,
               help="Continue the interrupted run whose model directory this is.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--report-to", type=click.Choice(["none", "tensorboard"]), default="none", show_default=True,
+              help="Also log each epoch's loss, dev score and learning rate (tensorboard: OUTPUT/runs/).")
 @handle_errors
 def train(task: str | None, dataset: str | None, config_path: str | None, overrides: tuple[str, ...],
           output: str | None, force: bool, overwrite: bool, max_epochs: int | None, seed: int | None, seeds: int,
-          tag_column: str | None, scheme: str | None, strict: bool, resume_dir: str | None, no_progress: bool) -> None:
+          tag_column: str | None, scheme: str | None, strict: bool, resume_dir: str | None, no_progress: bool,
+          report_to: str) -> None:
     """Train a tagger (NER on conll2003 and POS on ud_english_ewt by default) and keep the best one."""
+    from .callbacks import reporting_callbacks
     from .config import build_config, load_config
     from .workflow import run_training
 
     if resume_dir is not None:
         from .workflow import resume_training
 
-        resume_training(Path(resume_dir), progress=not no_progress, log=_log)
+        resume_training(Path(resume_dir), progress=not no_progress, log=_log,
+                        callbacks=reporting_callbacks(report_to, resume_dir))
         return
     sets = list(overrides)
     if max_epochs is not None:
@@ -127,7 +132,8 @@ def train(task: str | None, dataset: str | None, config_path: str | None, overri
     cfg = build_config(task, load_config(config_path) if config_path else {}, overrides=sets,
                        data={"dataset": dataset, "tag_column": tag_column, "scheme": scheme, "strict": strict})
     out = Path(output or f"models/{cfg['task']}")
-    run_training(cfg, out, seeds=seeds, progress=not no_progress, log=_log, force=force, overwrite=overwrite)
+    run_training(cfg, out, seeds=seeds, progress=not no_progress, log=_log, force=force, overwrite=overwrite,
+                 callbacks=reporting_callbacks(report_to, out))
 
 
 @main.command()

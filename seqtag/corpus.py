@@ -16,12 +16,21 @@ from .errors import DataError
 from .labels import convert
 from .readers import Sentence
 
-__all__ = ["Corpus", "SPLIT_ALIASES", "TaggedSentence"]
+__all__ = ["Corpus", "SPLIT_ALIASES", "TaggedSentence", "token_line"]
 
 SPLIT_ALIASES = {"dev": ("dev", "validation", "valid", "testa"), "test": ("test", "testb"), "train": ("train",)}
 SINGLE = "data"  # the name of the one split of a corpus read from a single file
 
 TaggedSentence = tuple[list[str], list[str]]  # (tokens, tags)
+
+# sources with a row per sentence (JSON lines, Parquet, datasets given as ``name[split]``), not a line per token
+_ROW_SOURCES = (".jsonl", ".json", ".parquet", "]")
+
+
+def token_line(source: str, line: int, token: int) -> int:
+    """The line of a sentence's ``token`` in ``source`` for messages: in CoNLL files each token has its
+    line (``line + token``); in sources with a row per sentence it is the sentence's row, ``line``."""
+    return line if source.endswith(_ROW_SOURCES) else line + token
 
 
 class Corpus:

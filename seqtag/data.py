@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from .corpus import SPLIT_ALIASES, Corpus
+from .corpus import SPLIT_ALIASES, Corpus, token_line
 from .dataset_rows import describe_memory, load_saved, memory_splits, read_dataset_file, sentences_from_dataset
 from .errors import DataError, HubUnavailableError
 from .hub import OFFLINE_HINT, cache_only, is_connection_error, offline_mode, probe_hub
@@ -312,7 +312,8 @@ def _check_tags(task: str, split_sents: Mapping[str, list[Sentence]], sources: M
             for i, tag in enumerate(s.tags):
                 if split_tag(tag)[0] == "?":
                     raise DataError(f"tag {tag!r} is outside the IOB/BIOES scheme; expected O, B-TYPE, I-TYPE "
-                                    f"(or E-/S- in BIOES)", sources.get(split, split), s.line + i)
+                                    f"(or E-/S- in BIOES)", sources.get(split, split),
+                                    token_line(sources.get(split, split), s.line, i))
     if scheme is None:
         scheme = detect_scheme(s.tags for sents in split_sents.values() for s in sents)
     elif scheme not in SCHEMES:
@@ -323,7 +324,7 @@ def _check_tags(task: str, split_sents: Mapping[str, list[Sentence]], sources: M
         if bad:
             s, pos = bad[0]
             src = sources.get(split, split)
-            where = f"{src}:{s.line if src.endswith(('.jsonl', '.json')) else s.line + pos[0]}"
+            where = f"{src}:{token_line(src, s.line, pos[0])}"
             tag, prev = s.tags[pos[0]], (s.tags[pos[0] - 1] if pos[0] else "O")
             after = repr(prev) if pos[0] else "the sentence start"
             msg = (f"{where}: {tag!r} after {after} breaks {scheme} ({_scheme_hint(tag, prev, scheme)}); "

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from .atomic import atomic_write_json
-from .corpus import Corpus
+from .corpus import Corpus, token_line
 from .data import load_corpus
 from .errors import DataError
 
@@ -227,7 +227,7 @@ def check_gold_labels(task: str, labels: Iterable[str], corpus: Corpus, split: s
         for i, tag in enumerate(tags):
             key = split_tag(tag)[1] if ner else tag
             if key and key not in known:
-                where = f"{src}:{line if src.endswith(('.jsonl', '.json')) else line + i}"
+                where = f"{src}:{token_line(src, line, i)}"
                 found = f"the entity type {key!r} ({tag})" if ner else f"the tag {tag!r}"
                 msg = (f"{where}: {found} is not among the {owner}'s {'types' if ner else 'labels'} "
                        f"({', '.join(sorted(known)) or 'none'}); expected {expected}"

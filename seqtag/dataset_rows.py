@@ -126,9 +126,9 @@ def memory_splits(data: Any, tag_key: str | None) -> dict[str, tuple[list[Senten
     """
     if isinstance(data, Mapping):
         # a DatasetDict names its splits after itself, a plain dict of splits after each part
-        where = {split: f"{describe_memory(data if type(data) is not dict else part)}[{split}]"
+        names = {split: f"{describe_memory(data if type(data) is not dict else part)}[{split}]"
                  for split, part in data.items()}
-        return {str(split): (_one(part, where[split], tag_key), where[split]) for split, part in data.items()}
+        return {str(split): (_one(part, names[split], tag_key), names[split]) for split, part in data.items()}
     where = describe_memory(data)
     return {"data": (_one(data, where, tag_key), where)}
 

@@ -44,7 +44,7 @@ def describe_run(folder: Path) -> str | None:
         metric = "F1" if "f1" in test else "accuracy"
         score = test.get("f1", test.get("accuracy"))
         what = f"a seqtag {str(meta.get('task', '?')).upper()[:8]} model"
-        return what + (f" (test {metric} {100 * score:.2f})" if isinstance(score, (int, float)) else "")
+        return what + (f" (test {metric} {score:.2f})" if isinstance(score, (int, float)) else "")
     if (folder / CHECKPOINT_DIR / "trainer.json").is_file():
         return "an interrupted seqtag run (a checkpoint, no model yet)"
     if (folder / "seeds.json").is_file():

@@ -12,7 +12,7 @@ A callback is any object with one or both of these methods (a plain function cou
   ``epochs``, ``seconds``, ``seconds_to_best``, ``history``).
 
 ``--report-to tensorboard`` (``report_to="tensorboard"`` in :func:`seqtag.train`) adds a
-:class:`TensorBoardCallback`, which needs the ``tensorboard`` package (``pip install seqtag[tensorboard]``).
+:class:`TensorBoardCallback`, which needs the ``tensorboard`` package (``pip install 'pyseqtag[tensorboard]'``).
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ import json
 import re
 import shutil
 import tempfile
-from importlib.metadata import packages_distributions
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -96,9 +95,10 @@ def download_model(ref: str) -> Path:
 
 
 def distribution_name() -> str:
-    """The name ``pip install`` takes for seqtag, read from the installed distribution."""
-    names = packages_distributions().get("seqtag") or ["seqtag"]
-    return sorted(names)[0]
+    """The name ``pip install`` takes for seqtag (the import name is another project's on the package index)."""
+    from .about import DISTRIBUTION
+
+    return DISTRIBUTION
 
 
 def model_card(meta: Mapping[str, Any], repo_id: str, catalogue: Mapping[str, Mapping[str, Any]] | None = None) -> str:

@@ -172,7 +172,8 @@ def build_package(pipeline: Union[str, Path], dist_dir: Union[str, Path],
 
     spaCy writes the package source (``setup.py``, ``meta.json``, the pipeline) into
     ``dist_dir/LANG_NAME-VERSION/``; the archives are built from it into its ``dist/`` (the wheel with
-    pip, the sdist with ``python -m build``), their output shown only when a build fails. Installing one pulls in the pipeline's requirements.
+    pip, the sdist with ``python -m build``), their output shown only when a build fails. Installing one
+    pulls in the pipeline's requirements.
 
     Args:
         pipeline: A folder written by :func:`package_pipeline`.

@@ -224,7 +224,7 @@ def test_the_model_card(ner_model: Path) -> None:
     assert result["task"]["type"] == "token-classification" and result["dataset"]["type"] == "eriktks/conll2003"
     assert {(m["name"], m["value"]) for m in result["metrics"]} == {
         ("dev f1", 91.5), ("dev precision", 91.0), ("dev recall", 92.0), ("test f1", 88.25)}
-    assert f"pip install {distribution_name()}" in body and 'seqtag.load("hf://someowner/tiny-ner")' in body
+    assert distribution_name() == "pyseqtag" and "pip install pyseqtag" in body and 'seqtag.load("hf://someowner/tiny-ner")' in body
     # a local corpus names no dataset; a POS model's metric is accuracy
     meta.update(task="pos", data={"corpus": "/data/mine"}, scores={"dev": {"accuracy": 97.1}})
     block = yaml.safe_load(model_card(meta, "o/p").removeprefix("---\n").partition("\n---\n")[0])

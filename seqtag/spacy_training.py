@@ -125,11 +125,11 @@ class SpacyTrainer:
 
     def __init__(self, tagger: "Tagger") -> None:
         from .config import TrainingConfig
-        from .trainer import _optimizer
+        from .trainer import make_optimizer
 
         self.tagger = tagger
         self.tc = TrainingConfig.from_dict(tagger.config.get("training", {}))
-        self.optimizer: "torch.optim.Optimizer" = _optimizer(tagger.model, self.tc)
+        self.optimizer: "torch.optim.Optimizer" = make_optimizer(tagger.model, self.tc)
         self.index = {t: i for i, t in enumerate(tagger.labels)}
         self.pending = False  # gradients accumulated since the last step
 

@@ -37,7 +37,7 @@ from .model import TaggerModel, make_batch
 from .tagger import Tagger
 
 # TrainingConfig, build_config and default_config live in seqtag.config; they stay importable from here
-__all__ = ["TrainState", "TrainingConfig", "default_config", "build_config", "train", "make_batches"]
+__all__ = ["TrainState", "TrainingConfig", "default_config", "build_config", "train", "make_batches", "make_optimizer"]
 
 
 @dataclass
@@ -103,7 +103,9 @@ def make_batches(lengths: Sequence[int], batch_size: int, rng: random.Random | N
     return batches
 
 
-def _optimizer(model: torch.nn.Module, tc: TrainingConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, tc: TrainingConfig) -> torch.optim.Optimizer:
+    """The optimizer of ``[training]`` over the trainable parameters (the training loop's and the spaCy
+    component's)."""
     params = [p for p in model.parameters() if p.requires_grad]
     if tc.optimizer == "sgd":
         cls: Any = torch.optim.SGD
@@ -227,7 +229,7 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
     if unknown:
         raise DataError(f"training tags {sorted(unknown)[:5]} are not among the model's labels")
     train_ids = [[index[t] for t in tags] for _, tags in train_sents]
-    optimizer = _optimizer(model, tc)
+    optimizer = make_optimizer(model, tc)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=tc.lr_decay,
                                                            patience=tc.lr_patience) if tc.lr_decay < 1 else None
     state = TrainState(labels=labels, config=dict(config))

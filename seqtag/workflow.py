@@ -77,16 +77,25 @@ def run_training(cfg: dict[str, Any], output: Path, seeds: int = 1, progress: bo
 
     task = cfg["task"]
     with claim_output(output, force=force, overwrite=overwrite):
-        corpus = corpus_for(task, cfg.get("data", {}), warn=lambda m: log(f"warning: {m}"), dataset=dataset)
-        train_sents, dev, test = _splits(corpus, cfg, log)
+        corpus, train_sents, dev, test, meta = _prepare(cfg, log, warn=lambda m: log(f"warning: {m}"),
+                                                        dataset=dataset)
         log(f"{corpus.name}: {len(train_sents)} training and {len(dev)} dev sentences, {len(corpus.labels)} labels"
             f"{f', data scheme {corpus.scheme}, training scheme ' + cfg['scheme'] if task == 'ner' else ''}")
         if seeds > 1:
-            return _run_seeds(cfg, output, seeds, corpus, train_sents, dev, test, progress, log, callbacks)
-        meta = {"data": {"corpus": corpus.name, "scheme": corpus.scheme, "sources": corpus.sources}}
+            return _run_seeds(cfg, output, seeds, meta, train_sents, dev, test, progress, log, callbacks)
         tagger, summary = train(cfg, train_sents, dev, output, progress=progress, log=log, meta=meta,
                                 callbacks=callbacks)
         return _finish(tagger, summary, test, output, log)
+
+
+def _prepare(cfg: dict[str, Any], log: Callable[[str], None], warn: Callable[[str], None],
+             dataset: Any = None) -> tuple[Corpus, list, list, list | None, dict[str, Any]]:
+    """The corpus of a run, its training, dev and test sentences, and the ``meta`` that names the data
+    (what a new run and a resumed one both start from)."""
+    corpus = corpus_for(cfg["task"], cfg.get("data", {}), warn=warn, dataset=dataset)
+    train_sents, dev, test = _splits(corpus, cfg, log)
+    meta = {"data": {"corpus": corpus.name, "scheme": corpus.scheme, "sources": corpus.sources}}
+    return corpus, train_sents, dev, test, meta
 
 
 def _finish(tagger: Any, summary: dict[str, Any], test: list | None, output: Path,
@@ -111,7 +120,7 @@ def _finish(tagger: Any, summary: dict[str, Any], test: list | None, output: Pat
     return result
 
 
-def _run_seeds(cfg: dict[str, Any], output: Path, seeds: int, corpus: Corpus, train_sents: list, dev: list,
+def _run_seeds(cfg: dict[str, Any], output: Path, seeds: int, meta: dict[str, Any], train_sents: list, dev: list,
                test: list | None, progress: bool, log: Callable[[str], None],
                callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     from .trainer import train
@@ -123,7 +132,8 @@ def _run_seeds(cfg: dict[str, Any], output: Path, seeds: int, corpus: Corpus, tr
         seed_cfg["training"]["seed"] = base + k
         out = output / f"seed{base + k}"
         log(f"--- seed {base + k} ---")
-        tagger, summary = train(seed_cfg, train_sents, dev, out, progress=progress, log=log, callbacks=callbacks)
+        tagger, summary = train(seed_cfg, train_sents, dev, out, progress=progress, log=log, meta=meta,
+                                callbacks=callbacks)
         runs.append({"seed": base + k, **_finish(tagger, summary, test, out, log)})
     report: dict[str, Any] = {"runs": runs}
     for key in ("dev", "test", "seconds_to_best"):
@@ -149,9 +159,7 @@ def resume_training(output: Path, progress: bool = True, log: Callable[[str], No
         raise ModelLoadError(f"{output}: no such folder; nothing to resume")
     with claim_output(output, resume=True):
         cfg = read_checkpoint(output)[0]["config"]  # one-line ModelLoadError when missing or damaged
-        corpus = corpus_for(cfg["task"], cfg.get("data", {}), warn=lambda m: None)
-        train_sents, dev, test = _splits(corpus, cfg, log)
-        meta = {"data": {"corpus": corpus.name, "scheme": corpus.scheme, "sources": corpus.sources}}
+        _, train_sents, dev, test, meta = _prepare(cfg, log, warn=lambda m: None)
         tagger, summary = train(cfg, train_sents, dev, output, resume=True, progress=progress, log=log, meta=meta,
                                 callbacks=callbacks)
         return _finish(tagger, summary, test, output, log)

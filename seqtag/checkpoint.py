@@ -20,7 +20,7 @@ import torch
 
 from .atomic import atomic_directory, recover_directory, write_json
 from .errors import ModelLoadError
-from .modeldir import META, check_plugins, plugin_requirements
+from .modeldir import check_plugins, plugin_requirements, read_meta
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint", "recover_checkpoint", "deferred_interrupt",
            "Interrupted", "CHECKPOINT_DIR"]
@@ -139,7 +139,7 @@ def read_checkpoint(model_dir: str | Path) -> tuple[dict[str, Any], dict[str, An
         missing = [k for k in ("config", "labels", "epoch", "step_in_epoch") if k not in progress]
         if missing:
             raise KeyError(f"no {missing[0]!r} in trainer.json")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise ModelLoadError(f"{ckpt}: not a readable checkpoint ({type(exc).__name__}: "
                              f"{' '.join(str(exc).split())[:160]})") from None
     check_plugins(model_dir, _recorded_plugins(model_dir, trainer), progress["config"].get("model") or {})
@@ -150,10 +150,8 @@ def _recorded_plugins(model_dir: str | Path, trainer: Mapping[str, Any]) -> Any:
     """The plugin distributions a checkpoint records; for one written before it did, the model folder's."""
     if "plugins" in trainer:
         return trainer["plugins"]
-    try:
-        return json.loads((Path(model_dir) / META).read_text(encoding="utf-8")).get("plugins")
-    except (OSError, ValueError, AttributeError):  # no model saved yet, or not readable: nothing recorded
-        return None
+    meta = read_meta(Path(model_dir))  # None: no model saved yet, or not readable: nothing recorded
+    return None if meta is None else meta.get("plugins")
 
 
 class Interrupted(KeyboardInterrupt):

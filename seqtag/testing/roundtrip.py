@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from .. import registry
+from ..modeldir import read_meta
 from .common import TINY_CORPUS, CheckOptions, fail
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ def check_save_load(kind: str, name: str, tagger: "Tagger", workdir: str | Path,
         tagger.save(saved)
     except Exception as exc:
         raise fail("save/load", kind, name, f"saving failed: {type(exc).__name__}: {exc}") from exc
-    meta = json.loads((saved / "meta.json").read_text(encoding="utf-8"))
+    meta = read_meta(saved) or {}
     if info.distribution != registry.BUILTIN_DIST and info.distribution not in (meta.get("plugins") or {}):
         raise fail("save/load", kind, name, f"meta.json does not record the plugin distribution "
                    f"{info.distribution!r}: {meta.get('plugins')!r}")

@@ -17,6 +17,8 @@ __all__ = [
     "HubUnavailableError",
     "TrainingDivergedError",
     "ResourceError",
+    "DeviceError",
+    "DistributedError",
     "ExportError",
 ]
 
@@ -71,6 +73,14 @@ class TrainingDivergedError(SeqtagError):
 
 class ResourceError(SeqtagError):
     """A model or a batch needs more memory than the machine has (estimated ahead, or torch ran out)."""
+
+
+class DeviceError(SeqtagError):
+    """A device that was asked for (``--device``, ``training.device``) is not there, or cannot do what was asked."""
+
+
+class DistributedError(SeqtagError):
+    """A distributed run (``torchrun``) that cannot go on: another world size than its checkpoint's, a rank lost."""
 
 
 class ExportError(SeqtagError):

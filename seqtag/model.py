@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .config import build_part
+from .devices import to_device
 from .embeddings.base import Embedding, Features
 from .encoders.base import Encoder
 from .errors import ConfigError
@@ -17,7 +18,7 @@ from .masks import mask_from_lengths
 from .registry import NETWORK_KINDS
 from .resources import check_model
 
-__all__ = ["TaggerModel", "Batch", "make_batch"]
+__all__ = ["TaggerModel", "Batch", "make_batch", "model_device"]
 
 
 @dataclass
@@ -29,6 +30,12 @@ class Batch:
     mask: torch.Tensor
     tags: torch.Tensor | None = None
     index: list[int] = field(default_factory=list)
+
+    def to(self, device: torch.device) -> "Batch":
+        """The batch with its tensors (features, mask, tags) on ``device``."""
+        tags = None if self.tags is None else self.tags.to(device, non_blocking=True)
+        return Batch(self.tokens, to_device(self.features, device), self.mask.to(device, non_blocking=True),
+                     tags, self.index)
 
 
 class Dropout(nn.Module):
@@ -105,7 +112,8 @@ def make_batch(model: TaggerModel, tokens: list[list[str]], tags: list[list[int]
                index: list[int] | None = None, columns: Mapping[str, Sequence[Any]] | None = None) -> Batch:
     """Featurize token lists (and tag ids) into a :class:`Batch`; sentences must not be empty.
 
-    ``columns``: the sentences' ids computed ahead (:func:`seqtag.data.index_sentences`), if any."""
+    ``columns``: the sentences' ids computed ahead (:func:`seqtag.data.index_sentences`), if any. The
+    batch is put on the device of the model's parameters."""
     lengths = torch.tensor([len(t) for t in tokens], dtype=torch.long)
     mask = mask_from_lengths(lengths)  # shape: (batch, seq)
     width = mask.size(1)
@@ -116,4 +124,12 @@ def make_batch(model: TaggerModel, tokens: list[list[str]], tags: list[list[int]
             tag_tensor[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
     features = model.embedding.featurize(tokens) if columns is None else \
         model.embedding.featurize_indexed(tokens, columns)
-    return Batch(tokens, features, mask, tag_tensor, index or [])
+    batch = Batch(tokens, features, mask, tag_tensor, index or [])
+    device = model_device(model)
+    return batch if device.type == "cpu" else batch.to(device)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of a network's parameters (the CPU for one without any)."""
+    param = next(model.parameters(), None)
+    return torch.device("cpu") if param is None else param.device

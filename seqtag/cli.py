@@ -80,6 +80,25 @@ no_verify_option = click.option(
     help="Load the model even if its files differ from the SHA-256 manifest in its meta.json.")
 
 
+def device_option(default: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--device", default=default, show_default=True, metavar="cpu|cuda|cuda:N|mps|auto",
+        help="Where the network runs; auto: the first CUDA device when there is one, else the CPU.")
+
+
+threads_option = click.option(
+    "--threads", type=click.IntRange(min=1), default=None,
+    help="CPU threads for torch (default: the CPUs not busy with other work, or $SEQTAG_THREADS); "
+         "on a shared machine fewer threads are often faster.")
+
+
+def _threads(threads: int | None) -> None:
+    """Set torch's threads for a command that computes (see seqtag.threads)."""
+    from .threads import configure_threads
+
+    configure_threads(threads)
+
+
 def _log(msg: str) -> None:
     click.echo(msg, err=False)
 
@@ -107,12 +126,24 @@ def _log(msg: str) -> None:
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--report-to", type=click.Choice(["none", "tensorboard"]), default="none", show_default=True,
               help="Also log each epoch's loss, dev score and learning rate (tensorboard: OUTPUT/runs/).")
+@click.option("--device", default=None, metavar="cpu|cuda|cuda:N|mps|auto",
+              help="Where to train (default: the config's training.device, auto: CUDA when there is one).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads for torch (default: the config's training.threads; 0 there means the CPUs "
+                   "not busy with other work, or $SEQTAG_THREADS).")
+@click.option("--streaming", is_flag=True,
+              help="Stream the training split instead of loading it (vocabulary and labels from a first pass "
+                   "of data.stream_sample sentences; dev and test are loaded).")
 @handle_errors
 def train(task: str | None, dataset: str | None, config_path: str | None, overrides: tuple[str, ...],
           output: str | None, force: bool, overwrite: bool, max_epochs: int | None, seed: int | None, seeds: int,
           tag_column: str | None, scheme: str | None, strict: bool, resume_dir: str | None, no_progress: bool,
-          report_to: str) -> None:
-    """Train a tagger (NER on conll2003 and POS on ud_english_ewt by default) and keep the best one."""
+          report_to: str, device: str | None, threads: int | None, streaming: bool) -> None:
+    """Train a tagger (NER on conll2003 and POS on ud_english_ewt by default) and keep the best one.
+
+    Under torchrun (torchrun --nproc_per_node N -m seqtag train ...) the N processes train one model
+    with DistributedDataParallel; see docs/scale.md.
+    """
     from .callbacks import reporting_callbacks
     from .config import build_config, load_config
     from .workflow import run_training
@@ -120,6 +151,9 @@ def train(task: str | None, dataset: str | None, config_path: str | None, overri
     if resume_dir is not None:
         from .workflow import resume_training
 
+        if device is not None or threads is not None or streaming:
+            raise click.UsageError("--resume continues with the run's own settings; --device, --threads and "
+                                   "--streaming are not taken with it")
         resume_training(Path(resume_dir), progress=not no_progress, log=_log,
                         callbacks=reporting_callbacks(report_to, resume_dir))
         return
@@ -128,9 +162,14 @@ def train(task: str | None, dataset: str | None, config_path: str | None, overri
         sets.append(f"training.max_epochs={max_epochs}")
     if seed is not None:
         sets.append(f"training.seed={seed}")
+    if device is not None:
+        sets.append(f"training.device={json.dumps(device)}")
+    if threads is not None:
+        sets.append(f"training.threads={threads}")
     # every layer goes in before the one check: an unknown or conflicting task is refused there too
     cfg = build_config(task, load_config(config_path) if config_path else {}, overrides=sets,
-                       data={"dataset": dataset, "tag_column": tag_column, "scheme": scheme, "strict": strict})
+                       data={"dataset": dataset, "tag_column": tag_column, "scheme": scheme, "strict": strict,
+                             "streaming": streaming})
     out = Path(output or f"models/{cfg['task']}")
     run_training(cfg, out, seeds=seeds, progress=not no_progress, log=_log, force=force, overwrite=overwrite,
                  callbacks=reporting_callbacks(report_to, out))
@@ -144,15 +183,18 @@ def train(task: str | None, dataset: str | None, config_path: str | None, overri
 @click.option("--scheme", type=click.Choice(["IOB1", "IOB2", "BIOES"]), default=None)
 @click.option("--batch-size", type=int, default=256, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@device_option("auto")
+@threads_option
 @no_verify_option
 @handle_errors
 def evaluate(model: str, dataset: str | None, split: str, tag_column: str | None, scheme: str | None,
-             batch_size: int, as_json: bool, no_verify: bool) -> None:
+             batch_size: int, as_json: bool, device: str, threads: int | None, no_verify: bool) -> None:
     """Score a saved tagger: seqeval entity P/R/F1 (NER) or token accuracy (POS)."""
     from .workflow import evaluate_model, format_scores
 
+    _threads(threads)
     scores = evaluate_model(model, dataset, split, tag_column=tag_column, scheme=scheme, batch_size=batch_size,
-                            verify=not no_verify)
+                            verify=not no_verify, device=device)
     click.echo(json.dumps(scores, indent=None if as_json else 2) if as_json else format_scores(scores))
 
 
@@ -164,12 +206,12 @@ def evaluate(model: str, dataset: str | None, split: str, tag_column: str | None
                    "auto: by the file name (.conll...), else by the first lines.")
 @click.option("--output-format", type=click.Choice(["auto", "conll", "jsonl"]), default="auto", show_default=True)
 @click.option("--batch-size", type=int, default=128, show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="torch threads (default: torch's, one per core); 1 is often faster on a busy machine.")
+@device_option("auto")
+@threads_option
 @no_verify_option
 @handle_errors
 def predict(model: str, input: TextIO, input_format: str, output_format: str, batch_size: int,
-            threads: int | None, no_verify: bool) -> None:
+            device: str, threads: int | None, no_verify: bool) -> None:
     """Tag raw text or CoNLL tokens from FILE (or standard input).
 
     With --input-format auto, a file named *.conll (.conllu, .iob, .bio, .tsv...) is read as CoNLL
@@ -178,13 +220,9 @@ def predict(model: str, input: TextIO, input_format: str, output_format: str, ba
     """
     from .predict_io import predict_lines
 
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
-
+    _threads(threads)
     for line in predict_lines(model, input, input_format, output_format, batch_size,
-                              log=lambda msg: click.echo(msg, err=True), verify=not no_verify):
+                              log=lambda msg: click.echo(msg, err=True), verify=not no_verify, device=device):
         click.echo(line)  # flushed line by line, which a terminal's user waits for
 
 
@@ -291,12 +329,20 @@ def new_plugin(name: str, kind: str, directory: str) -> None:
 @click.option("--no-confidence", is_flag=True, help="Leave out the per-tag confidences (faster CRF decoding).")
 @click.option("--no-verify", is_flag=True, help="Skip the check of the model's files against the SHA-256 "
               "manifest in its meta.json, and the run of the exported file against PyTorch.")
+@device_option("cpu")
+@threads_option
 @handle_errors
-def export(model: str, fmt: str, output: str | None, opset: int, no_confidence: bool, no_verify: bool) -> None:
-    """Export a saved tagger to ONNX; run it with seqtag.export.OnnxTagger or onnxruntime."""
+def export(model: str, fmt: str, output: str | None, opset: int, no_confidence: bool, no_verify: bool,
+           device: str, threads: int | None) -> None:
+    """Export a saved tagger to ONNX; run it with seqtag.export.OnnxTagger or onnxruntime.
+
+    The exported file runs on any device; --device is where the model is traced and checked.
+    """
     from .export import export_onnx
 
-    out = export_onnx(model, output, opset=opset, confidence=not no_confidence, verify=not no_verify)
+    _threads(threads)
+    out = export_onnx(model, output, opset=opset, confidence=not no_confidence, verify=not no_verify,
+                      device=device)
     click.echo(f"ONNX model written to {out}; run it with seqtag.export.OnnxTagger({model!r}, {str(out)!r})")
 
 

@@ -30,7 +30,9 @@ from .checkpoint import (
 )
 from .config import TrainingConfig, build_config, default_config
 from .data import index_sentences
-from .errors import DataError, TrainingDivergedError
+from .devices import autocast, check_precision, grad_scaler, resolve_device
+from .distributed import SINGLE, Dist, lost_rank
+from .errors import DataError, DistributedError, TrainingDivergedError
 from .evaluate import evaluate, main_score
 from .labels import invalid_positions
 from .model import TaggerModel, make_batch
@@ -57,6 +59,7 @@ class TrainState:
         config: The run's complete config.
         epoch_loss: The summed loss of the current epoch's batches done so far.
         best_time: ``elapsed`` when the best dev score was reached.
+        world_size: The processes the run trains with (``torchrun``; 1 for one process).
     """
 
     epoch: int = 0
@@ -71,6 +74,7 @@ class TrainState:
     config: dict[str, Any] = field(default_factory=dict)
     epoch_loss: float = 0.0
     best_time: float = 0.0
+    world_size: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         """The state as ``trainer.json`` holds it (its ``progress``)."""
@@ -143,10 +147,10 @@ class _Run:
     checkpointing, and stopping at a step boundary when Ctrl-C or SIGTERM came."""
 
     def __init__(self, out: Path, model: TaggerModel, optimizer: torch.optim.Optimizer, scheduler: Any,
-                 rng: random.Random, state: TrainState, log: Callable[[str], None]) -> None:
+                 rng: random.Random, state: TrainState, log: Callable[[str], None], dist: Dist = SINGLE) -> None:
         self.out, self.ckpt_dir = out, out / CHECKPOINT_DIR
         self.model, self.optimizer, self.scheduler, self.rng = model, optimizer, scheduler, rng
-        self.state, self.log = state, log
+        self.state, self.log, self.dist = state, log, dist
         self.start_time = time.time() - state.elapsed
         self.stop_requested: Callable[[], int] = lambda: 0  # set while signals are deferred
         self.stopped = False  # this run saved its state and raised Interrupted itself
@@ -165,16 +169,19 @@ class _Run:
             raise self.diverged(f"the parameter {bad} became NaN or infinite by step {self.state.global_step}")
 
     def checkpoint(self) -> None:
-        """Save the resumable state (model, optimizer, RNGs, progress and vocabularies) as one atomic directory."""
+        """Save the resumable state (model, optimizer, RNGs, progress and vocabularies) as one atomic directory
+        (rank 0 of a distributed run; the others hold the same model and optimizer)."""
         self.state.elapsed = self.seconds()
         self.check_finite()
+        if not self.dist.main:
+            return
         self.out.mkdir(parents=True, exist_ok=True)
         save_checkpoint(self.ckpt_dir, self.model, self.optimizer, self.scheduler, self.state.to_dict(), self.rng,
                         assets=self.model.get_assets())
 
     def stop_if_asked(self) -> None:
-        """Ctrl-C was pressed or SIGTERM came: save the state at this step boundary and stop."""
-        signum = self.stop_requested()
+        """Ctrl-C was pressed or SIGTERM came (on any rank): save the state at this step boundary and stop."""
+        signum = self.dist.any(self.stop_requested())
         if signum:
             self.stop(signum)
 
@@ -189,26 +196,37 @@ class _Run:
 def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str]]],
           dev_sents: list[tuple[list[str], list[str]]], output: str | Path, *, resume: bool = False,
           log: Callable[[str], None] = print, progress: bool = True, dev_gold_iob2: list[list[str]] | None = None,
-          meta: Mapping[str, Any] | None = None, callbacks: Sequence[Any] = ()) -> tuple[Tagger, dict[str, Any]]:
+          meta: Mapping[str, Any] | None = None, callbacks: Sequence[Any] = (), dist: Dist = SINGLE,
+          device: torch.device | None = None, stream: Any = None) -> tuple[Tagger, dict[str, Any]]:
     """Train a tagger and keep the best one (by dev score) in ``output``.
 
     Args:
         config: A config from :func:`build_config`.
-        train_sents: ``(tokens, tags)`` in the training scheme.
+        train_sents: ``(tokens, tags)`` in the training scheme (with ``stream``: the first pass's sample,
+            which the vocabularies are built from).
         dev_sents: ``(tokens, tags)`` in IOB2 (NER) or plain tags (POS), for model selection.
         output: The model directory; its ``checkpoint/`` subfolder holds the resumable state.
         resume: Continue from ``output/checkpoint``.
         callbacks: Objects with ``on_epoch_end(epoch, scores)`` and/or ``on_train_end(summary)``
             (see :mod:`seqtag.callbacks`); a plain function is called as ``on_epoch_end``.
+        dist: This process's place in a distributed run (see :mod:`seqtag.distributed`); only rank 0
+            logs, writes files and calls the callbacks.
+        device: Where to train (default: ``training.device`` resolved).
+        stream: A :class:`seqtag.streaming.StreamedSplit` to train from instead of ``train_sents``.
 
     Raises:
         DataError: A training tag invalid in the config's scheme (see :func:`check_scheme`).
+        DistributedError: ``resume`` with another world size than the checkpoint's, or a rank lost.
     """
     tc = TrainingConfig.from_dict(config["training"])
     task, scheme = config["task"], config["scheme"]
     out = Path(output)
+    device = device if device is not None else resolve_device(tc.device)
+    check_precision(tc.precision, device)
+    if not dist.main:  # one voice: rank 0's
+        log, progress, callbacks = (lambda msg: None), False, ()
     torch.set_num_threads(tc.threads or max(1, os.cpu_count() or 1))
-    torch.manual_seed(tc.seed)
+    torch.manual_seed(tc.seed + dist.rank)  # dropout differs per rank; DDP copies rank 0's initial weights
     random.seed(tc.seed)
     rng = random.Random(tc.seed)
     train_sents = _drop_empty(train_sents)
@@ -222,28 +240,65 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
         labels, config = saved["labels"], saved["config"]
         model = TaggerModel(config["model"], labels, scheme, assets=assets)
     else:
-        labels = sorted({t for _, tags in train_sents for t in tags} | ({"O"} if task == "ner" else set()))
+        labels = list(stream.labels) if stream is not None else \
+            sorted({t for _, tags in train_sents for t in tags} | ({"O"} if task == "ner" else set()))
         model = TaggerModel(config["model"], labels, scheme, sentences=[t for t, _ in train_sents])
     index = {t: i for i, t in enumerate(labels)}
     unknown = {t for _, tags in train_sents for t in tags} - set(index)
     if unknown:
         raise DataError(f"training tags {sorted(unknown)[:5]} are not among the model's labels")
-    train_ids = [[index[t] for t in tags] for _, tags in train_sents]
+    model.to(device)
     optimizer = make_optimizer(model, tc)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=tc.lr_decay,
                                                            patience=tc.lr_patience) if tc.lr_decay < 1 else None
-    state = TrainState(labels=labels, config=dict(config))
+    scaler = grad_scaler(device, tc.precision)
+    state = TrainState(labels=labels, config=dict(config), world_size=dist.world_size)
     if resume:
         state = TrainState.from_dict(load_checkpoint(out / CHECKPOINT_DIR, model, optimizer, scheduler, rng))
+        if state.world_size != dist.world_size:
+            raise DistributedError(
+                f"{out / CHECKPOINT_DIR}: this run trained with {state.world_size} process"
+                f"{'es' if state.world_size != 1 else ''} and is resumed with {dist.world_size}; resume it with "
+                + ("one process (seqtag train --resume)" if state.world_size == 1 else
+                   f"the same world size (torchrun --nproc_per_node ... with {state.world_size} processes in all)"))
+        if dist.enabled:  # each rank's own dropout stream, from where the run stopped
+            torch.manual_seed(tc.seed * 1_000_003 + state.global_step * dist.world_size + dist.rank)
         log(f"resuming from {out / CHECKPOINT_DIR}: epoch {state.epoch + 1}, step {state.step_in_epoch} "
             f"(best dev {state.best_score:.2f})")
     tagger = Tagger(dict(config), labels, model, dict(meta or {}))
-    lengths = [len(t) for t, _ in train_sents]
-    # word and character ids of the training sentences: computed once (datasets.map, cached on disk)
-    indexed = index_sentences(model.embedding, [t for t, _ in train_sents], progress=progress)
+    step_loss = _step_loss(model, dist, device)
+    if stream is None:
+        train_ids = [[index[t] for t in tags] for _, tags in train_sents]
+        lengths = [len(t) for t, _ in train_sents]
+        # word and character ids of the training sentences: computed once (datasets.map, cached on disk;
+        # rank 0 writes the cache, the others read it)
+        with dist.main_first():
+            indexed = index_sentences(model.embedding, [t for t, _ in train_sents], progress=progress)
     dev_sents = _drop_empty(dev_sents)
 
-    run = _Run(out, model, optimizer, scheduler, rng, state, log)
+    def epoch_batches(epoch: int, start: int) -> tuple[int | None, Any]:
+        """The number of this epoch's steps (``None``: unknown, streamed) and its batches from ``start``:
+        ``(words, tag ids, indexed columns or None, tokens in the whole step)``."""
+        if stream is not None:
+            per_rank = max(1, tc.batch_size // dist.world_size)
+            parts = stream.batches(epoch, per_rank, tc.seed, rank=dist.rank, world_size=dist.world_size)
+
+            def streamed() -> Any:
+                for k, part in enumerate(_in_step(parts, dist)):
+                    if k >= start:
+                        yield ([w for w, _ in part], [_tag_ids(tags, index, stream) for _, tags in part], None,
+                               sum(len(w) for w, _ in part) * dist.world_size)
+            return None, streamed()
+        batches = make_batches(lengths, tc.batch_size, random.Random(tc.seed * 1000 + epoch))
+
+        def listed() -> Any:
+            for b in range(start, len(batches)):
+                idx = dist.shard(batches[b])  # this rank's share of the step's batch
+                yield ([train_sents[i][0] for i in idx], [train_ids[i] for i in idx],
+                       None if indexed is None else indexed[idx], sum(lengths[i] for i in batches[b]))
+        return len(batches), listed()
+
+    run = _Run(out, model, optimizer, scheduler, rng, state, log, dist)
     interrupt = deferred_interrupt()  # the first Ctrl-C or SIGTERM stops at the next step boundary, after a checkpoint
     run.stop_requested = interrupt.__enter__()
     finished = state.finished(tc)
@@ -253,25 +308,26 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
     try:
         while state.epoch < tc.max_epochs and not finished:
             epoch = state.epoch
-            epoch_rng = random.Random(tc.seed * 1000 + epoch)
-            batches = make_batches(lengths, tc.batch_size, epoch_rng)
+            steps, batches = epoch_batches(epoch, state.step_in_epoch)
             model.train()
             t0, tokens_done, loss_sum = time.time(), 0, float(state.epoch_loss)
-            bar = _progress(len(batches), f"epoch {epoch + 1}", progress, initial=state.step_in_epoch)
-            for b in range(state.step_in_epoch, len(batches)):
-                idx = batches[b]
-                batch = make_batch(model, [train_sents[i][0] for i in idx], [train_ids[i] for i in idx],
-                                   columns=None if indexed is None else indexed[idx])
-                loss = model.loss(batch)
+            bar = _progress(steps, f"epoch {epoch + 1}", progress, initial=state.step_in_epoch)
+            for words, ids, columns, step_tokens in batches:
+                b = state.step_in_epoch
+                batch = make_batch(model, words, ids, columns=columns)
+                with autocast(device, tc.precision):
+                    loss = step_loss(batch)
                 if not torch.isfinite(loss):
                     raise run.diverged(f"the training loss became {loss.item()} at epoch {epoch + 1}, step {b + 1}")
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                scaler.scale(loss).backward()
                 if tc.grad_clip > 0:
+                    scaler.unscale_(optimizer)
                     torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-                optimizer.step()
+                scaler.step(optimizer)
+                scaler.update()
                 loss_sum += loss.item()
-                tokens_done += int(batch.mask.sum())
+                tokens_done += step_tokens
                 state.step_in_epoch, state.global_step = b + 1, state.global_step + 1
                 state.epoch_loss = loss_sum
                 bar.update(1)
@@ -283,28 +339,33 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
             bar.close()
             run.check_finite()
             train_time = time.time() - t0
+            n_steps = max(1, state.step_in_epoch)
             model.eval()
-            scores = evaluate(tagger, dev_sents, task, batch_size=tc.eval_batch_size, breakdown=False)
-            score = main_score(task, scores)
+            scored = None
+            if dist.main:  # dev is scored once; every rank takes rank 0's score and decision
+                full = evaluate(tagger, dev_sents, task, batch_size=tc.eval_batch_size, breakdown=False)
+                scored = (main_score(task, full), _compact(full, task))
+            score, scores = dist.broadcast(scored)
             improved = score > state.best_score
-            state.history.append({"epoch": epoch + 1, "loss": loss_sum / max(1, len(batches)), "dev": score})
+            state.history.append({"epoch": epoch + 1, "loss": loss_sum / n_steps, "dev": score})
             if improved:
                 state.best_score, state.best_epoch, state.bad_epochs = score, epoch + 1, 0
                 state.best_time = run.seconds()
-                tagger.save(out, scores={"dev": _compact(scores, task), "epoch": epoch + 1,
-                                         "train_seconds_to_best": round(state.best_time, 1)})
+                if dist.main:
+                    tagger.save(out, scores={"dev": scores, "epoch": epoch + 1,
+                                             "train_seconds_to_best": round(state.best_time, 1)})
             else:
                 state.bad_epochs += 1
             if scheduler is not None:
                 scheduler.step(score)
             lr, metric = optimizer.param_groups[0]["lr"], "F1" if task == "ner" else "acc"
-            log(f"epoch {epoch + 1:3d}  loss {loss_sum / max(1, len(batches)):8.3f}  dev {metric} "
+            log(f"epoch {epoch + 1:3d}  loss {loss_sum / n_steps:8.3f}  dev {metric} "
                 f"{score:6.2f}{' *' if improved else '  '}  {tokens_done / max(train_time, 1e-9):7.0f} tok/s  "
                 f"lr {lr:.2g}  {run.seconds():6.0f}s")
             state.epoch, state.step_in_epoch, state.epoch_loss = epoch + 1, 0, 0.0
             run.checkpoint()
             notify(callbacks, "on_epoch_end", epoch + 1, {
-                **state.history[-1], "scores": _compact(scores, task), "lr": lr, "improved": improved,
+                **state.history[-1], "scores": scores, "lr": lr, "improved": improved,
                 "best_dev": state.best_score, "best_epoch": state.best_epoch, "seconds": round(run.seconds(), 1)})
             run.stop_if_asked()
             if state.out_of_steps(tc):
@@ -317,14 +378,67 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
             log(f"interrupted at once: the last checkpoint in {run.ckpt_dir} stays; "
                 f"continue with `seqtag train --resume {out}`")
         raise
+    except RuntimeError as exc:
+        if dist.enabled and _peer_lost(exc):  # DDP's all-reduce: another rank is gone
+            raise lost_rank(dist, exc) from None
+        raise
     finally:
         interrupt.__exit__(None, None, None)
+    dist.barrier()  # rank 0 has written the best model
     best = Tagger.load(out)
+    best.model.to(device)
     summary = {"best_dev": state.best_score, "best_epoch": state.best_epoch, "epochs": state.epoch,
                "seconds": round(run.seconds(), 1), "seconds_to_best": round(state.best_time, 1),
                "history": state.history}
     notify(callbacks, "on_train_end", summary)
     return best, summary
+
+
+class _LossOf(torch.nn.Module):
+    """The training loss as a module's ``forward``: what DistributedDataParallel wraps, so its hooks
+    average the gradients of each step over the ranks."""
+
+    def __init__(self, model: TaggerModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Any) -> torch.Tensor:
+        return self.model.loss(batch)
+
+
+def _step_loss(model: TaggerModel, dist: Dist, device: torch.device) -> Callable[[Any], torch.Tensor]:
+    """The loss of a batch: the model's own in one process, through DistributedDataParallel in several."""
+    if not dist.enabled:
+        return model.loss
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(_LossOf(model), device_ids=ids)
+
+
+def _in_step(parts: Any, dist: Dist) -> Any:
+    """A streamed epoch's batches while every rank still has one (ranks' shards may differ by a batch;
+    a step that some rank cannot take is taken by none, so no rank waits for the others forever)."""
+    it = iter(parts)
+    while True:
+        part = next(it, None)
+        if dist.any(int(part is None)):
+            return
+        yield part
+
+
+def _tag_ids(tags: Sequence[str], index: Mapping[str, int], stream: Any) -> list[int]:
+    try:
+        return [index[t] for t in tags]
+    except KeyError as exc:
+        raise DataError(f"{stream.source}: the tag {exc.args[0]!r} is not among the labels of the first pass "
+                        f"over the stream ({len(index)} labels); raise the first pass's size or declare the "
+                        f"labels in the dataset's features") from None
+
+
+def _peer_lost(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return any(k in text for k in ("connection", "gloo", "nccl", "peer", "timed out", "broken pipe"))
 
 
 def _compact(scores: dict[str, Any], task: str) -> dict[str, Any]:
@@ -340,7 +454,7 @@ class _NoBar:
         pass
 
 
-def _progress(total: int, desc: str, enabled: bool, initial: int = 0) -> Any:
+def _progress(total: int | None, desc: str, enabled: bool, initial: int = 0) -> Any:
     if not enabled:
         return _NoBar()
     try:

@@ -6,15 +6,17 @@ into the same :class:`~seqtag.corpus.Corpus` a ``--dataset`` is, and trained and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from .atomic import atomic_write_json
 from .corpus import Corpus, token_line
-from .data import load_corpus
+from .data import DEFAULT_CORPUS, load_corpus
 from .errors import DataError
 
 __all__ = ["run_training", "resume_training", "evaluate_model", "evaluate_tagger", "format_scores", "corpus_for"]
@@ -70,32 +72,82 @@ def run_training(cfg: dict[str, Any], output: Path, seeds: int = 1, progress: bo
     (see :func:`corpus_for`); ``callbacks`` follow each run (see :mod:`seqtag.callbacks`).
     ``output`` is claimed first (see :func:`seqtag.outputs.claim_output`): a folder holding a model is
     replaced only with ``overwrite``, another non-empty folder is written into only with ``force``, and
-    the folder stays locked against other runs until this one ends.
+    the folder stays locked against other runs until this one ends. Under ``torchrun`` every process
+    runs this function and rank 0 alone claims the folder, logs and writes (see :mod:`seqtag.distributed`).
     """
+    from .distributed import session
     from .outputs import claim_output
     from .trainer import train
 
     task = cfg["task"]
-    with claim_output(output, force=force, overwrite=overwrite):
-        corpus, train_sents, dev, test, meta = _prepare(cfg, log, warn=lambda m: log(f"warning: {m}"),
-                                                        dataset=dataset)
-        log(f"{corpus.name}: {len(train_sents)} training and {len(dev)} dev sentences, {len(corpus.labels)} labels"
-            f"{f', data scheme {corpus.scheme}, training scheme ' + cfg['scheme'] if task == 'ner' else ''}")
-        if seeds > 1:
-            return _run_seeds(cfg, output, seeds, meta, train_sents, dev, test, progress, log, callbacks)
-        tagger, summary = train(cfg, train_sents, dev, output, progress=progress, log=log, meta=meta,
-                                callbacks=callbacks)
-        return _finish(tagger, summary, test, output, log)
+    with session(cfg["training"].get("device")) as (dist, device):
+        if not dist.main:
+            log, progress, callbacks = _quiet, False, ()
+        claim = claim_output(output, force=force, overwrite=overwrite) if dist.main else contextlib.nullcontext()
+        with claim:
+            run = _prepare(cfg, log, warn=lambda m: log(f"warning: {m}"), dataset=dataset)
+            scheme = f", data scheme {run.scheme}, training scheme {cfg['scheme']}" if task == "ner" else ""
+            log(f"{run.name}: {run.describe_train()} and {len(run.dev)} dev sentences, {len(run.labels)} labels"
+                f"{scheme}" + (f"; {dist.world_size} processes ({device})" if dist.enabled else
+                               f"; on {device}" if device.type != "cpu" else ""))
+            kwargs = {"progress": progress, "log": log, "meta": run.meta, "callbacks": callbacks, "dist": dist,
+                      "device": device, "stream": run.stream}
+            if seeds > 1:
+                return _run_seeds(cfg, output, seeds, run, kwargs)
+            tagger, summary = train(cfg, run.train, run.dev, output, **kwargs)
+            return _finish(tagger, summary, run.test if dist.main else None, output, log)
+
+
+def _quiet(message: str) -> None:
+    """The log of a rank other than 0: its lines are rank 0's."""
+
+
+@dataclass
+class _Data:
+    """What a run trains and scores on: the training sentences (or, streamed, the first pass's sample
+    and the stream), dev and test sentences, and the ``meta`` that names the data."""
+
+    name: str
+    scheme: str | None
+    labels: list[str]
+    train: list
+    dev: list
+    test: list | None
+    meta: dict[str, Any]
+    stream: Any = None
+
+    def describe_train(self) -> str:
+        if self.stream is None:
+            return f"{len(self.train)} training sentences"
+        return f"training sentences streamed from {self.stream.source} (first pass: {len(self.train)})"
 
 
 def _prepare(cfg: dict[str, Any], log: Callable[[str], None], warn: Callable[[str], None],
-             dataset: Any = None) -> tuple[Corpus, list, list, list | None, dict[str, Any]]:
-    """The corpus of a run, its training, dev and test sentences, and the ``meta`` that names the data
-    (what a new run and a resumed one both start from)."""
-    corpus = corpus_for(cfg["task"], cfg.get("data", {}), warn=warn, dataset=dataset)
+             dataset: Any = None) -> _Data:
+    """The data of a run (what a new run and a resumed one both start from): the corpus loaded, or with
+    ``data.streaming`` its training split streamed (:mod:`seqtag.streaming`)."""
+    data = cfg.get("data", {})
+    if data.get("streaming"):
+        if dataset is not None:
+            raise DataError("streaming reads a corpus by name, path or hub id (--dataset), not data given in memory")
+        from .streaming import STREAM_SAMPLE, stream_corpus
+
+        task = cfg["task"]
+        sc = stream_corpus(data.get("dataset") or DEFAULT_CORPUS[task], task,
+                           train_scheme=cfg["scheme"] if task == "ner" else None,
+                           tag_column=data.get("tag_column"), scheme=data.get("scheme"),
+                           strict=bool(data.get("strict", False)),
+                           sample_size=int(data.get("stream_sample") or STREAM_SAMPLE), warn=warn)
+        if sc.dev is None:
+            raise DataError(f"{sc.name}: a streamed corpus needs a dev split for model selection "
+                            f"(dev=PATH in --dataset, or a folder with a dev file)")
+        meta = {"data": {"corpus": sc.name, "scheme": sc.train.scheme, "sources": sc.sources, "streamed": True}}
+        return _Data(sc.name, sc.train.scheme, list(sc.train.labels), sc.train.sample, sc.dev, sc.test, meta,
+                     stream=sc.train)
+    corpus = corpus_for(cfg["task"], data, warn=warn, dataset=dataset)
     train_sents, dev, test = _splits(corpus, cfg, log)
     meta = {"data": {"corpus": corpus.name, "scheme": corpus.scheme, "sources": corpus.sources}}
-    return corpus, train_sents, dev, test, meta
+    return _Data(corpus.name, corpus.scheme, list(corpus.labels), train_sents, dev, test, meta)
 
 
 def _finish(tagger: Any, summary: dict[str, Any], test: list | None, output: Path,
@@ -120,27 +172,26 @@ def _finish(tagger: Any, summary: dict[str, Any], test: list | None, output: Pat
     return result
 
 
-def _run_seeds(cfg: dict[str, Any], output: Path, seeds: int, meta: dict[str, Any], train_sents: list, dev: list,
-               test: list | None, progress: bool, log: Callable[[str], None],
-               callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+def _run_seeds(cfg: dict[str, Any], output: Path, seeds: int, run: _Data, kwargs: dict[str, Any]) -> dict[str, Any]:
     from .trainer import train
 
     base = int(cfg["training"]["seed"])
+    log, main = kwargs["log"], kwargs["dist"].main
     runs = []
     for k in range(seeds):
         seed_cfg = json.loads(json.dumps(cfg))
         seed_cfg["training"]["seed"] = base + k
         out = output / f"seed{base + k}"
         log(f"--- seed {base + k} ---")
-        tagger, summary = train(seed_cfg, train_sents, dev, out, progress=progress, log=log, meta=meta,
-                                callbacks=callbacks)
-        runs.append({"seed": base + k, **_finish(tagger, summary, test, out, log)})
+        tagger, summary = train(seed_cfg, run.train, run.dev, out, **kwargs)
+        runs.append({"seed": base + k, **_finish(tagger, summary, run.test if main else None, out, log)})
     report: dict[str, Any] = {"runs": runs}
     for key in ("dev", "test", "seconds_to_best"):
         values = [r[key] for r in runs if key in r]
         if values:
             report[key] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
-    atomic_write_json(output / "seeds.json", report)
+    if main:
+        atomic_write_json(output / "seeds.json", report)
     log("over %d seeds: " % seeds + ", ".join(
         f"{k} median {v['median']:.2f} (min {v['min']:.2f}, max {v['max']:.2f})"
         for k, v in report.items() if isinstance(v, dict)))
@@ -149,28 +200,36 @@ def _run_seeds(cfg: dict[str, Any], output: Path, seeds: int, meta: dict[str, An
 
 def resume_training(output: Path, progress: bool = True, log: Callable[[str], None] = print,
                     callbacks: Sequence[Any] = ()) -> dict[str, Any]:
-    """Continue an interrupted run from ``output/checkpoint`` (with the output folder locked)."""
+    """Continue an interrupted run from ``output/checkpoint`` (with the output folder locked; under
+    ``torchrun``, with as many processes as the run had)."""
     from .checkpoint import read_checkpoint
+    from .distributed import session, world_from_env
     from .errors import ModelLoadError
     from .outputs import claim_output
     from .trainer import train
 
     if not Path(output).is_dir():
         raise ModelLoadError(f"{output}: no such folder; nothing to resume")
-    with claim_output(output, resume=True):
+    with contextlib.ExitStack() as stack:
+        if world_from_env().main:  # the lock first: it recovers a checkpoint that a kill left half swapped
+            stack.enter_context(claim_output(output, resume=True))
         cfg = read_checkpoint(output)[0]["config"]  # one-line ModelLoadError when missing or damaged
-        _, train_sents, dev, test, meta = _prepare(cfg, log, warn=lambda m: None)
-        tagger, summary = train(cfg, train_sents, dev, output, resume=True, progress=progress, log=log, meta=meta,
-                                callbacks=callbacks)
-        return _finish(tagger, summary, test, output, log)
+        dist, device = stack.enter_context(session(cfg["training"].get("device")))
+        if not dist.main:
+            log, progress, callbacks = _quiet, False, ()
+        run = _prepare(cfg, log, warn=lambda m: None)
+        tagger, summary = train(cfg, run.train, run.dev, output, resume=True, progress=progress, log=log,
+                                meta=run.meta, callbacks=callbacks, dist=dist, device=device, stream=run.stream)
+        return _finish(tagger, summary, run.test if dist.main else None, output, log)
 
 
 def evaluate_model(model: str, dataset: str | None, split: str, tag_column: str | None = None,
-                   scheme: str | None = None, batch_size: int = 256, verify: bool = True) -> dict[str, Any]:
+                   scheme: str | None = None, batch_size: int = 256, verify: bool = True,
+                   device: str | None = None) -> dict[str, Any]:
     """Scores of a saved tagger on a split, with breakdowns; NER gold is scored in IOB2."""
     from .tagger import Tagger
 
-    return evaluate_tagger(Tagger.load(model, verify=verify), dataset, split, tag_column=tag_column,
+    return evaluate_tagger(Tagger.load(model, verify=verify, device=device), dataset, split, tag_column=tag_column,
                            scheme=scheme, batch_size=batch_size)
 
 

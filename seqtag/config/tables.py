@@ -16,7 +16,7 @@ __all__ = ["check_keys", "check_table", "check_top_level", "check_model_table",
            "CONFIG_KEYS", "DATA_KEYS", "MODEL_KEYS"]
 
 CONFIG_KEYS = ("task", "scheme", "data", "model", "training")
-DATA_KEYS = ("dataset", "tag_column", "scheme", "strict")
+DATA_KEYS = ("dataset", "tag_column", "scheme", "strict", "streaming", "stream_sample")
 MODEL_KEYS = (*KINDS, "dropout")
 
 

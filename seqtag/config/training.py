@@ -17,6 +17,7 @@ _AT_LEAST = (("max_epochs", 1), ("eval_batch_size", 1), ("patience", 1), ("max_s
              ("threads", 0), ("checkpoint_every", 0), ("max_train_sentences", 0), ("grad_clip", 0),
              ("weight_decay", 0), ("momentum", 0))
 OPTIMIZERS = ("adam", "adamw", "sgd")
+PRECISIONS = ("fp32", "bf16", "fp16")  # seqtag.devices checks the device can run the one chosen
 
 
 @dataclass
@@ -39,6 +40,8 @@ class TrainingConfig:
     checkpoint_every: int = 0
     eval_batch_size: int = 256
     max_train_sentences: int = 0
+    device: str = "auto"
+    precision: str = "fp32"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "TrainingConfig":
@@ -56,6 +59,8 @@ class TrainingConfig:
         cfg = cls(**data)
         if cfg.optimizer not in OPTIMIZERS:
             raise ConfigError(f"[training] optimizer must be 'adam', 'adamw' or 'sgd', got {cfg.optimizer!r}")
+        if cfg.precision not in PRECISIONS:
+            raise ConfigError(f"[training] precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
         if cfg.batch_size <= 0 or cfg.lr <= 0:
             raise ConfigError("[training] batch_size and lr must be positive")
         for key, low in _AT_LEAST:

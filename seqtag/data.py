@@ -144,8 +144,14 @@ def _from_catalogue(spec: str, entry: Mapping[str, Any], opts: Mapping[str, Any]
             f"corpus {spec!r}: {first or 'its files'} {where} and the hub copy {entry['hub']!r} is unavailable "
             f"({getattr(exc, 'reason', 'unavailable')}); set SEQTAG_CORPORA to the folder that holds "
             f"{first} (e.g. export SEQTAG_CORPORA=../shared/corpora) or pass --dataset PATH") from None
-    found.scheme = entry.get("scheme")
+    found.scheme = hub_scheme(entry)
     return found
+
+
+def hub_scheme(entry: Mapping[str, Any]) -> str | None:
+    """The tag scheme of a catalogue corpus's hub copy: ``hub_scheme`` where the copy differs from the
+    original files (the hub's CoNLL-2003 is IOB2, its files IOB1), else the files' ``scheme``."""
+    return entry.get("hub_scheme", entry.get("scheme"))
 
 
 def _from_file(path: Path, opts: Mapping[str, Any]) -> _Found:

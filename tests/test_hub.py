@@ -140,6 +140,26 @@ def test_the_catalogue_names_a_loadable_copy() -> None:
         assert entry.get("language"), name
 
 
+def test_the_hub_copy_of_conll2003_is_read_as_iob2(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Without the files, conll2003 comes from its hub copy, whose tags are IOB2 (the files' are IOB1):
+    read as IOB1, every entity's B- would be an invalid tag to repair."""
+    from seqtag import data
+    from seqtag.readers import Sentence
+
+    def fake_hub(name: str, config: str | None, tag_key: str | None, revision: str | None = None) -> object:
+        found = data._Found()
+        for split in ("train", "validation", "test"):
+            found.add(split, [Sentence(list(t), list(g), k + 1) for k, (t, g) in enumerate(SENTS)], f"{name}[{split}]")
+        return found
+
+    monkeypatch.setenv("SEQTAG_CORPORA", str(tmp_path))  # no files there
+    monkeypatch.setattr(data, "_load_hub", fake_hub)
+    warnings: list[str] = []
+    corpus = data.load_corpus("conll2003", "ner", warn=warnings.append)
+    assert corpus.scheme == "IOB2" and warnings == []
+    assert corpus.sentences("train", "IOB2")[0][1] == ["B-PER", "I-PER", "O", "B-LOC", "O"]
+
+
 # -- models from the hub cache ------------------------------------------------------------------------
 
 

@@ -1,0 +1,227 @@
+"""seqtag.threads: the thread policy, SEQTAG_THREADS, the OpenMP environment and the busy-CPU sampling."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqtag import threads
+from seqtag.errors import ConfigError
+from seqtag.threads import (
+    ENV_VAR,
+    OPENMP_ENVIRONMENT,
+    ThreadChoice,
+    busy_cpus,
+    choose_threads,
+    configure_threads,
+    describe,
+    others_busy,
+    prepare_environment,
+    stat_busy_ticks,
+    usable_cpus,
+)
+
+LINUX = Path("/proc/stat").is_file() and hasattr(os, "sched_getaffinity")
+
+
+@pytest.fixture(autouse=True)
+def _restore(monkeypatch: pytest.MonkeyPatch):
+    """No SEQTAG_THREADS or OMP_NUM_THREADS from outside; torch back to one thread (the suite's) after."""
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    yield
+    torch.set_num_threads(1)
+
+
+def _machine(monkeypatch: pytest.MonkeyPatch, cpus: int, busy: float | None) -> None:
+    """Pretend a machine of ``cpus`` usable CPUs with ``busy`` of them kept busy by others."""
+    monkeypatch.setattr(threads, "usable_cpus", lambda: cpus)
+    monkeypatch.setattr(threads, "busy_cpus", lambda seconds=0.15: busy)
+
+
+def test_policy_stays_within_the_usable_cpus():
+    cpus = usable_cpus()
+    assert 1 <= cpus <= (os.cpu_count() or 1)
+    n = configure_threads()
+    assert 1 <= n <= cpus
+    assert torch.get_num_threads() == n
+    assert describe().startswith(f"{n} thread")
+
+
+@pytest.mark.parametrize("cpus, busy, expected", [
+    (2, 0.0, 2), (2, 0.2, 2),  # noise: a CPU counts as busy from 0.4 of it
+    (2, 0.5, 1), (2, 1.0, 1), (2, 1.3, 1),
+    (2, 2.0, 1), (2, 7.0, 1),  # at least one thread
+    (8, 3.0, 5), (8, 2.6, 5),
+    (2, None, 2),  # no /proc/stat: nothing counts as busy
+])
+def test_policy_gives_the_cpus_others_leave_free(monkeypatch, cpus, busy, expected):
+    _machine(monkeypatch, cpus, busy)
+    choice = choose_threads()
+    assert choice.threads == expected
+    assert choice.source == "policy"
+
+
+def test_requested_and_seqtag_threads_come_first(monkeypatch):
+    _machine(monkeypatch, 2, 1.0)
+    assert configure_threads(3) == 3 and torch.get_num_threads() == 3  # as given, even above the CPUs
+    assert describe() == "3 threads (as asked; 2 CPUs)"
+    monkeypatch.setenv(ENV_VAR, "2")
+    assert configure_threads() == 2 and torch.get_num_threads() == 2
+    assert describe() == f"2 threads ({ENV_VAR}=2; 2 CPUs)"
+    assert configure_threads(0) == 2  # 0 is "not set", as training.threads = 0
+    assert configure_threads(1) == 1  # --threads beats the variable
+    for policy in ("auto", "0", " "):
+        monkeypatch.setenv(ENV_VAR, policy)
+        assert choose_threads() == ThreadChoice(1, "policy", 2, 1)
+
+
+@pytest.mark.parametrize("value", ["many", "-2", "1.5"])
+def test_a_bad_seqtag_threads_is_one_config_error(monkeypatch, value):
+    monkeypatch.setenv(ENV_VAR, value)
+    with pytest.raises(ConfigError, match=ENV_VAR):
+        configure_threads()
+    with pytest.raises(ConfigError):
+        configure_threads(-1)
+
+
+def test_omp_num_threads_caps_the_policy(monkeypatch):
+    _machine(monkeypatch, 8, 0.0)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert choose_threads().threads == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "nonsense")
+    assert choose_threads().threads == 8
+
+
+def test_describe_says_what_was_chosen_and_why():
+    assert ThreadChoice(2, "policy", 2, 0).describe() == "2 threads (2 CPUs, none busy)"
+    assert ThreadChoice(1, "policy", 2, 1).describe() == "1 thread (2 CPUs, 1 busy with other work)"
+    assert ThreadChoice(4, "policy", 4).describe() == "4 threads (4 CPUs)"
+    assert ThreadChoice(1, "requested", 1).describe() == "1 thread (as asked; 1 CPU)"
+
+
+def test_prepare_environment_keeps_the_users_own_settings(monkeypatch):
+    names = list(OPENMP_ENVIRONMENT)
+    assert names
+    for name in names:  # recorded, so that the test's changes are undone
+        monkeypatch.setenv(name, "x")
+        monkeypatch.delenv(name)
+    monkeypatch.setenv(names[0], "12345")
+    prepare_environment()
+    assert os.environ[names[0]] == "12345"
+    for name in names[1:]:
+        assert os.environ[name] == OPENMP_ENVIRONMENT[name]
+
+
+def test_prepare_environment_reaches_openmp_in_a_new_process():
+    """Set before torch loads, the variables are what torch's OpenMP runs with (libgomp shows its settings
+    with OMP_DISPLAY_ENV); set after, they are not."""
+    env = {k: v for k, v in os.environ.items() if k not in OPENMP_ENVIRONMENT}
+    env["OMP_DISPLAY_ENV"] = "VERBOSE"
+
+    def shown(code: str) -> dict[str, str]:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+        if "OPENMP DISPLAY ENVIRONMENT" not in out.stderr:
+            pytest.skip("torch's OpenMP is not GNU libgomp")
+        found = re.findall(r"^\s*(\w+) = '([^']*)'", out.stderr, re.M)
+        return {k: v for k, v in found if k in OPENMP_ENVIRONMENT}
+
+    torch_work = "import torch; torch.set_num_threads(2); torch.ones(64, 64) @ torch.ones(64, 64)"
+    before = shown(f"from seqtag.threads import prepare_environment; prepare_environment(); {torch_work}")
+    assert before and before == {k: OPENMP_ENVIRONMENT[k] for k in before}
+    after = shown(f"{torch_work}; from seqtag.threads import prepare_environment; prepare_environment()")
+    assert after != before
+
+
+STAT = """cpu  300 0 100 900 10 0 5 20 0 0
+cpu0 100 0 50 400 5 0 2 10 0 0
+cpu1 200 0 50 500 5 0 3 10 0 0
+intr 12345
+"""
+
+
+def test_stat_counts_the_busy_ticks_of_the_usable_cpus():
+    assert stat_busy_ticks(STAT) == 100 + 50 + 2 + 10 + 200 + 50 + 3 + 10  # idle and iowait left out
+    assert stat_busy_ticks(STAT, {1}) == 263
+    assert stat_busy_ticks(STAT, {5}) is None
+    assert stat_busy_ticks("intr 1\n") is None
+    assert stat_busy_ticks("cpu0 1 2\n") is None  # truncated: not understood
+
+
+def test_others_busy_leaves_out_this_process():
+    # 0.5 s: 80 ticks busy on the usable CPUs (0.8 s of CPU), 0.3 s of it this process's own
+    assert others_busy(80, 0.3, 0.5, 100) == pytest.approx(1.0)
+    assert others_busy(10, 0.3, 0.5, 100) == 0.0
+    assert others_busy(10, 0.0, 0.0, 100) == 0.0
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (float(fields[11]) + float(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not LINUX, reason="/proc/stat is Linux's")
+def test_a_busy_process_is_seen():
+    """A real busy subprocess: the sampled busy CPUs hold at least the CPU time it got in the sample (less
+    the clock tick's resolution), whatever else runs on the machine, and no more than the usable CPUs."""
+    assert busy_cpus(0.2) is not None
+    competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        seen: list[tuple[float, float]] = []
+        for _ in range(3):
+            c0, t0 = _cpu_seconds(competitor.pid), time.monotonic()
+            busy = busy_cpus(0.5)
+            share = (_cpu_seconds(competitor.pid) - c0) / (time.monotonic() - t0)
+            assert busy is not None
+            seen.append((busy, share))
+            if share >= 0.3:
+                break
+    finally:
+        competitor.kill()
+        competitor.wait()
+    busy, share = seen[-1]
+    assert share >= 0.3, f"the busy process never got a third of a CPU: {seen}"
+    assert busy >= share - 0.15, seen
+    assert busy <= usable_cpus() + 0.15, seen
+
+
+class _Clock:
+    """time for busy_cpus: 0.5 s pass in the sleep, in which this process uses 0.3 s of CPU."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.cpu = 7.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def process_time(self) -> float:
+        return self.cpu
+
+    def sleep(self, seconds: float) -> None:
+        self.now += 0.5
+        self.cpu += 0.3
+
+
+def test_busy_cpus_subtracts_this_process(monkeypatch):
+    ticks = iter([1000.0, 1080.0])  # 0.8 s of CPU busy in the sample (100 ticks a second)
+    monkeypatch.setattr(threads, "_busy_ticks", lambda cpus: next(ticks))
+    monkeypatch.setattr(threads, "time", _Clock())
+    monkeypatch.setattr(threads.os, "sysconf", lambda name: 100)
+    assert busy_cpus(0.5) == pytest.approx(1.0)
+    monkeypatch.setattr(threads, "_busy_ticks", lambda cpus: None)
+    assert busy_cpus(0.5) is None
+
+
+def test_configure_threads_twice_is_fine():
+    assert configure_threads(2) == 2
+    assert configure_threads(1) == 1
+    assert torch.get_num_threads() == 1

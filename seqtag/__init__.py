@@ -20,9 +20,10 @@ if TYPE_CHECKING:
 __all__ = ["__version__", "FORMAT_VERSION", "load", "train", "SeqtagError"]
 
 
-def load(path: Any, verify: bool = True) -> "Tagger":
+def load(path: Any, verify: bool = True, device: Any = None) -> "Tagger":
     """Load a saved tagger directory (see :class:`seqtag.tagger.Tagger`); ``verify=False`` skips the check
-    of its files against the SHA-256 manifest in ``meta.json``."""
+    of its files against the SHA-256 manifest in ``meta.json``; ``device`` (``cpu``, ``cuda``, ``cuda:N``,
+    ``mps``, ``auto``; ``None``: the CPU) is where the network runs."""
     from .tagger import Tagger
 
-    return Tagger.load(path, verify=verify)
+    return Tagger.load(path, verify=verify, device=device)

@@ -7,6 +7,10 @@ each chosen tag). Featurization (strings to ids) stays in Python: :class:`OnnxTa
 saved vocabularies and runs the graph. The graph is traced from each part's export form, which the
 part gives through its ``export_module()`` hook (:mod:`seqtag.export_hook`); this module knows no
 part by name.
+
+The export may trace the network on any device (``export_onnx(..., device="cuda")``): the inputs go
+where the weights are, and the file written is the same ONNX graph whatever the device, run by
+onnxruntime on the CPU or, with ``OnnxTagger(..., device="cuda")``, on its CUDA provider.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
+from .devices import resolve_device, to_device
 from .embeddings.base import Embedding
 from .errors import ConfigError, ExportError, SeqtagError
 from .export_hook import export_part
@@ -127,15 +132,21 @@ def _need_onnx() -> Any:
 
 
 def export_onnx(model_dir: str | Path, output: str | Path | None = None, opset: int = 17,
-                confidence: bool = True, verify: bool = True) -> Path:
+                confidence: bool = True, verify: bool = True, device: str | torch.device | None = None) -> Path:
     """Export the saved tagger in ``model_dir`` to an ONNX file (default ``model_dir/model.onnx``).
 
     With ``verify``, the model's files are checked against their SHA-256 manifest first, and the
     exported graph is run by onnxruntime on sentences of other lengths than the tracing example and
     must give the same tags as PyTorch, or :class:`ExportError` is raised. ``output`` is never one of
     the model folder's own files.
+
+    ``device`` (``cpu``, ``cuda``, ``cuda:N``, ``mps``, ``auto``; ``None``: the CPU) is where the network
+    is traced and where PyTorch runs the check; the file written does not depend on it (onnxruntime
+    runs the check on the CPU). An unknown or absent device is a one-line :class:`DeviceError`, before
+    anything is read or written.
     """
     onnx = _need_onnx()
+    target = resolve_device(device)
     out = Path(output) if output is not None else Path(model_dir) / "model.onnx"
     owner = owning_model(out)
     if owner is not None:
@@ -143,8 +154,10 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, opset: 
                           f"choose another --output (the default is {Path(model_dir) / 'model.onnx'})")
     if out.is_dir():
         raise ConfigError(f"{out}: a folder; --output names the ONNX file to write")
-    tagger = Tagger.load(model_dir, verify=verify)
+    tagger = Tagger.load(model_dir, verify=verify, device=target)
     names, flat, mask = graph_inputs(tagger.model.embedding, EXAMPLE)
+    if target.type != "cpu":  # tracing runs the network: its inputs go where its weights are
+        flat, mask = to_device(flat, target), mask.to(target)
     module = ExportableTagger(tagger.model, names, confidence)  # a part without an export form is refused here
     axes: dict[str, dict[int, str]] = {n: {d: f"{n}_dim{d}" for d in range(t.dim())} for n, t in zip(names, flat)}
     for n, t in zip(names, flat):  # (batch, seq) features share the sentence axes
@@ -185,7 +198,8 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, opset: 
 
 
 def check_export(model_dir: str | Path, onnx_path: str | Path, sentences: Sequence[Sequence[str]] = CHECK,
-                 batch_size: int = 128, atol: float | None = None, tagger: Tagger | None = None) -> None:
+                 batch_size: int = 128, atol: float | None = None, tagger: Tagger | None = None,
+                 device: str | torch.device | None = None, onnx_device: str | None = None) -> None:
     """Tag ``sentences`` with the exported graph (onnxruntime) and with PyTorch; they must agree.
 
     Args:
@@ -194,14 +208,16 @@ def check_export(model_dir: str | Path, onnx_path: str | Path, sentences: Sequen
         sentences: Token lists (by default a check batch of other lengths than the tracing example).
         batch_size: Sentences per batch, so batches mix lengths.
         atol: Also compare the confidences, within this absolute tolerance (``None``: tags only).
-        tagger: The tagger loaded from ``model_dir``, if at hand.
+        tagger: The tagger loaded from ``model_dir``, if at hand (it runs where it is).
+        device: Where PyTorch runs a tagger loaded here (``None``: the CPU).
+        onnx_device: Where onnxruntime runs the graph (see :class:`OnnxTagger`; ``None``: the CPU).
 
     Raises:
         ExportError: A tag (or a confidence) differs; the message gives the first sentence that does.
     """
-    tagger = tagger if tagger is not None else Tagger.load(model_dir)
+    tagger = tagger if tagger is not None else Tagger.load(model_dir, device=device)
     tagger.model.eval()
-    got = OnnxTagger(model_dir, onnx_path).predict(list(sentences), batch_size=batch_size)
+    got = OnnxTagger(model_dir, onnx_path, device=onnx_device).predict(list(sentences), batch_size=batch_size)
     want = tagger.predict(list(sentences), batch_size=batch_size, with_confidence=atol is not None)
     for i, (g, w) in enumerate(zip(got, want)):
         scores_differ = atol is not None and any(abs(a - b) > atol for a, b in zip(g.scores, w.scores))

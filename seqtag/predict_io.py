@@ -141,17 +141,21 @@ def _stderr(line: str) -> None:
 
 
 def predict_lines(model: str, stream: TextIO, input_format: str = "auto", output_format: str = "auto",
-                  batch_size: int = 128, log: Callable[[str], None] = _stderr, verify: bool = True) -> Iterator[str]:
+                  batch_size: int = 128, log: Callable[[str], None] = _stderr, verify: bool = True,
+                  device: str | None = None) -> Iterator[str]:
     """Tag a stream: text lines (tokenized by the model) or CoNLL tokens; yield CoNLL or JSON lines.
 
     ``log`` gets the lines meant for standard error: the format ``auto`` chose, and a ``warning:`` for
     each line the tokenizer cannot take. From a terminal each line (each CoNLL block) is tagged and
     yielded as soon as it is read; other input is tagged in chunks, which is faster. ``verify``: check
-    the model's files against the SHA-256 manifest in its ``meta.json``.
+    the model's files against the SHA-256 manifest in its ``meta.json``. ``device``: where the network
+    runs (``cpu``, ``cuda``, ``cuda:N``, ``mps``, ``auto``; ``None``: the CPU); an unknown or absent one
+    is a one-line :class:`~seqtag.errors.DeviceError`, raised when the first line is asked for, before
+    any input is read.
     """
     from .tagger import Tagger
 
-    tagger = Tagger.load(model, verify=verify)
+    tagger = Tagger.load(model, verify=verify, device=device)
     name = str(getattr(stream, "name", "-"))
     interactive = _is_terminal(stream)
     lines: Iterator[str] = input_lines(stream, name)

@@ -5,12 +5,19 @@
 POS sets ``token.tag_`` and, for a UPOS tagger, ``token.pos_``. The tagger is loaded on first use.
 Without ``model``, ``spacy train`` trains a new tagger (see :mod:`seqtag.spacy_training`).
 
+The tagger runs (and ``spacy train`` trains it) on the component's ``device``: by default (null) the one
+spaCy uses, the GPU after ``spacy.require_gpu()``/``prefer_gpu()`` or ``spacy train --gpu-id N`` and
+the CPU otherwise; or ``cpu``, ``cuda``, ``cuda:N``, ``mps``, ``auto`` (see :mod:`seqtag.devices`). The
+name is checked when the component is made; whether the device is there, when the tagger is loaded
+(first use, ``initialize``, ``from_disk``), as a one-line :class:`~seqtag.errors.DeviceError`.
+
 spaCy imports this module for every ``Language()`` (it is a ``spacy_factories`` entry point), so it
 imports no torch: :mod:`seqtag.tagger` is imported inside functions only.
 """
 
 # No ``from __future__ import annotations``: spaCy validates the factory's arguments from its
 # annotations, which must be real types.
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -24,11 +31,13 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples
 from spacy.util import minibatch
 
-from .errors import ConfigError, ModelLoadError
+from .errors import ConfigError, DeviceError, ModelLoadError
 from .labels import entity_types
 from .spacy_training import TrainableTagger
 
 if TYPE_CHECKING:
+    import torch
+
     from .spacy_training import SpacyTrainer
     from .tagger import Tagger
 
@@ -39,6 +48,8 @@ UPOS_TAGS = frozenset("ADJ ADP ADV AUX CCONJ DET INTJ NOUN NUM PART PRON PROPN P
 BYTES_FORMAT = "seqtag-tagger-files"
 BYTES_VERSION = 1
 _SENT_END = frozenset({".", "!", "?", "...", "…"})
+# the names seqtag.devices resolves, checked here without importing torch (a blank pipeline never does)
+_DEVICE = re.compile(r"^(cpu|cuda|mps)(:\d+)?$|^auto$")
 
 DEFAULT_CONFIG: Dict[str, Any] = {
     "model": None,
@@ -50,6 +61,7 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     "task": "ner",
     "seqtag_config": None,
     "pos_attr": "tag",
+    "device": None,
 }
 TASKS = ("ner", "pos")
 
@@ -86,12 +98,19 @@ class SeqtagComponent(TrainableTagger, Pipe):
         seqtag_config: A new tagger's seqtag config (a table, or the path of a TOML/JSON file) over the
             task's defaults; its ``[training]`` table gives the optimizer, ``lr`` and ``grad_clip``.
         pos_attr: ``"tag"`` or ``"pos"``: the reference attribute a POS tagger learns in ``spacy train``.
+        device: Where the tagger runs and trains: ``None``, spaCy's device (the GPU after
+            ``spacy.require_gpu()``, else the CPU); or ``cpu``, ``cuda``, ``cuda:N``, ``mps``, ``auto``.
+
+    Raises:
+        DeviceError: ``device`` is not a device name (when the component is made), or the device is
+            not there (when the tagger is loaded).
     """
 
     def __init__(self, name: str = "seqtag", *, model: Optional[str] = None, batch_size: int = 128,
                  spans_key: Optional[str] = None, overwrite_ents: bool = False, set_pos: Optional[bool] = None,
                  max_tokens: int = 512, task: str = "ner",
-                 seqtag_config: Optional[Union[str, Dict[str, Any]]] = None, pos_attr: str = "tag") -> None:
+                 seqtag_config: Optional[Union[str, Dict[str, Any]]] = None, pos_attr: str = "tag",
+                 device: Optional[str] = None) -> None:
         if not isinstance(batch_size, int) or batch_size <= 0:
             raise ConfigError(f"seqtag component {name!r}: batch_size must be a positive integer, got {batch_size!r}")
         if not isinstance(max_tokens, int) or max_tokens < 0:
@@ -103,12 +122,15 @@ class SeqtagComponent(TrainableTagger, Pipe):
             raise ConfigError(f"seqtag component {name!r}: task must be 'ner' or 'pos', got {task!r}")
         if pos_attr not in ("tag", "pos"):
             raise ConfigError(f"seqtag component {name!r}: pos_attr must be 'tag' or 'pos', got {pos_attr!r}")
+        if device is not None and (not isinstance(device, str) or not _DEVICE.match(device.strip().lower())):
+            raise DeviceError(f"seqtag component {name!r}: unknown device {device!r}; expected null (spaCy's: the "
+                              f"GPU after spacy.require_gpu(), else the CPU), cpu, cuda, cuda:N, mps or auto")
         self.name = name
         self.model_path = None if model is None else str(model)
         self.cfg: Dict[str, Any] = {"batch_size": batch_size, "spans_key": spans_key,
                                     "overwrite_ents": bool(overwrite_ents), "set_pos": set_pos,
                                     "max_tokens": max_tokens, "task": task, "seqtag_config": seqtag_config,
-                                    "pos_attr": pos_attr}
+                                    "pos_attr": pos_attr, "device": device}
         self._tagger: Optional["Tagger"] = None
         self._trainer: Optional["SpacyTrainer"] = None
         self._pos = False
@@ -125,10 +147,33 @@ class SeqtagComponent(TrainableTagger, Pipe):
                                   f"nlp.add_pipe, or load a pipeline saved with nlp.to_disk")
             from .tagger import Tagger
 
-            self._set_tagger(Tagger.load(self.model_path))
+            self._set_tagger(Tagger.load(self.model_path, device=self.device))
         return self._tagger  # type: ignore[return-value]
 
-    def _set_tagger(self, tagger: "Tagger") -> None:
+    @property
+    def device(self) -> "torch.device":
+        """The device the tagger runs on: the ``device`` setting resolved (null: spaCy's current device).
+
+        Raises:
+            DeviceError: The device is not there (one line naming the component).
+        """
+        from .devices import resolve_device
+
+        setting = self.cfg["device"]
+        try:
+            if setting is None:
+                from thinc.util import get_torch_default_device
+
+                return resolve_device(get_torch_default_device())
+            return resolve_device(setting)
+        except DeviceError as exc:
+            message = exc.one_line().replace("use --device cpu or auto", "set the component's device to cpu or auto")
+            raise DeviceError(f"seqtag component {self.name!r}: {message}") from None
+
+    def _set_tagger(self, tagger: "Tagger", place: bool = True) -> None:
+        """Use ``tagger``, moved to :attr:`device` (``place`` false: left where it is, for packaging)."""
+        if place:
+            tagger.to(self.device)
         self._tagger, self._trainer = tagger, None
         upos = sum(label in UPOS_TAGS for label in tagger.labels)
         set_pos = self.cfg["set_pos"]
@@ -163,8 +208,9 @@ class SeqtagComponent(TrainableTagger, Pipe):
         A new tagger takes its labels (NER: the entity types of ``doc.ents``; POS: ``token.tag_`` or
         ``pos_``, see ``pos_attr``) and its vocabularies from the examples' reference docs, and its
         network from ``seqtag_config``. A tagger already loaded by ``from_disk``/``from_bytes`` is kept
-        when no ``model`` is named.
+        when no ``model`` is named. The tagger is put on the component's device, checked first.
         """
+        self.device  # noqa: B018 - an absent device is the first error, before any tagger is read or built
         if model is not None:
             self.model_path, self._tagger = str(model), None
         if self.model_path is None and self._tagger is None and get_examples is not None:
@@ -304,7 +350,7 @@ class SeqtagComponent(TrainableTagger, Pipe):
         """Load the tagger from the directory ``path`` (written by :meth:`to_disk`)."""
         from .tagger import Tagger
 
-        self._set_tagger(Tagger.load(Path(path)))
+        self._set_tagger(Tagger.load(Path(path), device=self.device))
         return self
 
     def to_bytes(self, *, exclude: Iterable[str] = ()) -> bytes:
@@ -366,7 +412,8 @@ def _rebuild(name: str, model: Optional[str], cfg: Dict[str, Any], data: Optiona
 )
 def make_seqtag(nlp: Language, name: str, model: Optional[str], batch_size: int, spans_key: Optional[str],
                 overwrite_ents: bool, set_pos: Optional[bool], max_tokens: int, task: str,
-                seqtag_config: Optional[Union[str, Dict[str, Any]]], pos_attr: str) -> SeqtagComponent:
+                seqtag_config: Optional[Union[str, Dict[str, Any]]], pos_attr: str,
+                device: Optional[str]) -> SeqtagComponent:
     """The ``seqtag`` factory: ``nlp.add_pipe("seqtag", config={"model": "models/ner"})``.
 
     Args:
@@ -381,8 +428,11 @@ def make_seqtag(nlp: Language, name: str, model: Optional[str], batch_size: int,
         task: ``ner`` or ``pos``: the task of a new tagger trained by ``spacy train`` (without ``model``).
         seqtag_config: A new tagger's seqtag config, a table or a TOML/JSON path; null: the task's defaults.
         pos_attr: ``tag`` or ``pos``: the reference attribute a new POS tagger learns.
+        device: Where the tagger runs and trains: null, spaCy's device (the GPU after
+            ``spacy.require_gpu()`` or ``spacy train --gpu-id N``, else the CPU); or ``cpu``, ``cuda``,
+            ``cuda:N``, ``mps``, ``auto``. A pipeline saved before this setting existed gets null.
     """
     return SeqtagComponent(name, model=model, batch_size=batch_size, spans_key=spans_key,
                            overwrite_ents=overwrite_ents, set_pos=set_pos, max_tokens=max_tokens, task=task,
-                           seqtag_config=seqtag_config, pos_attr=pos_attr)
+                           seqtag_config=seqtag_config, pos_attr=pos_attr, device=device)
 

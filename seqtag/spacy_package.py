@@ -105,7 +105,7 @@ def read_meta_file(path: Union[str, Path]) -> dict[str, Any]:
 def package_pipeline(model: Union[str, Path], output: Union[str, Path], lang: str = "en",
                      name: Optional[str] = None, spans_key: Optional[str] = None, force: bool = False,
                      verify: bool = True, version: Optional[str] = None,
-                     meta: Optional[Mapping[str, Any]] = None) -> Path:
+                     meta: Optional[Mapping[str, Any]] = None, device: Optional[str] = None) -> Path:
     """Write a spaCy pipeline folder (``spacy.load`` opens it) holding a blank ``lang`` tokenizer and the tagger.
 
     The tagger goes inside the folder (``OUTPUT/seqtag/``, seqtag's format), so the folder stands alone.
@@ -121,6 +121,9 @@ def package_pipeline(model: Union[str, Path], output: Union[str, Path], lang: st
         verify: Check the model's files against its manifest.
         version: The pipeline version (default: the model's, else 0.1.0).
         meta: Entries merged into the pipeline's ``meta.json``.
+        device: The component's ``device`` setting in the pipeline's ``config.cfg`` (``None``: spaCy's
+            device; ``cpu``, ``cuda``, ``cuda:N``, ``mps``, ``auto``). Only its name is checked here: the
+            pipeline runs elsewhere, and the device is resolved where it is loaded.
     """
     import spacy
 
@@ -143,8 +146,8 @@ def package_pipeline(model: Union[str, Path], output: Union[str, Path], lang: st
         nlp = spacy.blank(lang)
     except (ImportError, KeyError, ValueError) as exc:
         raise ConfigError(f"--lang {lang!r}: spaCy has no such language ({' '.join(str(exc).split())[:120]})") from None
-    comp = cast(SeqtagComponent, nlp.add_pipe("seqtag", config={"spans_key": spans_key}))
-    comp._set_tagger(tagger)
+    comp = cast(SeqtagComponent, nlp.add_pipe("seqtag", config={"spans_key": spans_key, "device": device}))
+    comp._set_tagger(tagger, place=False)  # saved from the CPU as it was loaded
     extra = {k: v for k, v in (meta or {}).items() if k != "name"}
     nlp.meta.update(pipeline_meta(tagger, model, pipe_name or f"seqtag_{tagger.task}", version, comp._pos, extra))
     _check_version(nlp.meta["version"])

@@ -8,6 +8,10 @@ the seqtag config's ``[training]`` table, accumulates gradients in :meth:`SpacyT
 
 The tagger is trained on the tokens it will tag: the predicted doc's tokens (spaCy's tokenizer), minus
 whitespace tokens, cut into the pieces the component tags (see ``SeqtagComponent._segments``).
+
+It trains on the component's ``device`` (spaCy's by default, so ``spacy train --gpu-id 0`` trains on the
+GPU): the component moves a new tagger there before its optimizer is built, and each batch goes where
+the network is. The seqtag config's ``training.device`` is not read here.
 """
 
 from __future__ import annotations
@@ -119,8 +123,8 @@ class SpacyTrainer:
     """The torch optimizer of a tagger trained by spaCy, and its steps.
 
     Args:
-        tagger: The tagger whose network is trained (its config's ``[training]`` table gives the
-            optimizer, ``lr``, ``weight_decay`` and ``grad_clip``).
+        tagger: The tagger whose network is trained, already on its device (its config's ``[training]``
+            table gives the optimizer, ``lr``, ``weight_decay`` and ``grad_clip``).
     """
 
     def __init__(self, tagger: "Tagger") -> None:

@@ -182,8 +182,6 @@ def test_a_batch_goes_where_the_network_is(models: dict[str, Path], task: str) -
     assert len(tensors) > 3 and all(t.device.type == "meta" for t in tensors)
 
 
-@pytest.mark.xfail(strict=True, reason="seqtag/embeddings/chars.py: the inference cache (_cached_forward) builds "
-                                       "its character ids and vector table on the CPU, whatever the device")
 @pytest.mark.parametrize("task", ["ner", "pos"])
 def test_the_embeddings_predict_where_the_network_is(models: dict[str, Path], task: str) -> None:
     """Prediction's embedding pass (the character cache included) creates nothing off the network's

@@ -124,23 +124,24 @@ class CharEmbeddingBase(Embedding):
         key = tuple((p.data_ptr(), p._version) for p in self.parameters())
         if key != self._vec_key or len(self._vec_rows) >= CACHE_SIZE:
             self._vec_key, self._vec_rows = key, {}
-            self._vec_table = torch.zeros(1024, self.output_dim)  # row 0 = padding
+            self._vec_table = self.char_embed.weight.new_zeros(1024, self.output_dim)  # row 0 = padding
         rows = self._vec_rows
         words = features["_words"]
         missing = [i for i, w in enumerate(words) if w not in rows]
         if missing:
             chars, lengths = self._char_tensors([self._ids_of(words[i]) for i in missing])
-            vecs = self.encode_words(chars, lengths)  # shape: (n_missing, output_dim)
+            device = self.char_embed.weight.device
+            vecs = self.encode_words(chars.to(device), lengths.to(device))  # shape: (n_missing, output_dim)
             start = len(rows) + 1
             need = start + len(missing)
             if need > self._vec_table.size(0):  # doubles, but never far past the cache's size
-                grown = torch.zeros(min(2 * need, max(need, CACHE_SIZE + 1024)), self.output_dim)
+                grown = self._vec_table.new_zeros(min(2 * need, max(need, CACHE_SIZE + 1024)), self.output_dim)
                 grown[:start] = self._vec_table[:start]
                 self._vec_table = grown
             self._vec_table[start: start + len(missing)] = vecs
             for j, i in enumerate(missing):
                 rows[words[i]] = start + j
-        table_rows = torch.tensor([0] + [rows[w] for w in words], dtype=torch.long)
+        table_rows = torch.tensor([0] + [rows[w] for w in words], dtype=torch.long).to(self._vec_table.device)
         return self._vec_table[table_rows[features["word_index"]]]  # shape: (batch, seq, output_dim)
 
 

@@ -136,7 +136,7 @@ class WordEmbedding(Embedding):
     def forward(self, features: Features) -> torch.Tensor:
         ids = features["ids"]  # shape: (batch, seq)
         if self.training and self.word_dropout > 0:
-            drop = (torch.rand(ids.shape) < self.word_dropout) & (ids > 1)
+            drop = (torch.rand(ids.shape, device=ids.device) < self.word_dropout) & (ids > 1)
             ids = ids.masked_fill(drop, 1)
         out = self.embed(ids)  # shape: (batch, seq, dim)
         if self.casing is not None:

@@ -52,5 +52,5 @@ class Encoder(nn.Module):
 def lengths_of(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Sequence lengths ``(batch,)`` from a bool mask ``(batch, seq)`` (all ``seq`` when ``None``)."""
     if mask is None:
-        return torch.full((x.size(0),), x.size(1), dtype=torch.long)
+        return torch.full((x.size(0),), x.size(1), dtype=torch.long, device=x.device)
     return mask.sum(dim=1).to(torch.long)

@@ -385,8 +385,7 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
     finally:
         interrupt.__exit__(None, None, None)
     dist.barrier()  # rank 0 has written the best model
-    best = Tagger.load(out)
-    best.model.to(device)
+    best = Tagger.load(out, device=device)
     summary = {"best_dev": state.best_score, "best_epoch": state.best_epoch, "epochs": state.epoch,
                "seconds": round(run.seconds(), 1), "seconds_to_best": round(state.best_time, 1),
                "history": state.history}

@@ -56,7 +56,7 @@ __all__ = ["STREAM_SAMPLE", "WINDOW_BATCHES", "CAP_HINT", "StreamedSplit", "Stre
 
 STREAM_SAMPLE = 20_000  # the first pass reads at most this many training sentences (labels, scheme, vocabulary)
 WINDOW_BATCHES = 50  # batches are cut from a window of this many batches' sentences, sorted by length
-CAP_HINT = "raise the first pass's cap (sample_size)"  # how a user raises STREAM_SAMPLE, for messages
+CAP_HINT = "raise the first pass's cap (--set data.stream_sample=N)"  # how a user raises STREAM_SAMPLE
 
 _ROW = "__seqtag_row"  # the column that numbers a dataset's rows before they are shuffled
 

@@ -225,6 +225,25 @@ def test_a_hub_like_folder_streams_its_splits_and_shards(tmp_path: Path) -> None
     assert not set(rank0) & set(rank1) and sorted(rank0 + rank1) == sorted(t[0] for t, _ in train)
 
 
+def test_saved_splits_and_datasets_in_memory(tmp_path: Path) -> None:
+    import datasets
+
+    train = make_sentences(40, scheme="IOB2")
+    _parquet(tmp_path / "t.parquet", train, NAMES)
+    _parquet(tmp_path / "d.parquet", make_sentences(5, seed=1, scheme="IOB2"), NAMES)
+    splits = {"train": datasets.Dataset.from_parquet(str(tmp_path / "t.parquet")),
+              "validation": datasets.Dataset.from_parquet(str(tmp_path / "d.parquet"))}
+    datasets.DatasetDict(splits).save_to_disk(str(tmp_path / "saved"))
+    saved = stream_corpus(str(tmp_path / "saved"), "ner", train_scheme="BIOES")
+    assert saved.sources["train"] == f"{tmp_path / 'saved'}[train]" and len(saved.dev or []) == 5
+    in_memory = stream_corpus({"train": splits["train"].to_iterable_dataset(), "validation": splits["validation"]},
+                              "ner", train_scheme="BIOES")
+    assert in_memory.name == "<train: IterableDataset, validation: Dataset>"
+    for corpus in (saved, in_memory):
+        assert corpus.train.labels == scheme_labels((*TYPES, "MISC"), "BIOES")
+        assert sorted(ids(epoch(corpus))) == sorted(t[0] for t, _ in train)
+
+
 def test_a_hub_id_offline_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(HubUnavailableError, match="cannot be streamed offline") as info:

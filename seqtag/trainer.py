@@ -283,10 +283,10 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
             per_rank = max(1, tc.batch_size // dist.world_size)
             parts = stream.batches(epoch, per_rank, tc.seed, rank=dist.rank, world_size=dist.world_size)
 
-            def streamed() -> Any:
+            def streamed() -> Any:  # the stream checks each tag against its labels as it reads
                 for k, part in enumerate(_in_step(parts, dist)):
                     if k >= start:
-                        yield ([w for w, _ in part], [_tag_ids(tags, index, stream) for _, tags in part], None,
+                        yield ([w for w, _ in part], [[index[t] for t in tags] for _, tags in part], None,
                                sum(len(w) for w, _ in part) * dist.world_size)
             return None, streamed()
         batches = make_batches(lengths, tc.batch_size, random.Random(tc.seed * 1000 + epoch))
@@ -424,15 +424,6 @@ def _in_step(parts: Any, dist: Dist) -> Any:
         if dist.any(int(part is None)):
             return
         yield part
-
-
-def _tag_ids(tags: Sequence[str], index: Mapping[str, int], stream: Any) -> list[int]:
-    try:
-        return [index[t] for t in tags]
-    except KeyError as exc:
-        raise DataError(f"{stream.source}: the tag {exc.args[0]!r} is not among the labels of the first pass "
-                        f"over the stream ({len(index)} labels); raise the first pass's size or declare the "
-                        f"labels in the dataset's features") from None
 
 
 def _peer_lost(exc: BaseException) -> bool:

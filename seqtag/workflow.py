@@ -138,9 +138,10 @@ def _prepare(cfg: dict[str, Any], log: Callable[[str], None], warn: Callable[[st
                            tag_column=data.get("tag_column"), scheme=data.get("scheme"),
                            strict=bool(data.get("strict", False)),
                            sample_size=int(data.get("stream_sample") or STREAM_SAMPLE), warn=warn)
-        if sc.dev is None:
-            raise DataError(f"{sc.name}: a streamed corpus needs a dev split for model selection "
-                            f"(dev=PATH in --dataset, or a folder with a dev file)")
+        assert sc.dev is not None and sc.corpus is not None  # stream_corpus refuses a corpus without dev
+        for split, gold in (("dev", sc.dev), ("test", sc.test)):  # as for a loaded corpus (see _splits)
+            if gold is not None:
+                check_gold_labels(task, sc.train.labels, sc.corpus, split, gold, warn=warn, owner="training split")
         meta = {"data": {"corpus": sc.name, "scheme": sc.train.scheme, "sources": sc.sources, "streamed": True}}
         return _Data(sc.name, sc.train.scheme, list(sc.train.labels), sc.train.sample, sc.dev, sc.test, meta,
                      stream=sc.train)

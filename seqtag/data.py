@@ -14,7 +14,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from .corpus import SPLIT_ALIASES, Corpus, token_line
 from .dataset_rows import describe_memory, load_saved, memory_splits, read_dataset_file, sentences_from_dataset
@@ -22,7 +22,7 @@ from .errors import DataError, HubUnavailableError
 from .hub import OFFLINE_HINT, cache_only, is_connection_error, offline_mode, probe_hub
 from .hub import unavailable as _hub_unavailable
 from .labels import SCHEMES, convert, detect_scheme, invalid_positions, split_tag
-from .readers import Sentence, read_conll, read_conllu, read_jsonl
+from .readers import Sentence, iter_conll, iter_conllu, read_jsonl
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -97,43 +97,74 @@ def _reader_options(tag_column: Any, task: str) -> dict[str, Any]:
 
 
 def _resolve(spec: Any, opts: Mapping[str, Any]) -> _Found:
-    """Read what ``spec`` names, with the resolver of the first form it has."""
+    """Read what ``spec`` names, with the resolver of the form it has (:func:`_form`)."""
     if not isinstance(spec, str):
         return _from_memory(spec, opts)
+    form = _form(spec)
+    if form == "catalogue":
+        return _from_catalogue(spec, catalogue()[spec], opts)
+    if form == "split_list":
+        return _from_split_list(spec, opts)
+    if form == "saved_splits":
+        return _from_saved_splits(Path(spec), opts)
+    if form == "folder":
+        return _from_folder(Path(spec), opts)
+    if form == "file":
+        return _from_file(Path(spec), opts)
+    return _from_hub_id(spec, opts)
+
+
+def _form(spec: str) -> str:
+    """Which form of ``--dataset`` ``spec`` has, the first that fits: ``catalogue`` (a catalogue name),
+    ``split_list`` (``split=path,...``), ``saved_splits`` (a ``save_to_disk`` folder of splits), ``folder``
+    (of split files, or laid out like a hub repo), ``file`` (one file, or a ``save_to_disk`` folder of one
+    split) or ``hub`` (``owner/name[:config]``, ``hf:name[:config]``). A spec of no form is one line of
+    :class:`DataError`."""
     cat = catalogue()
     if spec in cat:
-        return _from_catalogue(spec, cat[spec], opts)
+        return "catalogue"
     if "=" in spec:
-        return _from_split_list(spec, opts)
+        return "split_list"
     path = Path(spec)
     if path.is_dir() and (path / "dataset_dict.json").is_file():
-        return _from_saved_splits(path, opts)
+        return "saved_splits"
     if path.is_dir() and not (path / "dataset_info.json").is_file():
-        return _from_folder(path, opts)
+        return "folder"
     if path.exists():
-        return _from_file(path, opts)
+        return "file"
     if spec.startswith(("/", "./", "../", "~")) or path.suffix.lower() in _FILE_SUFFIXES:
         raise DataError("no such file or folder; expected a corpus file (CoNLL, CoNLL-U, JSON lines, Parquet), "
                         "a folder of split files, a catalogue name or a hub id owner/name", spec)
     if "/" in spec or spec.startswith("hf:"):
-        return _from_hub_id(spec, opts)
+        return "hub"
     raise DataError(f"no corpus, file or folder named {spec!r}; known corpora: {', '.join(sorted(cat))}; "
                     f"a hub dataset is given as owner/name[:config] or hf:name[:config]")
 
 
-def _from_catalogue(spec: str, entry: Mapping[str, Any], opts: Mapping[str, Any]) -> _Found:
-    """A catalogue corpus: its files under ``$SEQTAG_CORPORA`` when they are all there, else its hub copy."""
+def _catalogue_files(name: str, entry: Mapping[str, Any]) -> tuple[dict[str, Path], dict[str, Any]] | None:
+    """A catalogue corpus's split files under ``$SEQTAG_CORPORA`` when they are all there, with the entry's
+    reader options (``tag_column``, ``token_column``, ``separator``, ``comment_prefix``); ``None`` when its
+    hub copy is to be read instead (whose scheme is :func:`hub_scheme`). Neither is one line of
+    :class:`DataError`."""
     root = corpora_root()
     files = {k: (root / v) for k, v in entry.get("files", {}).items()} if root else {}
     if files and all(p.is_file() for p in files.values()):
-        eopts = {k: entry[k] for k in ("tag_column", "token_column", "separator", "comment_prefix") if k in entry}
-        eopts.update(opts)
+        return files, {k: entry[k] for k in ("tag_column", "token_column", "separator", "comment_prefix") if k in entry}
+    if "hub" not in entry:
+        raise DataError(f"corpus {name!r}: its files are not under {root or '$' + CORPORA_ENV}")
+    return None
+
+
+def _from_catalogue(spec: str, entry: Mapping[str, Any], opts: Mapping[str, Any]) -> _Found:
+    """A catalogue corpus: its files under ``$SEQTAG_CORPORA`` when they are all there, else its hub copy."""
+    local = _catalogue_files(spec, entry)
+    if local is not None:
+        files, eopts = local
         found = _Found(scheme=entry.get("scheme"))
         for split, p in files.items():
-            found.add(split, _read_file(p, entry.get("format"), eopts), str(p))
+            found.add(split, _read_file(p, entry.get("format"), {**eopts, **opts}), str(p))
         return found
-    if "hub" not in entry:
-        raise DataError(f"corpus {spec!r}: its files are not under {root or '$' + CORPORA_ENV}")
+    root = corpora_root()
     first = next(iter(entry.get("files", {}).values()), "")
     where = f"not under {root}" if root else "not found locally"
     try:
@@ -167,38 +198,55 @@ def _from_memory(data: Any, opts: Mapping[str, Any]) -> _Found:
     return found
 
 
+def _hub_id(spec: str) -> tuple[str, str | None]:
+    """``owner/name[:config]`` or ``hf:name[:config]`` as ``(name, config)``."""
+    name, _, config = spec.removeprefix("hf:").partition(":")
+    return name, config or None
+
+
 def _from_hub_id(spec: str, opts: Mapping[str, Any]) -> _Found:
     """``owner/name[:config]`` or ``hf:name[:config]``: a dataset on the hub (or in its local cache)."""
-    hub_name, _, config = spec.removeprefix("hf:").partition(":")
-    return _load_hub(hub_name, config or None, opts.get("tag_key"))
+    return _load_hub(*_hub_id(spec), opts.get("tag_key"))
+
+
+def _split_list(spec: str) -> dict[str, Path]:
+    """``train=a.conll,dev=b.conll,...`` as the file of each split."""
+    listed: dict[str, Path] = {}
+    for item in spec.split(","):
+        split, _, p = item.partition("=")
+        listed[split.strip()] = Path(p.strip())
+    return listed
 
 
 def _from_split_list(spec: str, opts: Mapping[str, Any]) -> _Found:
     """``train=a.conll,dev=b.conll,...``: a file per split."""
     found = _Found()
-    for item in spec.split(","):
-        split, _, p = item.partition("=")
-        path = Path(p.strip())
-        found.add(split.strip(), _read_file(path, None, opts), str(path))
+    for split, path in _split_list(spec).items():
+        found.add(split, _read_file(path, None, opts), str(path))
     return found
 
 
-def _from_saved_splits(path: Path, opts: Mapping[str, Any]) -> _Found:
-    """A ``DatasetDict`` written by ``save_to_disk``."""
+def _saved_splits(path: Path) -> Any:
+    """The ``DatasetDict`` that ``save_to_disk`` wrote in ``path`` (a single dataset there is a :class:`DataError`)."""
     import datasets
 
     dd = load_saved(path)
     if not isinstance(dd, datasets.DatasetDict):
         raise DataError("a dataset_dict.json beside a single dataset; expected the splits of save_to_disk", str(path))
+    return dd
+
+
+def _from_saved_splits(path: Path, opts: Mapping[str, Any]) -> _Found:
+    """A ``DatasetDict`` written by ``save_to_disk``."""
     found = _Found()
-    for split, ds in dd.items():
+    for split, ds in _saved_splits(path).items():
         found.add(split, sentences_from_dataset(ds, f"{path}[{split}]", opts.get("tag_key")), f"{path}[{split}]")
     return found
 
 
-def _from_folder(path: Path, opts: Mapping[str, Any]) -> _Found:
-    """A folder of split files (``*train*``, ``*dev*``/``*testa*``/``*valid*``, ``*test*``/``*testb*``),
-    or else a folder laid out like a hub dataset repo."""
+def _split_files(path: Path) -> dict[str, Path]:
+    """The split files of a folder, chosen by name: ``*train*``; ``*dev*``, ``*valid*`` or ``*testa*``;
+    ``*testb*`` or ``*test*`` (each file counted once). Empty: the folder holds none."""
     files = [p for p in sorted(path.iterdir()) if p.is_file() and not p.name.startswith(".")
              and p.suffix.lower() in ("", ".conll", ".conllu", ".txt", ".jsonl", ".json", ".parquet", ".iob2",
                                       ".bio", ".tsv", ".train", ".testa", ".testb", ".dev", ".test")]
@@ -208,6 +256,12 @@ def _from_folder(path: Path, opts: Mapping[str, Any]) -> _Found:
             if p not in chosen.values() and any(a in p.name.lower() for a in aliases):
                 chosen[split] = p
                 break
+    return chosen
+
+
+def _from_folder(path: Path, opts: Mapping[str, Any]) -> _Found:
+    """A folder of split files (:func:`_split_files`), or else a folder laid out like a hub dataset repo."""
+    chosen = _split_files(path)
     if not chosen:
         return _load_hub(str(path), None, opts.get("tag_key"))
     found = _Found()
@@ -219,16 +273,22 @@ def _from_folder(path: Path, opts: Mapping[str, Any]) -> _Found:
 def _read_file(path: Path, fmt: str | None, opts: Mapping[str, Any]) -> list[Sentence]:
     """The sentences of one file (or ``save_to_disk`` folder), read as ``fmt`` (default: told by its name)."""
     fmt = fmt or _format_of(path)
-    if fmt == "conllu":
-        return read_conllu(path, str(opts.get("tag_column", "upos")))
     if fmt == "jsonl":
         return read_jsonl(path, opts.get("tag_key"))
     if fmt in ("parquet", "disk"):
         return read_dataset_file(path, fmt, opts.get("tag_key"))
+    return list(_column_sentences(path, fmt, opts))
+
+
+def _column_sentences(path: Path, fmt: str, opts: Mapping[str, Any]) -> Iterator[Sentence]:
+    """The sentences of a CoNLL-U (``fmt="conllu"``) or CoNLL file one by one as they are read, with the
+    reader options ``opts`` (a CoNLL file's ``tag_column`` must be a number: a :class:`DataError` at once)."""
+    if fmt == "conllu":
+        return iter_conllu(path, str(opts.get("tag_column", "upos")))
     tag_column = opts.get("tag_column", -1)
     if not isinstance(tag_column, int):
         raise DataError(f"tag column {tag_column!r} must be a column number for a CoNLL file", str(path))
-    return read_conll(path, tag_column=tag_column, token_column=int(opts.get("token_column", 0)),
+    return iter_conll(path, tag_column=tag_column, token_column=int(opts.get("token_column", 0)),
                       separator=opts.get("separator"), comment_prefix=opts.get("comment_prefix"))
 
 
@@ -240,12 +300,23 @@ def _format_of(path: Path) -> str:
 
 
 def _load_hub(name: str, config: str | None, tag_key: str | None, revision: str | None = None) -> _Found:
-    """A dataset through ``datasets.load_dataset``: a hub id, or a local folder laid out like a hub repo.
+    """A dataset through ``datasets.load_dataset`` (:func:`_open_hub`), each split read whole."""
+    found = _Found()
+    for split, ds in _open_hub(name, config, revision).items():
+        found.add(split, sentences_from_dataset(ds, f"{name}[{split}]", tag_key), f"{name}[{split}]")
+    return found
+
+
+def _open_hub(name: str, config: str | None, revision: str | None = None, *, streaming: bool = False) -> Any:
+    """The splits of a dataset through ``datasets.load_dataset``: a hub id, or a local folder laid out like a
+    hub repo. Returns a ``DatasetDict`` (``streaming``: an ``IterableDatasetDict``).
 
     ``datasets`` decides where it comes from (its cache, ``HF_HUB_OFFLINE``). Online, the hub is probed
     first (:func:`seqtag.hub.probe_hub`), so an unreachable hub costs seconds, not a minute of retries;
     when it is out of reach, a copy in the ``datasets`` cache is still used (with a warning), and only
-    a dataset that is not there is one line of error. ``revision`` (e.g. ``refs/convert/parquet``, the
+    a dataset that is not there is one line of error. A stream reads the hub's files as training goes,
+    so it needs the hub: with ``streaming``, offline or out of reach is one line of
+    :class:`~seqtag.errors.HubUnavailableError` at once. ``revision`` (e.g. ``refs/convert/parquet``, the
     hub's Parquet export of a dataset published with a loading script) picks a branch; on that branch
     a config is a folder, so it is read as ``data_dir``.
     """
@@ -261,7 +332,16 @@ def _load_hub(name: str, config: str | None, tag_key: str | None, revision: str 
         kwargs["data_dir"] = config
     elif config:
         kwargs["name"] = config
+    if streaming and offline and not local:
+        raise _hub_unavailable(f"{label} cannot be streamed offline (HF_HUB_OFFLINE): a stream reads the hub "
+                               f"as training goes; train without --streaming to use a cached copy, or stream "
+                               f"local files", "offline")
     reason = None if local or offline else probe_hub()
+    if streaming and reason is not None:
+        raise _hub_unavailable(f"the Hugging Face hub is out of reach ({reason}), so {label} cannot be "
+                               f"streamed; {OFFLINE_HINT}", reason)
+    if streaming:
+        kwargs["streaming"] = True
     try:
         if reason is None:
             dd = datasets.load_dataset(name, **kwargs)
@@ -286,10 +366,9 @@ def _load_hub(name: str, config: str | None, tag_key: str | None, revision: str 
             raise _hub_unavailable(f"the Hugging Face hub is out of reach while loading {label} ({first}); "
                                    f"{OFFLINE_HINT}", "the connection failed") from None
         raise _hub_unavailable(f"{label} is not available from the hub: {first}", "not on the hub") from None
-    found = _Found()
-    for split, ds in dd.items():
-        found.add(split, sentences_from_dataset(ds, f"{name}[{split}]", tag_key), f"{name}[{split}]")
-    return found
+    if not isinstance(dd, Mapping):
+        raise DataError(f"expected the splits of a dataset, got {type(dd).__name__}", name)
+    return dd
 
 
 # -- tag schemes: checked and repaired as a corpus is loaded ----------------------------------------
@@ -309,6 +388,26 @@ def _scheme_hint(tag: str, prev: str, scheme: str) -> str:
     return f"expected the entity to end with E-{t} (a one-token entity is S-{t})"
 
 
+_STRICT_FIX = "; fix the data or train without --strict to repair it"  # after a broken sequence under --strict
+
+
+def _outside_scheme(tag: str) -> str:
+    """What is wrong with a tag that no NER scheme has (``split_tag`` gives it the prefix ``?``)."""
+    return f"tag {tag!r} is outside the IOB/BIOES scheme; expected O, B-TYPE, I-TYPE (or E-/S- in BIOES)"
+
+
+def _breaks(tags: Sequence[str], i: int, scheme: str) -> str:
+    """What is wrong with ``tags[i]``, which breaks ``scheme`` there, and what the scheme expects instead."""
+    tag, prev = tags[i], (tags[i - 1] if i else "O")
+    after = repr(prev) if i else "the sentence start"
+    return f"{tag!r} after {after} breaks {scheme} ({_scheme_hint(tag, prev, scheme)})"
+
+
+def _repair(tags: list[str], scheme: str) -> list[str]:
+    """Tags that break ``scheme`` made valid in it: read as IOB2 (each broken I- starts an entity) and back."""
+    return convert(convert(tags, scheme, "IOB2"), "IOB2", scheme)
+
+
 def _check_tags(task: str, split_sents: Mapping[str, list[Sentence]], sources: Mapping[str, str],
                 scheme: str | None, strict: bool, warn: Any) -> str | None:
     if task != "ner":
@@ -317,8 +416,7 @@ def _check_tags(task: str, split_sents: Mapping[str, list[Sentence]], sources: M
         for s in sents:
             for i, tag in enumerate(s.tags):
                 if split_tag(tag)[0] == "?":
-                    raise DataError(f"tag {tag!r} is outside the IOB/BIOES scheme; expected O, B-TYPE, I-TYPE "
-                                    f"(or E-/S- in BIOES)", sources.get(split, split),
+                    raise DataError(_outside_scheme(tag), sources.get(split, split),
                                     token_line(sources.get(split, split), s.line, i))
     if scheme is None:
         scheme = detect_scheme(s.tags for sents in split_sents.values() for s in sents)
@@ -331,15 +429,12 @@ def _check_tags(task: str, split_sents: Mapping[str, list[Sentence]], sources: M
             s, pos = bad[0]
             src = sources.get(split, split)
             where = f"{src}:{token_line(src, s.line, pos[0])}"
-            tag, prev = s.tags[pos[0]], (s.tags[pos[0] - 1] if pos[0] else "O")
-            after = repr(prev) if pos[0] else "the sentence start"
-            msg = (f"{where}: {tag!r} after {after} breaks {scheme} ({_scheme_hint(tag, prev, scheme)}); "
-                   f"{len(bad)} sentence(s) in {split} break it")
+            msg = f"{where}: {_breaks(s.tags, pos[0], scheme)}; {len(bad)} sentence(s) in {split} break it"
             if strict:
-                raise DataError(msg + "; fix the data or train without --strict to repair it")
+                raise DataError(msg + _STRICT_FIX)
             warn(msg + "; repaired")
             for s, _ in bad:
-                s.tags = convert(convert(s.tags, scheme, "IOB2"), "IOB2", scheme)
+                s.tags = _repair(s.tags, scheme)
     return scheme
 
 

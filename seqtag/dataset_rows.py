@@ -10,13 +10,13 @@ one :class:`~seqtag.errors.DataError` line naming the file and the row.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
-from .errors import DataError
+from .errors import DataError, SeqtagError
 from .readers import TAG_KEYS, Sentence, row_problem
 
-__all__ = ["open_parquet", "load_saved", "read_dataset_file", "sentences_from_dataset", "unreadable",
-           "memory_splits", "describe_memory"]
+__all__ = ["open_parquet", "load_saved", "open_split", "read_dataset_file", "sentences_from_dataset", "read_split",
+           "iter_rows", "tag_column", "row_sentence", "unreadable", "memory_splits", "describe_memory"]
 
 
 def unreadable(exc: BaseException, what: str, where: str) -> DataError:
@@ -54,23 +54,54 @@ def load_saved(path: Path) -> Any:
         raise unreadable(exc, "not a dataset folder written by save_to_disk", str(path)) from None
 
 
-def read_dataset_file(path: Path, fmt: str, tag_key: str | None) -> list[Sentence]:
-    """The sentences of one Parquet file (``fmt="parquet"``) or ``save_to_disk`` folder of one split."""
+def open_split(path: Path, fmt: str) -> Any:
+    """One split as a ``datasets.Dataset``: a Parquet file (``fmt="parquet"``) or a ``save_to_disk`` folder
+    of one split; a folder of several splits is one line of :class:`DataError`."""
     import datasets
 
     ds = open_parquet(path) if fmt == "parquet" else load_saved(path)
     if isinstance(ds, datasets.DatasetDict):
         raise DataError("holds several splits; pass the folder as the dataset, not as one split", str(path))
-    return sentences_from_dataset(ds, str(path), tag_key)
+    return ds
 
 
-def _tag_column_of(ds: Any, wanted: str | None, where: str) -> str:
+def read_dataset_file(path: Path, fmt: str, tag_key: str | None) -> list[Sentence]:
+    """The sentences of one Parquet file (``fmt="parquet"``) or ``save_to_disk`` folder of one split."""
+    return sentences_from_dataset(open_split(path, fmt), str(path), tag_key)
+
+
+def tag_column(columns: list[str], features: Any, wanted: str | None, where: str) -> tuple[str, list[str] | None]:
+    """The tag column of a dataset with ``columns`` beside its ``tokens`` column (``wanted``, else the first of
+    :data:`~seqtag.readers.TAG_KEYS` it has), and its label names when ``features`` declare it a sequence of
+    ``ClassLabel`` (``None`` for tags stored as strings, or features unknown). A dataset without the
+    ``tokens`` column or the tag column is one line of :class:`DataError`."""
+    if "tokens" not in columns:
+        raise DataError(f"no 'tokens' column; columns: {', '.join(columns)}", where)
     candidates = [wanted] if wanted else list(TAG_KEYS)
-    for col in candidates:
-        if col in ds.column_names:
-            return col
-    raise DataError(f"no tag column {' or '.join(repr(c) for c in candidates)}; columns: {', '.join(ds.column_names)}",
-                    where)
+    col = next((c for c in candidates if c in columns), None)
+    if col is None:
+        raise DataError(f"no tag column {' or '.join(repr(c) for c in candidates)}; columns: {', '.join(columns)}",
+                        where)
+    feature = features[col] if features is not None and col in features else None
+    names = getattr(getattr(feature, "feature", None), "names", None)
+    return col, list(names) if names else None
+
+
+def row_sentence(tokens: Any, tags: Any, names: list[str] | None, col: str, where: str, row: int) -> Sentence | None:
+    """One dataset row as a sentence whose ``line`` is ``row`` (``None`` for a row without tokens).
+
+    Tags are ``names`` ids when ``names`` is set, else strings (or numbers, kept as their text). A row
+    whose tokens or tags are wrong (:func:`~seqtag.readers.row_problem`), or with an id outside
+    ``names``, is one line of :class:`DataError` naming the row (when ``row`` is 0, the row is unknown).
+    """
+    problem = row_problem(tokens, tags, col)
+    if problem is None and names and any(not isinstance(t, int) or not 0 <= t < len(names) for t in tags):
+        problem = f"{col!r} holds a label id outside its {len(names)} label names"
+    if problem is not None:
+        raise DataError(f"row {row}: {problem}" if row else problem, where)
+    if not tokens:
+        return None
+    return Sentence(list(tokens), [names[t] for t in tags] if names else [str(t) for t in tags], row)
 
 
 def sentences_from_dataset(ds: Any, where: str, tag_key: str | None) -> list[Sentence]:
@@ -78,11 +109,7 @@ def sentences_from_dataset(ds: Any, where: str, tag_key: str | None) -> list[Sen
 
     Each sentence's ``line`` is its row number, counted from 1.
     """
-    if "tokens" not in ds.column_names:
-        raise DataError(f"no 'tokens' column; columns: {', '.join(ds.column_names)}", where)
-    col = _tag_column_of(ds, tag_key, where)
-    feature = ds.features[col]
-    names = getattr(getattr(feature, "feature", None), "names", None)
+    col, names = tag_column(ds.column_names, ds.features, tag_key, where)
     try:  # Arrow decodes the columns here: strings that are not UTF-8 fail now
         rows = list(zip(ds["tokens"], ds[col]))
     except Exception as exc:
@@ -92,15 +119,8 @@ def sentences_from_dataset(ds: Any, where: str, tag_key: str | None) -> list[Sen
 
 def _sentences(rows: Iterable[Any], names: list[str] | None, col: str, where: str) -> list[Sentence]:
     """Sentences of ``(tokens, tags)`` rows, tags given as ``names`` ids when ``names`` is set; each checked."""
-    sents = []
-    for i, (tokens, tags) in enumerate(rows, 1):
-        problem = row_problem(tokens, tags, col)
-        if problem is None and names and any(not isinstance(t, int) or not 0 <= t < len(names) for t in tags):
-            problem = f"{col!r} holds a label id outside its {len(names)} label names"
-        if problem is not None:
-            raise DataError(f"row {i}: {problem}", where)
-        if tokens:
-            sents.append(Sentence(list(tokens), [names[t] if names else str(t) for t in tags], i))
+    sents = [s for i, (tokens, tags) in enumerate(rows, 1)
+             if (s := row_sentence(tokens, tags, names, col, where, i)) is not None]
     if not sents:
         raise DataError("the dataset has no sentences", where)
     return sents
@@ -133,18 +153,41 @@ def memory_splits(data: Any, tag_key: str | None) -> dict[str, tuple[list[Senten
     return {"data": (_one(data, where, tag_key), where)}
 
 
+def iter_rows(ds: Any, where: str) -> Iterator[Mapping[str, Any]]:
+    """The rows of an ``IterableDataset`` as it is read; a file behind it that cannot be read (damaged,
+    vanished) is one line of :class:`DataError` naming ``where``."""
+    it = iter(ds)
+    while True:
+        try:
+            row = next(it)
+        except StopIteration:
+            return
+        except (SeqtagError, MemoryError):
+            raise
+        except Exception as exc:  # pyarrow, json, fsspec errors of a damaged or vanished file
+            raise unreadable(exc, "cannot be read as it streams", where) from None
+        yield row
+
+
+def read_split(ds: Any, where: str, tag_key: str | None) -> list[Sentence]:
+    """The sentences of a ``Dataset`` or an ``IterableDataset`` read whole: an ``IterableDataset``'s rows
+    are read once (:func:`iter_rows`), through the features it declares (``ClassLabel`` names kept)."""
+    import datasets
+
+    if isinstance(ds, datasets.IterableDataset):
+        rows = list(iter_rows(ds, where))
+        if not rows:
+            raise DataError("the dataset has no sentences", where)
+        ds = datasets.Dataset.from_list(rows, features=ds.features)
+    return sentences_from_dataset(ds, where, tag_key)
+
+
 def _one(data: Any, where: str, tag_key: str | None) -> list[Sentence]:
     """The sentences of one split given in memory (see :func:`memory_splits`)."""
     import datasets
 
-    if isinstance(data, datasets.IterableDataset):
-        # its rows are read once, through the features it declares (ClassLabel names kept)
-        rows = list(data)
-        data = datasets.Dataset.from_list(rows, features=data.features) if rows else None
-        if data is None:
-            raise DataError("the dataset has no sentences", where)
-    if isinstance(data, datasets.Dataset):
-        return sentences_from_dataset(data, where, tag_key)
+    if isinstance(data, (datasets.IterableDataset, datasets.Dataset)):
+        return read_split(data, where, tag_key)
     if isinstance(data, (str, bytes)) or not isinstance(data, Iterable):
         raise DataError(f"expected a datasets.Dataset, a DatasetDict, an IterableDataset or a list of "
                         f"(tokens, tags) pairs, got {type(data).__name__}", where)

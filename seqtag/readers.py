@@ -3,7 +3,9 @@
 Every reader checks what it reads and reports bad data in one line with ``file:line``. Files are read
 as UTF-8 (a byte-order mark is dropped, CRLF line ends are accepted); bytes that are not UTF-8 are
 an error that names the line. Column files (CoNLL, CoNLL-U, and the CoNLL input of ``seqtag predict``)
-are cut into sentences by one streaming block reader, :func:`conll_blocks`.
+are cut into sentences by one streaming block reader, :func:`conll_blocks`; :func:`iter_conll` and
+:func:`iter_conllu` give a file's sentences one by one as they are read (streamed training reads them so),
+and :func:`read_conll` and :func:`read_conllu` are the same readers read to the end.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from typing import Callable, Iterable, Iterator, TypeVar
 from .errors import DataError
 from .jsonio import json_kind, loads_json, shown
 
-__all__ = ["Sentence", "decode_lines", "read_lines", "conll_blocks", "read_conll", "read_conllu", "read_jsonl",
-           "row_problem", "TAG_KEYS"]
+__all__ = ["Sentence", "decode_lines", "read_lines", "conll_blocks", "read_conll", "iter_conll", "read_conllu",
+           "iter_conllu", "read_jsonl", "row_problem", "TAG_KEYS"]
 
 T = TypeVar("T")
 
@@ -113,8 +115,16 @@ def conll_blocks(lines: Iterable[tuple[int, str]], row: Callable[[int, str, list
         yield start, rows
 
 
-def _sentences(blocks: Iterable[tuple[int, list[tuple[str, str]]]]) -> list[Sentence]:
-    return [Sentence([tok for tok, _ in rows], [tag for _, tag in rows], start) for start, rows in blocks]
+def _sentences(blocks: Iterable[tuple[int, list[tuple[str, str]]]], lines: _Watched,
+               path: str | Path) -> Iterator[Sentence]:
+    """The sentences of ``(first line, (token, tag) rows)`` blocks as they are read; when there are none,
+    at the end, the :class:`DataError` of :meth:`_Watched.check`."""
+    none = True
+    for start, rows in blocks:
+        none = False
+        yield Sentence([tok for tok, _ in rows], [tag for _, tag in rows], start)
+    if none:
+        lines.check([], path)
 
 
 def read_conll(path: str | Path, tag_column: int = -1, token_column: int = 0, separator: str | None = None,
@@ -123,6 +133,16 @@ def read_conll(path: str | Path, tag_column: int = -1, token_column: int = 0, se
 
     ``-DOCSTART-`` lines are skipped; blank and whitespace-only lines end a sentence. Every token line
     must have as many columns as the first one.
+    """
+    return list(iter_conll(path, tag_column, token_column, separator, comment_prefix))
+
+
+def iter_conll(path: str | Path, tag_column: int = -1, token_column: int = 0, separator: str | None = None,
+               comment_prefix: str | None = None) -> Iterator[Sentence]:
+    """The sentences of a CoNLL column file one by one as they are read, checked as :func:`read_conll` says.
+
+    A line that breaks the format raises when the reading reaches it; a file without sentences raises
+    at the end.
     """
     first: list[int] = []  # the number and column count of the first token line
 
@@ -139,8 +159,7 @@ def read_conll(path: str | Path, tag_column: int = -1, token_column: int = 0, se
         return cols[token_column], cols[tag_column]
 
     lines = _Watched(read_lines(path))
-    blocks = conll_blocks(lines, row, separator=separator, comment_prefix=comment_prefix)
-    return lines.check(_sentences(blocks), path)
+    yield from _sentences(conll_blocks(lines, row, separator=separator, comment_prefix=comment_prefix), lines, path)
 
 
 def read_conllu(path: str | Path, column: str = "upos") -> list[Sentence]:
@@ -149,6 +168,11 @@ def read_conllu(path: str | Path, column: str = "upos") -> list[Sentence]:
     Multiword-token ranges (``3-4``) and empty nodes (``8.1``) are skipped, so the tokens are the
     syntactic words that the tags belong to.
     """
+    return list(iter_conllu(path, column))
+
+
+def iter_conllu(path: str | Path, column: str = "upos") -> Iterator[Sentence]:
+    """The sentences of a CoNLL-U file one by one as they are read, checked as :func:`read_conllu` says."""
     idx = {"upos": 3, "xpos": 4}.get(column.lower())
     if idx is None:
         raise DataError(f"CoNLL-U tag column must be 'upos' or 'xpos', not {column!r}", str(path))
@@ -163,8 +187,7 @@ def read_conllu(path: str | Path, column: str = "upos") -> list[Sentence]:
         return cols[1], cols[idx]
 
     lines = _Watched(read_lines(path))
-    blocks = conll_blocks(lines, row, separator="\t", comment_prefix="#", docstart=False)
-    return lines.check(_sentences(blocks), path)
+    yield from _sentences(conll_blocks(lines, row, separator="\t", comment_prefix="#", docstart=False), lines, path)
 
 
 TAG_KEYS = ("tags", "ner_tags", "upos", "pos_tags", "labels")

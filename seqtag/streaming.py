@@ -34,22 +34,29 @@ from typing import Any, Callable, Iterator, Mapping
 
 from .corpus import SPLIT_ALIASES, Corpus, TaggedSentence, token_line
 from .data import (
-    _FILE_SUFFIXES,
+    _STRICT_FIX,
+    _breaks,
+    _catalogue_files,
     _check_tags,
+    _column_sentences,
+    _form,
     _format_of,
+    _hub_id,
+    _open_hub,
+    _outside_scheme,
     _read_file,
     _reader_options,
-    _resolve,
-    _scheme_hint,
+    _repair,
+    _saved_splits,
+    _split_files,
+    _split_list,
     catalogue,
-    corpora_root,
+    hub_scheme,
 )
-from .dataset_rows import describe_memory, load_saved, sentences_from_dataset, unreadable
-from .errors import DataError, SeqtagError
-from .hub import OFFLINE_HINT, is_connection_error, offline_mode, probe_hub
-from .hub import unavailable as _hub_unavailable
+from .dataset_rows import describe_memory, iter_rows, open_split, read_split, row_sentence, tag_column, unreadable
+from .errors import DataError
 from .labels import SCHEMES, convert, invalid_positions, split_tag
-from .readers import TAG_KEYS, Sentence, _Watched, conll_blocks, read_lines, row_problem
+from .readers import Sentence
 
 __all__ = ["STREAM_SAMPLE", "WINDOW_BATCHES", "CAP_HINT", "StreamedSplit", "StreamedCorpus", "stream_corpus",
            "scheme_labels"]
@@ -151,7 +158,7 @@ class StreamedSplit:
         window_size = max(batch_size, min(WINDOW_BATCHES * batch_size, buffer_size))
         known = frozenset(self.labels)
         window: list[TaggedSentence] = []
-        for row in _rows_of(ds, self.source):
+        for row in iter_rows(ds, self.source):
             sent = self.stream.read(row)
             if sent is None:
                 continue
@@ -193,18 +200,15 @@ class StreamedSplit:
         src, line, note = self._where(sent, bad[0])
         tag = tags[bad[0]]
         if split_tag(tag)[0] == "?":
-            raise DataError(f"{note}tag {tag!r} is outside the IOB/BIOES scheme; expected O, B-TYPE, I-TYPE "
-                            f"(or E-/S- in BIOES)", src, line)
-        prev = tags[bad[0] - 1] if bad[0] else "O"
-        after = repr(prev) if bad[0] else "the sentence start"
-        msg = f"{note}{tag!r} after {after} breaks {self.scheme} ({_scheme_hint(tag, prev, self.scheme)})"
+            raise DataError(f"{note}{_outside_scheme(tag)}", src, line)
+        msg = f"{note}{_breaks(tags, bad[0], self.scheme)}"
         if self.strict:
-            raise DataError(msg + "; fix the data or train without --strict to repair it", src, line)
+            raise DataError(msg + _STRICT_FIX, src, line)
         if not self.warned:
             self.warned = True
             where = f"{src}:{line}: " if line is not None else f"{src}: "
             (self.warn or _stderr)(f"{where}{msg}; repaired, as is every later training sentence that breaks it")
-        return convert(convert(tags, self.scheme, "IOB2"), "IOB2", self.scheme)
+        return _repair(tags, self.scheme)
 
     def _unknown(self, sent: Sentence, token: int, tag: str) -> DataError:
         src, line, note = self._where(sent, token)
@@ -232,21 +236,6 @@ def _stderr(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
-def _rows_of(ds: Any, source: str) -> Iterator[Mapping[str, Any]]:
-    """The rows of an ``IterableDataset``; a file that cannot be read is one line naming ``source``."""
-    it = iter(ds)
-    while True:
-        try:
-            row = next(it)
-        except StopIteration:
-            return
-        except (SeqtagError, MemoryError):
-            raise
-        except Exception as exc:  # pyarrow, json, fsspec errors of a damaged or vanished file
-            raise unreadable(exc, "cannot be read as it streams", source) from None
-        yield row
-
-
 def _cut(window: list[TaggedSentence], batch_size: int, rng: random.Random,
          make_batches: Callable[..., list[list[int]]]) -> Iterator[list[TaggedSentence]]:
     for batch in make_batches([len(tokens) for tokens, _ in window], batch_size, rng):
@@ -255,68 +244,10 @@ def _cut(window: list[TaggedSentence], batch_size: int, rng: random.Random,
 
 # -- sources: one stream per form of split -------------------------------------------------------------------
 
-def _iter_conll(path: str | Path, tag_column: int = -1, token_column: int = 0, separator: str | None = None,
-                comment_prefix: str | None = None) -> Iterator[Sentence]:
-    """The sentences of a CoNLL column file as they are read, with :func:`seqtag.readers.read_conll`'s checks."""
-    first: list[int] = []
-
-    def row(lineno: int, line: str, cols: list[str]) -> tuple[str, str]:
-        if not first:
-            first.extend((lineno, len(cols)))
-            for col, name in ((tag_column, "tag"), (token_column, "token")):
-                if not -len(cols) <= col < len(cols):
-                    raise DataError(f"the {name} column {col} does not exist: the line has {len(cols)} columns",
-                                    str(path), lineno)
-        elif len(cols) != first[1]:
-            raise DataError(f"expected {first[1]} columns (as on line {first[0]}), found {len(cols)}: {line[:60]!r}",
-                            str(path), lineno)
-        return cols[token_column], cols[tag_column]
-
-    lines = _Watched(read_lines(path))
-    yield from _checked(conll_blocks(lines, row, separator=separator, comment_prefix=comment_prefix), lines, path)
-
-
-def _iter_conllu(path: str | Path, column: str = "upos") -> Iterator[Sentence]:
-    """The sentences of a CoNLL-U file as they are read, with :func:`seqtag.readers.read_conllu`'s checks."""
-    idx = {"upos": 3, "xpos": 4}.get(column.lower())
-    if idx is None:
-        raise DataError(f"CoNLL-U tag column must be 'upos' or 'xpos', not {column!r}", str(path))
-
-    def row(lineno: int, line: str, cols: list[str]) -> tuple[str, str] | None:
-        if len(cols) != 10:
-            raise DataError(f"expected 10 tab-separated CoNLL-U columns, found {len(cols)}", str(path), lineno)
-        if "-" in cols[0] or "." in cols[0]:
-            return None
-        if not cols[0].isdigit():
-            raise DataError(f"the ID column holds {cols[0]!r}; expected a word number", str(path), lineno)
-        return cols[1], cols[idx]
-
-    lines = _Watched(read_lines(path))
-    yield from _checked(conll_blocks(lines, row, separator="\t", comment_prefix="#", docstart=False), lines, path)
-
-
-def _checked(blocks: Iterator[tuple[int, list[tuple[str, str]]]], lines: _Watched,
-             path: str | Path) -> Iterator[Sentence]:
-    none = True
-    for start, rows in blocks:
-        none = False
-        yield Sentence([tok for tok, _ in rows], [tag for _, tag in rows], start)
-    if none:
-        lines.check([], path)
-
-
 def _column_rows(path: str, fmt: str, opts: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     """The generator of ``IterableDataset.from_generator``: a column file's sentences as rows (``tokens``,
     ``tags``, and ``line``, where each starts)."""
-    if fmt == "conllu":
-        sents = _iter_conllu(path, str(opts.get("tag_column", "upos")))
-    else:
-        tag_column = opts.get("tag_column", -1)
-        if not isinstance(tag_column, int):
-            raise DataError(f"tag column {tag_column!r} must be a column number for a CoNLL file", path)
-        sents = _iter_conll(path, tag_column=tag_column, token_column=int(opts.get("token_column", 0)),
-                            separator=opts.get("separator"), comment_prefix=opts.get("comment_prefix"))
-    for s in sents:
+    for s in _column_sentences(Path(path), fmt, opts):
         yield {"tokens": s.tokens, "tags": s.tags, "line": s.line}
 
 
@@ -338,10 +269,7 @@ def _file_stream(path: Path, fmt: str | None, opts: Mapping[str, Any]) -> _Strea
             _column_rows, gen_kwargs={"path": where, "fmt": fmt, "opts": dict(opts)})
         return _Stream(ds, where, _from_column_row)
     if fmt == "disk":
-        saved = load_saved(path)
-        if isinstance(saved, datasets.DatasetDict):
-            raise DataError("holds several splits; pass the folder as the dataset, not as one split", where)
-        return _rows_stream(saved.to_iterable_dataset(), where, _tag_key(opts))
+        return _rows_stream(open_split(path, fmt).to_iterable_dataset(), where, _tag_key(opts))
     builder = "json" if fmt == "jsonl" else "parquet"
     if not path.is_file():
         raise DataError("no such file", where)
@@ -363,79 +291,20 @@ def _rows_stream(ds: Any, where: str, tag_key: str | None) -> _Stream:
     numbers are rows of one file), tags named by its ``ClassLabel`` features."""
     columns = ds.column_names
     if columns is None:  # features unknown until a row is read
-        first = next(iter(_rows_of(ds, where)), None)
+        first = next(iter(iter_rows(ds, where)), None)
         if first is None:
             raise DataError("the dataset has no sentences", where)
         columns = list(first)
-    if "tokens" not in columns:
-        raise DataError(f"no 'tokens' column; columns: {', '.join(columns)}", where)
-    candidates = [tag_key] if tag_key else list(TAG_KEYS)
-    col = next((c for c in candidates if c in columns), None)
-    if col is None:
-        raise DataError(f"no tag column {' or '.join(repr(c) for c in candidates)}; columns: {', '.join(columns)}",
-                        where)
-    feature = ds.features[col] if ds.features is not None and col in ds.features else None
-    names = getattr(getattr(feature, "feature", None), "names", None)
+    col, names = tag_column(list(columns), ds.features, tag_key, where)
     ds = ds.select_columns(["tokens", col])
     numbered = ds.num_shards == 1
     if numbered:
         ds = ds.map(lambda _, i: {_ROW: i + 1}, with_indices=True)
 
     def read(row: Mapping[str, Any]) -> Sentence | None:
-        tokens, tags, n = row["tokens"], row[col], row.get(_ROW, 0)
-        problem = row_problem(tokens, tags, col)
-        if problem is None and names and any(not isinstance(t, int) or not 0 <= t < len(names) for t in tags):
-            problem = f"{col!r} holds a label id outside its {len(names)} label names"
-        if problem is not None:
-            raise DataError(f"row {n}: {problem}" if n else problem, where)
-        if not tokens:
-            return None
-        return Sentence(list(tokens), [names[t] for t in tags] if names else [str(t) for t in tags], n)
+        return row_sentence(row["tokens"], row[col], names, col, where, row.get(_ROW, 0))
 
-    return _Stream(ds, where, read, list(names) if names else None)
-
-
-def _open_hub(name: str, config: str | None, revision: str | None = None) -> Any:
-    """A hub dataset (or a local folder laid out like one) as ``datasets.load_dataset(..., streaming=True)``
-    gives it: an ``IterableDatasetDict``. A stream reads the hub's files as training goes, so it needs the
-    hub: offline or out of reach, it is one line of :class:`~seqtag.errors.HubUnavailableError`."""
-    import datasets
-
-    from .data import PARQUET_EXPORT
-
-    local = Path(name).is_dir()
-    label = f"dataset {name!r}{f' ({config})' if config else ''}"
-    kwargs: dict[str, Any] = {}
-    if revision:
-        kwargs["revision"] = revision
-    if config and revision == PARQUET_EXPORT:
-        kwargs["data_dir"] = config
-    elif config:
-        kwargs["name"] = config
-    if not local:
-        if offline_mode():
-            raise _hub_unavailable(f"{label} cannot be streamed offline (HF_HUB_OFFLINE): a stream reads the hub "
-                                   f"as training goes; train without --streaming to use a cached copy, or stream "
-                                   f"local files", "offline")
-        reason = probe_hub()
-        if reason is not None:
-            raise _hub_unavailable(f"the Hugging Face hub is out of reach ({reason}), so {label} cannot be "
-                                   f"streamed; {OFFLINE_HINT}", reason)
-    try:
-        dd = datasets.load_dataset(name, streaming=True, **kwargs)
-    except Exception as exc:
-        if isinstance(exc, MemoryError):
-            raise
-        first = " ".join(str(exc).split())[:200]
-        if local:
-            raise DataError(f"cannot load the dataset folder: {type(exc).__name__}: {first}", name) from None
-        if is_connection_error(exc):
-            raise _hub_unavailable(f"the Hugging Face hub is out of reach while loading {label} ({first}); "
-                                   f"{OFFLINE_HINT}", "the connection failed") from None
-        raise _hub_unavailable(f"{label} is not available from the hub: {first}", "not on the hub") from None
-    if not isinstance(dd, Mapping):
-        raise DataError(f"expected the splits of a dataset, got {type(dd).__name__}", name)
-    return dd
+    return _Stream(ds, where, read, names)
 
 
 # -- what --dataset names, planned: the training split streamed, the others read whole ------------------------
@@ -476,34 +345,8 @@ def _plan_datasets(name: str, splits: Mapping[str, Any], tag_key: str | None, wh
             plan.train = _rows_stream(ds if isinstance(ds, datasets.IterableDataset) else ds.to_iterable_dataset(),
                                       src, tag_key)
         else:
-            plan.others[str(split)] = (partial(_read_rows, ds, src, tag_key), src)
+            plan.others[str(split)] = (partial(read_split, ds, src, tag_key), src)
     return plan
-
-
-def _read_rows(ds: Any, where: str, tag_key: str | None) -> list[Sentence]:
-    """A small split of a ``datasets`` object read whole, as the in-memory loader reads it."""
-    import datasets
-
-    if isinstance(ds, datasets.IterableDataset):
-        rows = list(_rows_of(ds, where))
-        if not rows:
-            raise DataError("the dataset has no sentences", where)
-        ds = datasets.Dataset.from_list(rows, features=ds.features)
-    return sentences_from_dataset(ds, where, tag_key)
-
-
-def _split_files(path: Path) -> dict[str, Path]:
-    """The split files of a folder, chosen by name as :func:`seqtag.data.load_corpus` chooses them."""
-    files = [p for p in sorted(path.iterdir()) if p.is_file() and not p.name.startswith(".")
-             and p.suffix.lower() in ("", ".conll", ".conllu", ".txt", ".jsonl", ".json", ".parquet", ".iob2",
-                                      ".bio", ".tsv", ".train", ".testa", ".testb", ".dev", ".test")]
-    chosen: dict[str, Path] = {}
-    for split, aliases in (("train", ("train",)), ("dev", ("dev", "valid", "testa")), ("test", ("testb", "test"))):
-        for p in files:
-            if p not in chosen.values() and any(a in p.name.lower() for a in aliases):
-                chosen[split] = p
-                break
-    return chosen
 
 
 def _plan(spec: Any, opts: Mapping[str, Any]) -> _Plan:
@@ -515,50 +358,33 @@ def _plan(spec: Any, opts: Mapping[str, Any]) -> _Plan:
                             describe_memory(spec))
         label = describe_memory(spec)
         return _plan_datasets(label, spec, _tag_key(opts), lambda s: f"{label}[{s}]")
-    cat = catalogue()
-    if spec in cat:
-        entry = cat[spec]
-        root = corpora_root()
-        files = {k: (root / v) for k, v in entry.get("files", {}).items()} if root else {}
-        if files and all(p.is_file() for p in files.values()):
-            keys = ("tag_column", "token_column", "separator", "comment_prefix")
-            eopts: dict[str, Any] = {k: entry[k] for k in keys if k in entry}
-            eopts.update(opts)
-            return _plan_files(spec, files, entry.get("format"), eopts, entry.get("scheme"))
-        if "hub" not in entry:
-            raise DataError(f"corpus {spec!r}: its files are not under {root or '$SEQTAG_CORPORA'}")
-        dd = _open_hub(entry["hub"], entry.get("hub_config"), entry.get("hub_revision"))
-        hub = entry["hub"]
-        return _plan_datasets(spec, dd, _tag_key(opts) or entry.get("hub_tag_column"), lambda s: f"{hub}[{s}]",
-                              entry.get("scheme"))
-    if "=" in spec:
-        listed: dict[str, Path] = {}
-        for item in spec.split(","):
-            split, _, p = item.partition("=")
-            listed[split.strip()] = Path(p.strip())
-        return _plan_files(spec, listed, None, opts)
+    form = _form(spec)  # a spec of no form: the in-memory loader's one line for it
     path = Path(spec)
-    if path.is_dir() and (path / "dataset_dict.json").is_file():
-        import datasets
-
-        dd = load_saved(path)
-        if not isinstance(dd, datasets.DatasetDict):
-            raise DataError("a dataset_dict.json beside a single dataset; expected the splits of save_to_disk",
-                            str(path))
-        return _plan_datasets(spec, dd, _tag_key(opts), lambda s: f"{path}[{s}]")
-    if path.is_dir() and not (path / "dataset_info.json").is_file():
+    if form == "catalogue":
+        entry = catalogue()[spec]
+        local = _catalogue_files(spec, entry)
+        if local is not None:
+            files, eopts = local
+            return _plan_files(spec, files, entry.get("format"), {**eopts, **opts}, entry.get("scheme"))
+        hub = entry["hub"]
+        dd = _open_hub(hub, entry.get("hub_config"), entry.get("hub_revision"), streaming=True)
+        return _plan_datasets(spec, dd, _tag_key(opts) or entry.get("hub_tag_column"), lambda s: f"{hub}[{s}]",
+                              hub_scheme(entry))
+    if form == "split_list":
+        return _plan_files(spec, _split_list(spec), None, opts)
+    if form == "saved_splits":
+        return _plan_datasets(spec, _saved_splits(path), _tag_key(opts), lambda s: f"{path}[{s}]")
+    if form == "folder":
         chosen = _split_files(path)
         if chosen:
             return _plan_files(spec, chosen, None, opts)
-        return _plan_datasets(spec, _open_hub(str(path), None), _tag_key(opts), lambda s: f"{path}[{s}]")
-    if path.exists():
+        return _plan_datasets(spec, _open_hub(str(path), None, streaming=True), _tag_key(opts),
+                              lambda s: f"{path}[{s}]")
+    if form == "file":
         return _Plan(spec, splits=["data"])  # one file: no dev split (refused by stream_corpus)
-    looks_like_path = spec.startswith(("/", "./", "../", "~")) or path.suffix.lower() in _FILE_SUFFIXES
-    if not looks_like_path and ("/" in spec or spec.startswith("hf:")):
-        hub_name, _, config = spec.removeprefix("hf:").partition(":")
-        return _plan_datasets(spec, _open_hub(hub_name, config or None), _tag_key(opts), lambda s: f"{hub_name}[{s}]")
-    _resolve(spec, opts)  # names nothing: the in-memory resolver's one line for it
-    raise DataError(f"no corpus, file or folder named {spec!r}")  # pragma: no cover
+    hub_name, config = _hub_id(spec)
+    return _plan_datasets(spec, _open_hub(hub_name, config, streaming=True), _tag_key(opts),
+                          lambda s: f"{hub_name}[{s}]")
 
 
 def _pick(plan: _Plan, split: str) -> str | None:
@@ -637,7 +463,7 @@ def stream_corpus(spec: Any, task: str, *, train_scheme: str | None, tag_column:
     stream = plan.train
     read = {name: plan.others[name][0]() for name in (dev_name, test_name) if name is not None}
     sources = {name: plan.others[name][1] for name in read}
-    first = list(itertools.islice((s for s in (stream.read(r) for r in _rows_of(stream.dataset, stream.source))
+    first = list(itertools.islice((s for s in (stream.read(r) for r in iter_rows(stream.dataset, stream.source))
                                    if s is not None), sample_size))
     if not first:
         raise DataError("the training split has no sentences", stream.source)

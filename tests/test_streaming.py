@@ -13,8 +13,8 @@ import pytest
 
 from seqtag.errors import DataError, HubUnavailableError
 from seqtag.labels import convert, is_valid, spans_from_tags, tags_from_spans
-from seqtag.readers import read_conll
-from seqtag.streaming import STREAM_SAMPLE, WINDOW_BATCHES, scheme_labels, stream_corpus
+from seqtag.readers import iter_conll, read_conll
+from seqtag.streaming import CAP_HINT, STREAM_SAMPLE, WINDOW_BATCHES, scheme_labels, stream_corpus
 
 TYPES = ("PER", "LOC", "ORG")
 
@@ -244,6 +244,31 @@ def test_saved_splits_and_datasets_in_memory(tmp_path: Path) -> None:
         assert sorted(ids(epoch(corpus))) == sorted(t[0] for t, _ in train)
 
 
+def test_a_catalogue_corpus_streams_its_hub_copy_in_the_hub_copys_scheme(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """conll2003 without its files streams its hub copy, whose tags are IOB2 (the files' are IOB1): read as
+    IOB1, every entity's B- would be a sequence to repair."""
+    import datasets
+
+    from seqtag import streaming
+
+    opened: list[tuple] = []
+
+    def fake_hub(name: str, config: str | None, revision: str | None = None, *, streaming: bool = False) -> dict:
+        opened.append((name, config, revision, streaming))
+        rows = [{"tokens": t, "ner_tags": g} for t, g in make_sentences(40, scheme="IOB2")]
+        return {"train": datasets.Dataset.from_list(rows).to_iterable_dataset(),
+                "validation": datasets.Dataset.from_list(rows[:5]), "test": datasets.Dataset.from_list(rows[5:10])}
+
+    monkeypatch.setenv("SEQTAG_CORPORA", str(tmp_path))  # no files there
+    monkeypatch.setattr(streaming, "_open_hub", fake_hub)
+    warnings: list[str] = []
+    corpus = stream_corpus("conll2003", "ner", train_scheme=None, warn=warnings.append)
+    assert opened == [("eriktks/conll2003", None, "refs/convert/parquet", True)]
+    assert corpus.train.scheme == "IOB2" and warnings == []
+    assert sorted(ids(epoch(corpus))) == sorted(f"s{i}" for i in range(40))
+
+
 def test_a_hub_id_offline_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(HubUnavailableError, match="cannot be streamed offline") as info:
@@ -345,6 +370,35 @@ def test_split_list_and_catalogue_forms(conll_folder: Path, monkeypatch: pytest.
     monkeypatch.setenv("SEQTAG_CORPORA", str(root))
     corpus = stream_corpus("conll2003", "ner", train_scheme="BIOES")
     assert corpus.name == "conll2003" and corpus.train.scheme == "IOB1" and len(ids(epoch(corpus))) == 300
+
+
+def test_the_cap_hint_names_a_setting_that_sets_the_cap() -> None:
+    import re
+
+    from seqtag.config import build_config
+
+    setting = re.search(r"--set (\S+=)N\b", CAP_HINT)
+    assert setting is not None, CAP_HINT
+    assert build_config("ner", overrides=[setting.group(1) + "123"])["data"]["stream_sample"] == 123
+
+
+def test_the_column_reader_gives_sentences_before_reading_on(conll_folder: Path) -> None:
+    """Streamed column files go through iter_conll: a sentence comes out before a bad line further on is
+    read, and read_conll is the same reader read to the end."""
+    path = conll_folder / "train.conll"
+    assert [(s.tokens, s.tags, s.line) for s in iter_conll(path)] == \
+        [(s.tokens, s.tags, s.line) for s in read_conll(path)]
+    lines = path.read_text(encoding="utf-8").splitlines()
+    bad = len(lines) - 1
+    lines[bad - 1] += " extra"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    sents = iter_conll(path)
+    assert next(sents).line == 3
+    with pytest.raises(DataError, match=rf":{bad}: expected 3 columns \(as on line 3\), found 4"):
+        list(sents)
+    (conll_folder / "empty.conll").write_text("-DOCSTART- -X- O\n\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"the file is empty \(no sentences, only comments"):
+        next(iter_conll(conll_folder / "empty.conll"))
 
 
 # -- memory: the buffer, not the file ------------------------------------------------------------------------

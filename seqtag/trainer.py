@@ -34,6 +34,7 @@ from .devices import autocast, check_precision, grad_scaler, resolve_device
 from .distributed import SINGLE, Dist, lost_rank
 from .errors import DataError, DistributedError, TrainingDivergedError
 from .evaluate import evaluate, main_score
+from .history import write_history
 from .labels import invalid_positions
 from .model import TaggerModel, make_batch
 from .tagger import Tagger
@@ -347,7 +348,10 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
                 scored = (main_score(task, full), _compact(full, task))
             score, scores = dist.broadcast(scored)
             improved = score > state.best_score
-            state.history.append({"epoch": epoch + 1, "loss": loss_sum / n_steps, "dev": score})
+            lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
+            state.history.append({"epoch": epoch + 1, "loss": loss_sum / n_steps, "dev": score, "lr": lr,
+                                  "tokens_per_second": round(tokens_done / max(train_time, 1e-9), 1),
+                                  "seconds": round(run.seconds(), 1)})
             if improved:
                 state.best_score, state.best_epoch, state.bad_epochs = score, epoch + 1, 0
                 state.best_time = run.seconds()
@@ -358,14 +362,16 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
                 state.bad_epochs += 1
             if scheduler is not None:
                 scheduler.step(score)
-            lr, metric = optimizer.param_groups[0]["lr"], "F1" if task == "ner" else "acc"
+            metric = "F1" if task == "ner" else "acc"
             log(f"epoch {epoch + 1:3d}  loss {loss_sum / n_steps:8.3f}  dev {metric} "
                 f"{score:6.2f}{' *' if improved else '  '}  {tokens_done / max(train_time, 1e-9):7.0f} tok/s  "
                 f"lr {lr:.2g}  {run.seconds():6.0f}s")
             state.epoch, state.step_in_epoch, state.epoch_loss = epoch + 1, 0, 0.0
             run.checkpoint()
+            if dist.main:
+                write_history(out, state.history)
             notify(callbacks, "on_epoch_end", epoch + 1, {
-                **state.history[-1], "scores": scores, "lr": lr, "improved": improved,
+                **state.history[-1], "scores": scores, "improved": improved,
                 "best_dev": state.best_score, "best_epoch": state.best_epoch, "seconds": round(run.seconds(), 1)})
             run.stop_if_asked()
             if state.out_of_steps(tc):

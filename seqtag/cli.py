@@ -14,6 +14,9 @@ from .about import DISTRIBUTION
 from .config.build import TASKS
 from .errors import SeqtagError
 from .registry import KINDS
+from .threads import prepare_environment
+
+prepare_environment()  # OpenMP reads its settings when torch loads, which the commands do later
 
 
 def _fail(message: str, code: int = 2) -> None:

@@ -9,7 +9,6 @@ continues from it to the same weights an uninterrupted run reaches. Callbacks
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import time
@@ -38,6 +37,7 @@ from .history import write_history
 from .labels import invalid_positions
 from .model import TaggerModel, make_batch
 from .tagger import Tagger
+from .threads import configure_threads, describe
 
 # TrainingConfig, build_config and default_config live in seqtag.config; they stay importable from here
 __all__ = ["TrainState", "TrainingConfig", "default_config", "build_config", "train", "make_batches", "make_optimizer"]
@@ -226,7 +226,7 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
     check_precision(tc.precision, device)
     if not dist.main:  # one voice: rank 0's
         log, progress, callbacks = (lambda msg: None), False, ()
-    torch.set_num_threads(tc.threads or max(1, os.cpu_count() or 1))
+    configure_threads(tc.threads or None)  # 0: the CPUs other work leaves free (see seqtag.threads)
     torch.manual_seed(tc.seed + dist.rank)  # dropout differs per rank; DDP copies rank 0's initial weights
     random.seed(tc.seed)
     rng = random.Random(tc.seed)
@@ -299,6 +299,7 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
                        None if indexed is None else indexed[idx], sum(lengths[i] for i in batches[b]))
         return len(batches), listed()
 
+    log(f"training on {device} with {describe()}")
     run = _Run(out, model, optimizer, scheduler, rng, state, log, dist)
     interrupt = deferred_interrupt()  # the first Ctrl-C or SIGTERM stops at the next step boundary, after a checkpoint
     run.stop_requested = interrupt.__enter__()

@@ -112,7 +112,9 @@ def test_training_is_reproducible_under_a_seed(tmp_path: Path) -> None:
     overrides = {"training": {"max_epochs": 2}}
     _, a = train_small("ner", tmp_path / "a", overrides)
     _, b = train_small("ner", tmp_path / "b", overrides)
-    assert a["history"] == b["history"]
+    timings = ("tokens_per_second", "seconds")
+    assert [{k: v for k, v in e.items() if k not in timings} for e in a["history"]] == \
+        [{k: v for k, v in e.items() if k not in timings} for e in b["history"]]
 
 
 def test_main_job_without_corpus_says_how_to_point_at_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -70,6 +70,26 @@ def ner_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], *,
     return out
 
 
+def ner_averages(scores: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The average rows of seqeval's classification report, from :func:`ner_scores`'s scores.
+
+    ``micro avg`` is the overall score (every entity counted alike), ``macro avg`` the unweighted mean
+    of the types' scores, ``weighted avg`` their mean weighted by each type's support (0 without gold
+    entities, as seqeval gives with ``zero_division=0``); each row's ``support`` is every gold entity.
+    """
+    per_type = list(scores["per_type"].values())
+    support = sum(int(v["support"]) for v in per_type)
+    keys = ("precision", "recall", "f1")
+
+    def mean(weights: list[float]) -> dict[str, float]:
+        total = sum(weights)
+        return {k: sum(w * v[k] for w, v in zip(weights, per_type)) / total if total else 0.0 for k in keys}
+
+    return {"micro avg": {**{k: float(scores[k]) for k in keys}, "support": support},
+            "macro avg": {**mean([1.0] * len(per_type)), "support": support},
+            "weighted avg": {**mean([float(v["support"]) for v in per_type]), "support": support}}
+
+
 def ner_error_breakdown(tokens: Sequence[Sequence[str]], gold: Sequence[Iterable[Span]], pred: Sequence[Iterable[Span]],
                         seen: set[tuple[str, str]] | None = None) -> dict[str, Any]:
     """Counts of false predictions by kind, and recall on entities seen vs unseen in training.

@@ -62,10 +62,12 @@ def debug_data(spec: Any = None, task: str = "ner", *, tag_column: Any = None,
         scheme: The NER tag scheme of the data (``--scheme``; detected when ``None``).
 
     Returns:
-        ``corpus``, ``task``, ``scheme`` (``name`` and ``source``: given, catalogue or detected),
-        ``splits``, ``repairs`` (one entry per broken tag, with ``file`` and ``line``), ``labels``,
-        ``unknown_words``, ``entity_overlap`` (NER), ``lengths``, ``train_check`` (what training says
-        of dev and test labels) and ``warnings`` (one line each).
+        ``corpus``, ``task``, ``scheme`` (``name``; ``source``: given, catalogue or detected; and the
+        scheme the tags are ``detected`` as), ``roles`` (the stored split that is train, dev, test),
+        ``splits``, ``repairs`` (one entry per broken tag, with ``file`` and ``line``), ``load_warnings``
+        (what loading for training prints), ``labels``, ``unknown_words``, ``entity_overlap`` (NER),
+        ``lengths``, ``train_check`` (what training says of dev and test labels) and ``warnings`` (one
+        line each).
 
     Raises:
         DataError: What loading the corpus for training raises (a missing file, a tag outside the
@@ -78,8 +80,8 @@ def debug_data(spec: Any = None, task: str = "ner", *, tag_column: Any = None,
     found = _resolve(spec, _reader_options(tag_column, task))
     as_read = {split: [list(s.tags) for s in sents] for split, sents in found.splits.items()}
     given = scheme or found.scheme
-    train_messages: list[str] = []
-    detected = _check_tags(task, found.splits, found.sources, given, False, train_messages.append)
+    load_warnings: list[str] = []  # what seqtag train prints as it loads the corpus: the first repair per split
+    detected = _check_tags(task, found.splits, found.sources, given, False, load_warnings.append)
     corpus = Corpus(spec if isinstance(spec, str) else describe_memory(spec), task, found.splits, detected,
                     found.sources)
     roles = _roles(corpus)
@@ -91,6 +93,7 @@ def debug_data(spec: Any = None, task: str = "ner", *, tag_column: Any = None,
         "roles": roles,
         "splits": [_split_counts(split, corpus.source(split), sents, ner) for split, sents in found.splits.items()],
         "repairs": _repairs(found.splits, as_read, corpus, detected) if ner and detected else [],
+        "load_warnings": load_warnings,
         "labels": _labels(found.splits, ner),
         "unknown_words": _unknown_words(found.splits, roles),
         "entity_overlap": _entity_overlap(found.splits, roles) if ner else [],

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import subprocess
@@ -15,6 +17,7 @@ from click.testing import CliRunner
 from seqtag.commands_first_hour import debug_data_command, init_config_command
 from seqtag.config import build_config, resolve
 from seqtag.data import load_corpus
+from seqtag.debug_data import render_report
 from seqtag.init_config import DATA_HELP, TRAINING_HELP, init_config, part_arg_docs
 from seqtag.registry import encoders
 
@@ -115,13 +118,21 @@ def test_init_config_file_trains_as_it_is(tmp_path: Path) -> None:
     assert saved["training"] == {**default["training"], "max_epochs": 1, "threads": 1}
 
 
-def _debug(*args: str) -> tuple[dict, str]:
+def _debug(*args: str, text_from_cli: bool = True) -> tuple[dict, str]:
+    """The report of ``seqtag debug-data ARGS --json``, and the text the command prints without ``--json``
+    (or, to read a large corpus once, the text :func:`render_report` prints of the JSON report)."""
     runner = CliRunner()
     res = runner.invoke(debug_data_command, [*args, "--json"])
     assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    if not text_from_cli:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            render_report(report)
+        return report, out.getvalue()
     text = runner.invoke(debug_data_command, list(args))
     assert text.exit_code == 0, text.output
-    return json.loads(res.stdout), text.stdout
+    return report, text.stdout
 
 
 def test_debug_data_on_the_sample_corpus() -> None:
@@ -204,12 +215,14 @@ def test_debug_data_pos_and_bad_input(tmp_path: Path) -> None:
 @pytest.mark.skipif(corpora_dir() is None or not (corpora_dir() / "conll2003").is_dir(),  # type: ignore[operator]
                     reason="SEQTAG_CORPORA with conll2003 is not set")
 def test_debug_data_finds_the_two_iob1_breaks_of_conll2003() -> None:
-    report, text = _debug("--dataset", "conll2003")
+    report, text = _debug("--dataset", "conll2003", text_from_cli=False)
     train = str(corpora_dir() / "conll2003" / "eng.train")  # type: ignore[operator]
     assert report["scheme"] == {"name": "IOB1", "source": "catalogue", "detected": "IOB1"}
     assert [(r["file"], r["line"], r["token"], r["tag"], r["repaired"]) for r in report["repairs"]] == [
         (train, 152428, "Atlanta", "B-MISC", "I-MISC"), (train, 175436, "Urdu-speaking", "B-MISC", "I-MISC")]
     assert f"{train}:152428 " in text and f"{train}:175436 " in text
+    (loading,) = report["load_warnings"]  # what seqtag train warns: the first of them
+    assert loading.startswith(f"{train}:152428: 'B-MISC' after 'O' breaks IOB1") and "2 sentence(s)" in loading
     assert [(s["split"], s["sentences"], s["tokens"]) for s in report["splits"]] == [
         ("train", 14041, 203621), ("dev", 3250, 51362), ("test", 3453, 46435)]
     assert report["warnings"] == ["train: 2 tag(s) in 2 sentence(s) break IOB1; loading repairs them (see Repairs), "

@@ -1,8 +1,17 @@
-"""The ``seqtag`` command line: train, evaluate, predict, plugins, export, spacy-package, new-plugin."""
+"""The ``seqtag`` command line: train, evaluate, predict, plugins, export, spacy-package, push, new-plugin,
+and the commands of other modules (plot, init-config, debug-data; see :data:`LAZY_COMMANDS`).
+
+Importing this module loads neither torch nor matplotlib: each command imports what it needs when it
+runs, and the commands defined elsewhere are imported when they are asked for. Every option has a
+help text and every command's help ends with examples; tables and progress bars are
+:mod:`seqtag.tables`'s.
+"""
 
 from __future__ import annotations
 
 import functools
+import importlib
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -50,8 +59,42 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+# commands defined in other modules: name -> (module, attribute); each is imported when it is asked for
+# (run, or listed by --help), and left out while its module is not there
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "plot": ("seqtag.commands_plot", "plot"),
+    "init-config": ("seqtag.commands_first_hour", "init_config_command"),
+    "debug-data": ("seqtag.commands_first_hour", "debug_data_command"),
+}
+
+
+def _examples(*lines: str) -> str:
+    """A command's epilog: the ``Examples:`` section under its options, lines kept as written."""
+    return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)
+
+
 class _OneLineErrors(click.Group):
-    """A bad option or argument is one ``error:`` line too (click would print the usage and a hint above it)."""
+    """A bad option or argument is one ``error:`` line too (click would print the usage and a hint above it).
+
+    The group also holds the commands of :data:`LAZY_COMMANDS`, imported when asked for.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        lazy = {name for name, (module, _) in LAZY_COMMANDS.items() if importlib.util.find_spec(module) is not None}
+        return sorted(set(super().list_commands(ctx)) | lazy)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in LAZY_COMMANDS:
+            module, attribute = LAZY_COMMANDS[cmd_name]
+            if importlib.util.find_spec(module) is None:
+                return None
+            command = getattr(importlib.import_module(module), attribute, None)
+            if isinstance(command, click.Command):
+                self.add_command(command, cmd_name)
+            else:
+                command = None
+        return command
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs.pop("standalone_mode", None)
@@ -72,10 +115,17 @@ class _OneLineErrors(click.Group):
             sys.exit(130)
 
 
-@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name=DISTRIBUTION)
+@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=_examples("seqtag train --task ner                    # train the default NER model",
+                              "seqtag evaluate models/ner                 # score it on its test split",
+                              "echo 'Peter lives in Paris.' | seqtag predict models/ner",
+                              "seqtag COMMAND --help                      # options and examples"))
+@click.version_option(package_name=DISTRIBUTION, help="Show the version and exit.")
 def main() -> None:
-    """Train, evaluate and serve part-of-speech taggers and named-entity recognisers."""
+    """Train, evaluate and serve part-of-speech taggers and named-entity recognisers.
+
+    Corpora are read from $SEQTAG_CORPORA; models are folders (models/ner by default).
+    """
 
 
 no_verify_option = click.option(
@@ -106,7 +156,10 @@ def _log(msg: str) -> None:
     click.echo(msg, err=False)
 
 
-@main.command()
+@main.command(epilog=_examples(
+    "seqtag train --task ner                # CoNLL-2003 into models/ner",
+    "seqtag train --config my.toml --dataset data/ --output models/mine",
+    "seqtag train --resume models/ner       # continue an interrupted run"))
 @click.option("--task", type=click.Choice(TASKS), default=None,
               help="ner or pos (default: ner, or the --config's task).")
 @click.option("--dataset", default=None,
@@ -117,8 +170,9 @@ def _log(msg: str) -> None:
               help="Model directory (default models/TASK).")
 @click.option("--force", is_flag=True, help="Write the model into an existing folder that holds other files.")
 @click.option("--overwrite", is_flag=True, help="Replace the model (and its run) already in the --output folder.")
-@click.option("--max-epochs", type=click.IntRange(min=1), default=None)
-@click.option("--seed", type=int, default=None)
+@click.option("--max-epochs", type=click.IntRange(min=1), default=None,
+              help="Stop after N epochs at most (training.max_epochs).")
+@click.option("--seed", type=int, default=None, help="The random seed of the run (training.seed).")
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
               help="Train N seeds and report median/min/max.")
 @click.option("--tag-column", default=None, help="Tag column: a number (CoNLL), upos/xpos (CoNLL-U) or a name.")
@@ -126,7 +180,7 @@ def _log(msg: str) -> None:
 @click.option("--strict", is_flag=True, help="Invalid tag sequences are an error instead of being repaired.")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), default=None,
               help="Continue the interrupted run whose model directory this is.")
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--no-progress", is_flag=True, help="No progress bar (one is drawn on a terminal).")
 @click.option("--report-to", type=click.Choice(["none", "tensorboard"]), default="none", show_default=True,
               help="Also log each epoch's loss, dev score and learning rate (tensorboard: OUTPUT/runs/).")
 @click.option("--device", default=None, metavar="cpu|cuda|cuda:N|mps|auto",
@@ -144,8 +198,9 @@ def train(task: str | None, dataset: str | None, config_path: str | None, overri
           report_to: str, device: str | None, threads: int | None, streaming: bool) -> None:
     """Train a tagger (NER on conll2003 and POS on ud_english_ewt by default) and keep the best one.
 
-    Under torchrun (torchrun --nproc_per_node N -m seqtag train ...) the N processes train one model
-    with DistributedDataParallel; see docs/scale.md.
+    One line per epoch shows the loss, the dev score and tokens/s; the model with the best dev score is
+    kept in --output and scored on the test split. Under torchrun (torchrun --nproc_per_node N -m seqtag
+    train ...) the N processes train one model with DistributedDataParallel; see docs/scale.md.
     """
     from .callbacks import reporting_callbacks
     from .config import build_config, load_config
@@ -178,62 +233,116 @@ def train(task: str | None, dataset: str | None, config_path: str | None, overri
                  callbacks=reporting_callbacks(report_to, out))
 
 
-@main.command()
+@main.command(epilog=_examples(
+    "seqtag evaluate models/ner             # its corpus's test split",
+    "seqtag evaluate models/pos --dataset data/ --split dev --json",
+    "seqtag evaluate models/ner --output metrics.json"))
 @click.argument("model", type=click.Path())
-@click.option("--dataset", default=None, help="Corpus to score on (default: the one the model was trained on).")
-@click.option("--split", default="test", show_default=True)
-@click.option("--tag-column", default=None)
-@click.option("--scheme", type=click.Choice(["IOB1", "IOB2", "BIOES"]), default=None)
-@click.option("--batch-size", type=int, default=256, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--dataset", default=None,
+              help="Corpus to score on: a name, file/folder, split=path,... or hub id (default: the model's).")
+@click.option("--split", default="test", show_default=True,
+              help="The split to score (train, dev, test; a single file is every split).")
+@click.option("--tag-column", default=None,
+              help="Tag column of the data: a number (CoNLL), upos/xpos (CoNLL-U) or a name.")
+@click.option("--scheme", type=click.Choice(["IOB1", "IOB2", "BIOES"]), default=None,
+              help="NER: the tag scheme of the data (default: the model's data setting, else detected).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Sentences per batch.")
+@click.option("--json", "as_json", is_flag=True, help="Print the scores as one JSON object instead of tables.")
+@click.option("--output", "output", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Also write the scores to FILE as JSON (the object --json prints), atomically.")
+@click.option("--no-progress", is_flag=True, help="No progress bar (one is drawn on a terminal's standard error).")
 @device_option("auto")
 @threads_option
 @no_verify_option
 @handle_errors
 def evaluate(model: str, dataset: str | None, split: str, tag_column: str | None, scheme: str | None,
-             batch_size: int, as_json: bool, device: str, threads: int | None, no_verify: bool) -> None:
-    """Score a saved tagger: seqeval entity P/R/F1 (NER) or token accuracy (POS)."""
-    from .workflow import evaluate_model, format_scores
+             batch_size: int, as_json: bool, output: str | None, no_progress: bool,
+             device: str, threads: int | None, no_verify: bool) -> None:
+    """Score the saved tagger MODEL: seqeval entity P/R/F1 (NER) or token accuracy (POS).
+
+    NER: seqeval's report (each entity type, then the micro, macro and weighted averages), strict-mode
+    scores and the errors by kind; POS: the accuracy, each tag's accuracy and the most frequent
+    confusions.
+    """
+    from .predict_io import counting_tokens
+    from .tables import format_scores, is_terminal, progress_bar
+    from .tagger import Tagger
+    from .workflow import evaluate_tagger
 
     _threads(threads)
-    scores = evaluate_model(model, dataset, split, tag_column=tag_column, scheme=scheme, batch_size=batch_size,
-                            verify=not no_verify, device=device)
-    click.echo(json.dumps(scores, indent=None if as_json else 2) if as_json else format_scores(scores))
+    tagger = Tagger.load(model, verify=not no_verify, device=device)
+    with progress_bar("scoring", "tokens", enabled=False if no_progress else None) as bar, \
+            counting_tokens(tagger, bar):
+        scores = evaluate_tagger(tagger, dataset, split, tag_column=tag_column, scheme=scheme,
+                                 batch_size=batch_size, warn=lambda m: bar.print(f"warning: {m}"))
+    written = []
+    if output is not None:
+        _write_scores(Path(output), scores)
+        written.append(f"scores written to {output}")
+    click.echo(json.dumps(scores) if as_json else format_scores(scores, color=is_terminal(sys.stdout)))
+    for line in written:
+        click.echo(line, err=True)
 
 
-@main.command()
+def _write_scores(path: Path, scores: dict[str, Any]) -> None:
+    """``evaluate --output``: the scores as JSON, written atomically; a path that cannot be written is one line."""
+    from .atomic import atomic_write_json
+    from .errors import ConfigError
+
+    try:
+        atomic_write_json(path, scores)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write the scores ({exc.strerror or exc}); choose another --output") \
+            from None
+
+
+@main.command(epilog=_examples(
+    "echo 'Peter lives in Paris.' | seqtag predict models/ner   # JSON lines",
+    "seqtag predict models/ner texts.txt > tagged.jsonl",
+    "seqtag predict models/pos tokens.conll --output-format conll"))
 @click.argument("model", type=click.Path())
-@click.argument("input", type=click.File("r", encoding="utf-8"), default="-")
+@click.argument("input", type=click.File("r", encoding="utf-8"), default="-", metavar="[FILE]")
 @click.option("--input-format", type=click.Choice(["auto", "text", "conll"]), default="auto", show_default=True,
               help="text: one text per line, tokenized by the model; conll: a token per line (first column); "
                    "auto: by the file name (.conll...), else by the first lines.")
-@click.option("--output-format", type=click.Choice(["auto", "conll", "jsonl"]), default="auto", show_default=True)
-@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--output-format", type=click.Choice(["auto", "conll", "jsonl"]), default="auto", show_default=True,
+              help="jsonl: one JSON object per input (tokens, tags, scores, entities); conll: token and tag "
+                   "columns; auto: conll for CoNLL input, else jsonl.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True, help="Sentences per batch.")
+@click.option("--no-progress", is_flag=True,
+              help="No progress bar (one is drawn on a terminal's standard error while the output goes elsewhere).")
 @device_option("auto")
 @threads_option
 @no_verify_option
 @handle_errors
-def predict(model: str, input: TextIO, input_format: str, output_format: str, batch_size: int,
+def predict(model: str, input: TextIO, input_format: str, output_format: str, batch_size: int, no_progress: bool,
             device: str, threads: int | None, no_verify: bool) -> None:
-    """Tag raw text or CoNLL tokens from FILE (or standard input).
+    """Tag raw text or CoNLL tokens from FILE (default: standard input) with the saved tagger MODEL.
 
     With --input-format auto, a file named *.conll (.conllu, .iob, .bio, .tsv...) is read as CoNLL
     columns, and any other input by what its first lines look like (said on standard error); a terminal
-    is read as text and answered line by line.
+    is read as text and answered line by line. MODEL may be hf://owner/name, a model on the hub.
     """
     from .predict_io import predict_lines
 
     _threads(threads)
     for line in predict_lines(model, input, input_format, output_format, batch_size,
-                              log=lambda msg: click.echo(msg, err=True), verify=not no_verify, device=device):
+                              log=lambda msg: click.echo(msg, err=True), verify=not no_verify, device=device,
+                              progress=False if no_progress else None):
         click.echo(line)  # flushed line by line, which a terminal's user waits for
 
 
-@main.command()
-@click.option("--json", "as_json", is_flag=True)
+@main.command(epilog=_examples("seqtag plugins", "seqtag plugins --json"))
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON list of the parts (kind, name, distribution, version, description).")
 @handle_errors
 def plugins(as_json: bool) -> None:
-    """List every registered part by kind, with its distribution and a description."""
+    """List every registered part by kind, with its distribution and a description.
+
+    Third-party parts come from installed distributions' entry points (SEQTAG_DISABLE_PLUGIN_AUTOLOAD=1
+    turns them off); use a part with --set model.KIND.type=NAME.
+    """
     from .registry import REGISTRIES, autoload_enabled
 
     rows: list[dict[str, Any]] = []
@@ -244,15 +353,16 @@ def plugins(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    for kind in REGISTRIES:
-        click.echo(f"{kind}s:")
-        for r in (r for r in rows if r["kind"] == kind):
-            click.echo(f"  {r['name']:<22} {r['distribution'] + ' ' + (r['version'] or ''):<28} {r['description']}")
+    from .tables import format_plugins, is_terminal
+
+    click.echo(format_plugins(rows, list(REGISTRIES), color=is_terminal(sys.stdout)))
     if not autoload_enabled():
         click.echo("(third-party plugins are off: SEQTAG_DISABLE_PLUGIN_AUTOLOAD is set)")
 
 
-@main.command("spacy-package")
+@main.command("spacy-package", epilog=_examples(
+    "seqtag spacy-package models/ner pipelines/ner",
+    "seqtag spacy-package models/ner pipelines/ner --package-dir dist"))
 @click.argument("model", type=click.Path())
 @click.argument("output_dir", type=click.Path(file_okay=False))
 @click.option("--lang", default="en", show_default=True, help="Language of the spaCy tokenizer (spacy.blank code).")
@@ -272,7 +382,7 @@ def plugins(as_json: bool) -> None:
 def spacy_package(model: str, output_dir: str, lang: str, name: str | None, version: str | None,
                   meta_path: str | None, spans_key: str | None, package_dir: str | None, formats: str,
                   force: bool, no_verify: bool) -> None:
-    """Turn a saved tagger into a spaCy pipeline folder that spacy.load opens (and, optionally, a package).
+    """Turn the saved tagger MODEL into a spaCy pipeline in OUTPUT_DIR that spacy.load opens (and a package).
 
     The pipeline's meta.json pins this seqtag and each plugin distribution the model needs, and
     carries the model's test scores.
@@ -288,7 +398,8 @@ def spacy_package(model: str, output_dir: str, lang: str, name: str | None, vers
             click.echo(f"package built: {archive}; install it with pip install {archive}")
 
 
-@main.command()
+@main.command(epilog=_examples("seqtag push models/ner owner/name",
+                              "seqtag push models/ner owner/name --private --revision v1"))
 @click.argument("model", type=click.Path(file_okay=False))
 @click.argument("repo_id", metavar="OWNER/NAME")
 @click.option("--private", is_flag=True, help="Create the repository as private (when it does not exist yet).")
@@ -296,14 +407,16 @@ def spacy_package(model: str, output_dir: str, lang: str, name: str | None, vers
 @click.option("--commit-message", default=None, help="The commit message on the hub.")
 @handle_errors
 def push(model: str, repo_id: str, private: bool, revision: str | None, commit_message: str | None) -> None:
-    """Upload a saved tagger to a Hugging Face hub model repository, with a generated model card."""
+    """Upload the saved tagger MODEL to the Hugging Face hub model repository OWNER/NAME, with a generated model
+    card; load it back with seqtag.load('hf://OWNER/NAME')."""
     from .hub_models import push_model
 
     url = push_model(model, repo_id, private=private, revision=revision, commit_message=commit_message)
     click.echo(f"pushed {model} to {url}; load it with seqtag.load('hf://{repo_id}')")
 
 
-@main.command("new-plugin")
+@main.command("new-plugin", epilog=_examples("seqtag new-plugin window",
+                                             "seqtag new-plugin bio_embeddings --kind embedding --dir plugins"))
 @click.argument("name")
 @click.option("--kind", type=click.Choice(KINDS), default="encoder",
               show_default=True, help="The kind of part the plugin provides.")
@@ -311,7 +424,10 @@ def push(model: str, repo_id: str, private: bool, revision: str | None, commit_m
               help="The folder to create the plugin package in.")
 @handle_errors
 def new_plugin(name: str, kind: str, directory: str) -> None:
-    """Write a plugin package seqtag-NAME: pyproject with the entry point, a working part, README and a test."""
+    """Write a plugin package seqtag-NAME: pyproject with the entry point, a working part, README and a test.
+
+    NAME is the plugin's name (the part is registered as NAME.v1).
+    """
     from .scaffold import new_plugin as scaffold
     from .scaffold import plugin_names
 
@@ -322,7 +438,8 @@ def new_plugin(name: str, kind: str, directory: str) -> None:
     click.echo(f"use:   seqtag train --set model.{kind}.type={names.part} ...")
 
 
-@main.command()
+@main.command(epilog=_examples("seqtag export models/ner               # writes models/ner/model.onnx",
+                              "seqtag export models/ner -o ner.onnx --no-confidence"))
 @click.argument("model", type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True,
               help="Export format (the whole tagger, CRF decoding included).")
@@ -337,7 +454,7 @@ def new_plugin(name: str, kind: str, directory: str) -> None:
 @handle_errors
 def export(model: str, fmt: str, output: str | None, opset: int, no_confidence: bool, no_verify: bool,
            device: str, threads: int | None) -> None:
-    """Export a saved tagger to ONNX; run it with seqtag.export.OnnxTagger or onnxruntime.
+    """Export the saved tagger MODEL to ONNX; run it with seqtag.export.OnnxTagger or onnxruntime.
 
     The exported file runs on any device; --device is where the model is traced and checked.
     """

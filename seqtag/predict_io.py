@@ -5,12 +5,21 @@ Nothing a line holds stops the stream: a line the model's tokenizer cannot take 
 ``warning:`` line and tagged as empty, so output records still match input lines. ``--input-format auto``
 decides by the file name where that tells (``.conll``...), or else by the first lines' content, and says
 on standard error what it chose. A terminal is answered line by line.
+
+While a file or a pipe is tagged into a file or a pipe, a progress bar is drawn on standard error when
+that is a terminal (:func:`seqtag.tables.progress_bar`): how far through the file the tagged inputs
+reach (when its size is known) and how many have been written. :func:`counting_tokens` gives
+``seqtag evaluate`` its bar.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import itertools
 import json
+import os
+import stat
 import sys
 from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
 
@@ -18,7 +27,7 @@ from .errors import ConfigError
 from .readers import conll_blocks, decode_lines
 from .tokenizers import Token, Tokenizer
 
-__all__ = ["predict_lines", "input_lines", "read_conll_blocks", "sniff_format", "CONLL_SUFFIXES"]
+__all__ = ["predict_lines", "input_lines", "read_conll_blocks", "sniff_format", "counting_tokens", "CONLL_SUFFIXES"]
 
 # file names that decide ``--input-format auto`` without looking inside
 CONLL_SUFFIXES = (".conll", ".conllu", ".iob", ".iob2", ".bio", ".tsv")
@@ -140,9 +149,28 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def _file_size(stream: Any) -> int | None:
+    """The size in bytes of the regular file beneath ``stream`` (``None`` for a pipe, a terminal...)."""
+    try:
+        st = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError):  # no file descriptor (io.StringIO), or a closed one
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def _show_progress(progress: bool | None, interactive: bool) -> bool:
+    """Draw the bar: as asked, or (``None``) when standard error is a terminal and the input and the
+    output are not (a terminal's user sees each answer; the bar would tear the lines on screen)."""
+    if progress is not None:
+        return progress
+    from .tables import is_terminal
+
+    return not interactive and is_terminal(sys.stderr) and not is_terminal(sys.stdout)
+
+
 def predict_lines(model: str, stream: TextIO, input_format: str = "auto", output_format: str = "auto",
                   batch_size: int = 128, log: Callable[[str], None] = _stderr, verify: bool = True,
-                  device: str | None = None) -> Iterator[str]:
+                  device: str | None = None, progress: bool | None = None) -> Iterator[str]:
     """Tag a stream: text lines (tokenized by the model) or CoNLL tokens; yield CoNLL or JSON lines.
 
     ``log`` gets the lines meant for standard error: the format ``auto`` chose, and a ``warning:`` for
@@ -151,22 +179,45 @@ def predict_lines(model: str, stream: TextIO, input_format: str = "auto", output
     the model's files against the SHA-256 manifest in its ``meta.json``. ``device``: where the network
     runs (``cpu``, ``cuda``, ``cuda:N``, ``mps``, ``auto``; ``None``: the CPU); an unknown or absent one
     is a one-line :class:`~seqtag.errors.DeviceError`, raised when the first line is asked for, before
-    any input is read.
+    any input is read. ``progress``: draw a bar on standard error (``None``: when it is a terminal and
+    neither the input nor standard output is; ``log``'s lines then go above the bar).
     """
+    from .tables import progress_bar
     from .tagger import Tagger
 
     tagger = Tagger.load(model, verify=verify, device=device)
     name = str(getattr(stream, "name", "-"))
     interactive = _is_terminal(stream)
+    show = _show_progress(progress, interactive)
+    size = _file_size(stream) if show else None
+    with progress_bar(f"tagging {os.path.basename(name)}", "inputs", total=size, enabled=show) as bar:
+        if bar.shown:
+            log = bar.print
+        yield from _predict(tagger, stream, name, interactive, input_format, output_format, batch_size, log,
+                            bar if bar.shown else None)
+
+
+def _predict(tagger: Any, stream: TextIO, name: str, interactive: bool, input_format: str, output_format: str,
+             batch_size: int, log: Callable[[str], None], bar: Any) -> Iterator[str]:
+    """:func:`predict_lines` once the model is loaded; ``bar``: a :class:`~seqtag.tables.Bar` to move."""
     lines: Iterator[str] = input_lines(stream, name)
+    read = 0  # bytes read so far, about (line ends counted as one byte)
+    if bar is not None:
+        def counted(source: Iterator[str]) -> Iterator[str]:
+            nonlocal read
+            for line in source:
+                read += len(line.encode("utf-8", "surrogatepass")) + 1
+                yield line
+
+        lines = counted(lines)
     if input_format == "auto":
         if name.endswith(CONLL_SUFFIXES):
             input_format = "conll"
         elif interactive:  # sniffing would wait for lines not typed yet
             input_format = "text"
         else:
-            input_format, read = sniff_format(lines)
-            lines = itertools.chain(read, lines)
+            input_format, sniffed = sniff_format(lines)
+            lines = itertools.chain(sniffed, lines)
             if input_format == "conll":
                 log(f"reading {name} as CoNLL columns (first column: tokens); pass --input-format text "
                     f"to read it as text")
@@ -175,6 +226,8 @@ def predict_lines(model: str, stream: TextIO, input_format: str = "auto", output
                     f"as CoNLL columns")
     if output_format == "auto":
         output_format = "conll" if input_format == "conll" else "jsonl"
+    if bar is not None:
+        bar.set_unit("sentences" if input_format == "conll" else "lines")
     inputs: Iterable[Any]
     if input_format == "conll":
         inputs = read_conll_blocks(lines)
@@ -182,6 +235,14 @@ def predict_lines(model: str, stream: TextIO, input_format: str = "auto", output
         guard = LineTokenizer(tagger.tokenizer, name, log)
         tagger.tokenizer = guard
         inputs = guard.numbered(lines)
+    ends: collections.deque[int] = collections.deque()  # where in the file each input not yet written ends
+    if bar is not None:
+        def marked(source: Iterable[Any]) -> Iterator[Any]:
+            for item in source:
+                ends.append(read)
+                yield item
+
+        inputs = marked(inputs)
     # a chunk of one input answers a terminal at once; the default chunks keep the batches full
     preds = tagger.predict_stream(inputs, batch_size=batch_size, chunk_size=1) if interactive \
         else tagger.predict_stream(inputs, batch_size=batch_size)
@@ -190,3 +251,45 @@ def predict_lines(model: str, stream: TextIO, input_format: str = "auto", output
             yield json.dumps(pred.to_dict(), ensure_ascii=False)
         else:
             yield "\n".join(f"{tok}\t{tag}" for tok, tag in zip(pred.tokens, pred.tags)) + "\n"
+        if bar is not None:
+            bar.advance(1, completed=ends.popleft())
+
+
+@contextlib.contextmanager
+def counting_tokens(tagger: Any, bar: Any) -> Iterator[Any]:
+    """Move ``bar`` (a :class:`~seqtag.tables.Bar`) while ``tagger`` predicts inside the block: each
+    :meth:`predict` call sets the bar's total to its inputs' tokens, each batch the network tags
+    advances it by the batch's tokens. The batches are the ones ``predict`` makes anyway; the tagger
+    is as it was after the block."""
+    if not bar.shown:
+        yield tagger
+        return
+    run_batch, predict = tagger.run_batch, tagger.predict
+
+    def counting_run_batch(with_confidence: bool) -> Callable[[list[list[str]]], Any]:
+        run = run_batch(with_confidence)
+
+        def counted(words: list[list[str]]) -> Any:
+            out = run(words)
+            bar.advance(sum(len(w) for w in words))
+            return out
+
+        return counted
+
+    def counting_predict(inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(inputs, str):
+            inputs = list(inputs)
+            if all(not isinstance(x, str) for x in inputs):  # token lists: their tokens are known now
+                bar.start(sum(len(x) for x in inputs))
+        return predict(inputs, *args, **kwargs)
+
+    own = {k: v for k, v in vars(tagger).items() if k in ("run_batch", "predict")}
+    tagger.run_batch, tagger.predict = counting_run_batch, counting_predict
+    try:
+        yield tagger
+    finally:
+        for key in ("run_batch", "predict"):  # the class's methods again (or what the tagger itself had)
+            if key in own:
+                setattr(tagger, key, own[key])
+            else:
+                delattr(tagger, key)

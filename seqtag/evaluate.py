@@ -4,6 +4,11 @@ NER is scored on entity spans: the gold spans are read from the gold tags once, 
 the entities a prediction carries. The counts are seqeval's (its default, conlleval mode, and its
 strict IOB2 mode), and so is the arithmetic, so the scores equal seqeval's to the last bit; the tests
 check them against seqeval.
+
+With ``confusion``, :func:`evaluate` adds ``confusion_matrix``, what the pictures of an evaluation
+report (:mod:`seqtag.report`) draw: every gold tag against every predicted one (POS), or every gold
+entity type against every predicted one, with ``O`` for no entity, spans of the same boundaries apart
+from overlapping ones with other boundaries (NER; :func:`ner_confusion`).
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ from typing import Any, Iterable, Sequence
 
 from .labels import spans_from_tags, split_tag
 
-__all__ = ["ner_scores", "pos_scores", "ner_error_breakdown", "evaluate", "main_score"]
+__all__ = ["ner_scores", "pos_scores", "ner_error_breakdown", "ner_confusion", "tag_confusion", "evaluate",
+           "main_score", "NO_ENTITY"]
 
 Span = tuple[int, int, str]  # tokens [start, end) and the entity type
+NO_ENTITY = "O"  # the row of predicted entities that match no gold one, the column of gold ones never found
 
 
 def _prf(tp: int, predicted: int, true: int) -> dict[str, float]:
@@ -130,6 +137,65 @@ def ner_error_breakdown(tokens: Sequence[Sequence[str]], gold: Sequence[Iterable
     return out
 
 
+def ner_confusion(gold: Sequence[Iterable[Span]], pred: Sequence[Iterable[Span]]) -> dict[str, Any]:
+    """Gold entity types against predicted ones, each gold and each predicted entity counted once.
+
+    In each sentence, a predicted span with a gold span's boundaries is that gold entity's match
+    (``counts``: the diagonal holds the entities found, the rest type errors). The spans left are
+    paired one to one where they overlap, the largest overlap first (``boundary``: the diagonal holds
+    the right type with other boundaries). A gold entity still unpaired was missed (column ``O`` of
+    ``counts``), a predicted one still unpaired is spurious (row ``O``).
+
+    Returns:
+        ``labels`` (the entity types, sorted, then :data:`NO_ENTITY`), ``counts`` and ``boundary``
+        (rows: gold, columns: predicted, in ``labels`` order). A gold type's row sums over both
+        matrices to its number of gold entities, a predicted type's column to its predicted entities.
+    """
+    gold_sets = [set(g) for g in gold]
+    pred_sets = [set(p) for p in pred]
+    types = sorted({t for sent in gold_sets + pred_sets for _, _, t in sent})
+    labels = types + [NO_ENTITY]
+    at = {t: i for i, t in enumerate(labels)}
+    none = at[NO_ENTITY]
+    n = len(labels)
+    counts = [[0] * n for _ in range(n)]
+    boundary = [[0] * n for _ in range(n)]
+    for gs, ps in zip(gold_sets, pred_sets):
+        by_span = {(s, e): t for s, e, t in ps}
+        exact = [(g, (g[0], g[1], by_span[g[0], g[1]])) for g in gs if (g[0], g[1]) in by_span]
+        for (_, _, gt), (_, _, pt) in exact:
+            counts[at[gt]][at[pt]] += 1
+        left_gold = gs - {g for g, _ in exact}
+        left_pred = ps - {p for _, p in exact}
+        # (-overlap, other type, gold, predicted): the largest overlap first, then the same type
+        pairs: list[tuple[int, bool, Span, Span]] = []
+        for g in left_gold:
+            for p in left_pred:
+                overlap = min(g[1], p[1]) - max(g[0], p[0])
+                if overlap > 0:
+                    pairs.append((-overlap, g[2] != p[2], g, p))
+        for _, _, g, p in sorted(pairs):
+            if g in left_gold and p in left_pred:
+                boundary[at[g[2]]][at[p[2]]] += 1
+                left_gold.discard(g)
+                left_pred.discard(p)
+        for _, _, gt in left_gold:
+            counts[at[gt]][none] += 1
+        for _, _, pt in left_pred:
+            counts[none][at[pt]] += 1
+    return {"labels": labels, "counts": counts, "boundary": boundary}
+
+
+def tag_confusion(gold: Iterable[Sequence[str]], pred: Iterable[Sequence[str]]) -> dict[str, Any]:
+    """Every gold tag against every predicted one: ``labels`` (the tags of either, sorted) and ``counts``
+    (rows: gold, columns: predicted, in ``labels`` order; the diagonal holds the tokens tagged right)."""
+    pairs: Counter[tuple[str, str]] = Counter()
+    for g, p in zip(gold, pred):
+        pairs.update(zip(g, p))
+    labels = sorted({t for pair in pairs for t in pair})
+    return {"labels": labels, "counts": [[pairs[(g, p)] for p in labels] for g in labels]}
+
+
 def pos_scores(tokens: Sequence[Sequence[str]], gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]],
                train_words: set[str] | None = None, top_confusions: int = 10) -> dict[str, Any]:
     """Token accuracy, per-tag accuracy, accuracy on words unseen in training, frequent confusions."""
@@ -165,10 +231,12 @@ def main_score(task: str, scores: dict[str, Any]) -> float:
 
 def evaluate(tagger: Any, sentences: Sequence[tuple[list[str], list[str]]], task: str,
              train_sentences: Iterable[tuple[list[str], list[str]]] | None = None, batch_size: int = 256,
-             breakdown: bool = True) -> dict[str, Any]:
+             breakdown: bool = True, confusion: bool = False) -> dict[str, Any]:
     """Score ``tagger`` on gold ``(tokens, tags)`` pairs (NER tags in IOB2).
 
     NER predictions are scored by the entities they carry, against the gold tags' spans, read once.
+    ``breakdown`` adds the NER error breakdown (:func:`ner_error_breakdown`), ``confusion`` the
+    ``confusion_matrix`` of either task (:func:`ner_confusion`, :func:`tag_confusion`).
     """
     tokens = [t for t, _ in sentences]
     gold = [g for _, g in sentences]
@@ -183,6 +251,11 @@ def evaluate(tagger: Any, sentences: Sequence[tuple[list[str], list[str]]], task
             if train_sentences is not None:
                 seen = {(" ".join(t[s:e]), ty) for t, g in train_sentences for s, e, ty in spans_from_tags(g)}
             scores["breakdown"] = ner_error_breakdown(tokens, gold_spans, pred_spans, seen)
+        if confusion:
+            scores["confusion_matrix"] = ner_confusion(gold_spans, pred_spans)
         return scores
     words = {w for t, _ in train_sentences for w in t} if train_sentences is not None else None
-    return pos_scores(tokens, gold, pred, words)
+    scores = pos_scores(tokens, gold, pred, words)
+    if confusion:
+        scores["confusion_matrix"] = tag_confusion(gold, pred)
+    return scores

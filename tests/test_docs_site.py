@@ -20,6 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any, Iterator
 
 import pytest
 
@@ -218,15 +219,32 @@ def test_cli_reference_is_what_the_commands_print() -> None:
 
 # -- the site ---------------------------------------------------------------------------------------------
 
-def test_site_builds_without_warnings(tmp_path: Path) -> None:
-    pytest.importorskip("sphinx")
-    pytest.importorskip("myst_parser")
-    pytest.importorskip("furo")
-    out = tmp_path / "site"
-    res = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
-                          "-d", str(tmp_path / "doctrees"), str(DOCS), str(out)],
-                         capture_output=True, text=True, timeout=300, env=block_env())
-    assert res.returncode == 0, f"the site does not build cleanly:\n{tail(res.stderr, 60)}"
+SITE_TEST = "test_site_builds_without_warnings"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def site_build(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The site's build, started with this module so that it runs beside the blocks (the test waits for it)."""
+    wanted = any(item.name == SITE_TEST for item in request.session.items)
+    if not wanted or any(importlib.util.find_spec(m) is None for m in ("sphinx", "myst_parser", "furo")):
+        yield None
+        return
+    tmp = tmp_path_factory.mktemp("site")
+    proc = subprocess.Popen([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
+                             "-d", str(tmp / "doctrees"), str(DOCS), str(tmp / "site")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=block_env())
+    yield proc, tmp / "site"
+    if proc.poll() is None:
+        proc.kill()
+        proc.communicate()
+
+
+def test_site_builds_without_warnings(site_build: Any) -> None:
+    for module in ("sphinx", "myst_parser", "furo"):
+        pytest.importorskip(module)
+    proc, out = site_build
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, f"the site does not build cleanly:\n{tail(stderr, 60)}"
     built = {p.relative_to(out).with_suffix(".md").as_posix() for p in out.rglob("*.html")}
     missing = [p.relative_to(DOCS).as_posix() for p in pages() if p.relative_to(DOCS).as_posix() not in built]
     assert not missing, f"pages not in the site: {missing}"

@@ -236,7 +236,7 @@ def train(task: str | None, dataset: str | None, config_path: str | None, overri
 @main.command(epilog=_examples(
     "seqtag evaluate models/ner             # its corpus's test split",
     "seqtag evaluate models/pos --dataset data/ --split dev --json",
-    "seqtag evaluate models/ner --output metrics.json"))
+    "seqtag evaluate models/ner --output metrics.json --report reports/ner"))
 @click.argument("model", type=click.Path())
 @click.option("--dataset", default=None,
               help="Corpus to score on: a name, file/folder, split=path,... or hub id (default: the model's).")
@@ -251,13 +251,15 @@ def train(task: str | None, dataset: str | None, config_path: str | None, overri
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as one JSON object instead of tables.")
 @click.option("--output", "output", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Also write the scores to FILE as JSON (the object --json prints), atomically.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Also write an HTML report (tables and pictures, one report.html) into DIR.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (one is drawn on a terminal's standard error).")
 @device_option("auto")
 @threads_option
 @no_verify_option
 @handle_errors
 def evaluate(model: str, dataset: str | None, split: str, tag_column: str | None, scheme: str | None,
-             batch_size: int, as_json: bool, output: str | None, no_progress: bool,
+             batch_size: int, as_json: bool, output: str | None, report_dir: str | None, no_progress: bool,
              device: str, threads: int | None, no_verify: bool) -> None:
     """Score the saved tagger MODEL: seqeval entity P/R/F1 (NER) or token accuracy (POS).
 
@@ -280,6 +282,11 @@ def evaluate(model: str, dataset: str | None, split: str, tag_column: str | None
     if output is not None:
         _write_scores(Path(output), scores)
         written.append(f"scores written to {output}")
+    if report_dir is not None:
+        from .report import write_report
+
+        page = write_report(scores, report_dir, title=f"{Path(model).name}: {scores['dataset']} [{split}]")
+        written.append(f"report written to {page}")
     click.echo(json.dumps(scores) if as_json else format_scores(scores, color=is_terminal(sys.stdout)))
     for line in written:
         click.echo(line, err=True)

@@ -160,6 +160,17 @@ def test_evaluate_output_writes_the_metrics_json(tmp_path: Path) -> None:
     assert len(err.strip().splitlines()) == 1
 
 
+def test_evaluate_report_writes_the_page_beside_the_scores(tmp_path: Path) -> None:
+    args = ["evaluate", NER_MODEL, "--dataset", NER_DATA, "--json"]
+    code, plain, _ = _invoke(*args)
+    code, out, err = _invoke(*args, "--report", tmp_path / "report")
+    assert code == 0, err
+    assert out == plain  # the scores printed are the same
+    page = tmp_path / "report" / "report.html"
+    assert f"report written to {page}" in err and page.is_file()
+    assert json.loads((tmp_path / "report" / "scores.json").read_text(encoding="utf-8"))["f1"] == json.loads(out)["f1"]
+
+
 def test_no_progress_bar_when_piped(tmp_path: Path) -> None:
     text = tmp_path / "in.txt"
     text.write_text("Lucy lives in Oslo .\nAcme Corp said\n" * 20, encoding="utf-8")
@@ -239,7 +250,8 @@ def test_lazy_commands_are_listed_only_when_their_module_is_there(monkeypatch: p
     monkeypatch.setitem(LAZY_COMMANDS, "nosuch", ("seqtag.no_such_module", "command"))
     code, out, _ = _invoke("--help")
     assert code == 0 and "nosuch" not in out and "evaluate" in out
-    assert "init-config" in out and "debug-data" in out  # seqtag.commands_first_hour's, imported when listed
+    for name in ("init-config", "debug-data", "plot"):  # other modules' commands, imported when listed
+        assert f"  {name} " in out
     code, _, err = _invoke("nosuch")
     assert code == 2 and err.startswith("error: No such command 'nosuch'")
 

@@ -14,9 +14,10 @@ The rule, in :func:`configure_threads`:
 3. else the policy: the CPUs this process may use (its affinity mask, and a cgroup CPU quota where one
    is set; ``$OMP_NUM_THREADS``, when set, caps it) minus the CPUs other processes keep busy right
    now, and at least 1. "Busy" is sampled from ``/proc/stat`` over 0.15 s (the time every process
-   spends on the usable CPUs, less this process's own); a CPU counts as busy from 0.4 of it in use,
-   because a thread too many costs far more than a thread too few. Where ``/proc/stat`` cannot be read
-   (not Linux), nothing counts as busy.
+   spends on the usable CPUs, less this process's own; a command's sample starts at
+   :func:`prepare_environment`, so that it costs no time while torch is imported); a CPU counts as
+   busy from 0.4 of it in use, because a thread too many costs far more than a thread too few.
+   Where ``/proc/stat`` cannot be read (not Linux), nothing counts as busy.
 
 The choice is made once per command, when it starts computing: a program that starts later, beside a
 long training run, is not seen. :func:`prepare_environment` limits the harm of that case, and of any
@@ -39,13 +40,15 @@ from pathlib import Path
 from .errors import ConfigError
 
 __all__ = ["ENV_VAR", "OPENMP_ENVIRONMENT", "ThreadChoice", "prepare_environment", "usable_cpus", "busy_cpus",
-           "stat_busy_ticks", "others_busy", "choose_threads", "configure_threads", "describe"]
+           "stat_busy_ticks", "others_busy", "choose_threads", "configure_threads", "rebalance", "describe"]
 
 ENV_VAR = "SEQTAG_THREADS"
 # OpenMP settings that prepare_environment sets unless the user has: a waiting thread spins for ~10k
 # rounds (tens of microseconds) instead of libgomp's 300k, then sleeps; Intel's OpenMP likewise sleeps at once
 OPENMP_ENVIRONMENT = {"GOMP_SPINCOUNT": "10000", "KMP_BLOCKTIME": "0"}
 SAMPLE_SECONDS = 0.15
+START_REUSE_SECONDS = 5.0
+REBALANCE_SECONDS = 10.0
 BUSY_FRACTION = 0.4  # a CPU counts as busy with other work from this much of it in use
 
 _STAT_FIELDS_BUSY = (0, 1, 2, 5, 6, 7)  # user, nice, system, irq, softirq, steal (guest is inside user)
@@ -58,14 +61,16 @@ class ThreadChoice:
     Attributes:
         threads: The number of threads.
         source: ``"requested"``, ``"SEQTAG_THREADS"`` or ``"policy"``.
-        cpus: The CPUs this process may use.
-        busy: CPUs other processes kept busy, rounded as the policy counts them (``None``: not sampled).
+        cpus: The CPUs this process may run on (its affinity mask).
+        busy: Of those, the CPUs other processes kept busy, as the policy counts them (``None``: not sampled).
+        limit: What held the policy's count below the free CPUs (a CPU quota, ``OMP_NUM_THREADS``), if anything.
     """
 
     threads: int
     source: str
     cpus: int
     busy: int | None = None
+    limit: str | None = None
 
     def describe(self) -> str:
         """One line for a log: ``2 threads (2 CPUs, none busy)``."""
@@ -75,24 +80,30 @@ class ThreadChoice:
             return f"{count} (as asked; {cpus})"
         if self.source == ENV_VAR:
             return f"{count} ({ENV_VAR}={os.environ.get(ENV_VAR, '').strip()}; {cpus})"
-        if self.busy is None:
-            return f"{count} ({cpus})"
-        if self.busy == 0:
-            return f"{count} ({cpus}, none busy)"
-        return f"{count} ({cpus}, {self.busy} busy with other work)"
+        why = [cpus]
+        if self.busy is not None:
+            why.append(f"{self.busy} busy with other work" if self.busy else "none busy")
+        if self.limit:
+            why.append(self.limit)
+        return f"{count} ({', '.join(why)})"
 
 
 _last: ThreadChoice | None = None
+_start: tuple[float, float, float | None] | None = None  # _now() at prepare_environment
+_watch: tuple[float, float, float | None] | None = None  # _now() at the policy's last look
 _interop_done = False
 
 
 def prepare_environment() -> None:
     """Set the OpenMP variables of :data:`OPENMP_ENVIRONMENT`, each unless already set.
 
-    Call it before torch is imported (the CLI's start): OpenMP reads them when it loads.
+    Call it before torch is imported (the CLI's start): OpenMP reads them when it loads. It also starts
+    the sample of busy CPUs that a :func:`configure_threads` call within :data:`START_REUSE_SECONDS` ends.
     """
+    global _start
     for name, value in OPENMP_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
+    _start = _now()
 
 
 def _affinity() -> set[int] | None:
@@ -119,10 +130,15 @@ def _cgroup_quota() -> int | None:
         return None
 
 
+def _cpu_count() -> int:
+    """The CPUs this process may run on (its affinity mask)."""
+    cpus = _affinity()
+    return len(cpus) if cpus else max(1, os.cpu_count() or 1)
+
+
 def usable_cpus() -> int:
     """The CPUs this process may use: its affinity mask, a cgroup CPU quota, at least 1."""
-    cpus = _affinity()
-    n = len(cpus) if cpus else (os.cpu_count() or 1)
+    n = _cpu_count()
     quota = _cgroup_quota()
     return max(1, min(n, quota) if quota else n)
 
@@ -161,26 +177,39 @@ def others_busy(busy_ticks: float, own_seconds: float, wall: float, ticks_per_se
     return max(0.0, (busy_ticks / ticks_per_second - own_seconds) / wall)
 
 
-def busy_cpus(seconds: float = SAMPLE_SECONDS) -> float | None:
-    """CPUs (of those this process may use) that other processes keep busy, sampled over ``seconds``.
+def _now() -> tuple[float, float, float | None]:
+    """(wall clock, this process's CPU time, busy ticks of the usable CPUs)."""
+    return time.monotonic(), time.process_time(), _busy_ticks(_affinity())
 
+
+def busy_cpus(seconds: float = SAMPLE_SECONDS) -> float | None:
+    """CPUs (of those this process may use) that other processes keep busy, sampled over at least ``seconds``.
+
+    The sample starts at :func:`prepare_environment`'s call when that was at most
+    :data:`START_REUSE_SECONDS` earlier (a command's start, so that importing torch overlaps it), else now.
     ``None`` where ``/proc/stat`` cannot be read (not Linux).
     """
-    cpus = _affinity()
-    try:
-        ticks = float(os.sysconf("SC_CLK_TCK"))
-    except (AttributeError, ValueError, OSError):
-        ticks = 100.0
-    before = _busy_ticks(cpus)
-    own0, t0 = time.process_time(), time.monotonic()
+    global _start
+    start, _start = _start, None
+    if start is None or not 0 <= time.monotonic() - start[0] <= START_REUSE_SECONDS:
+        start = _now()
+    t0, own0, before = start
     if before is None:
         return None
-    time.sleep(seconds)
-    after = _busy_ticks(cpus)
-    own1, t1 = time.process_time(), time.monotonic()
+    rest = seconds - (time.monotonic() - t0)
+    if rest > 0:
+        time.sleep(rest)
+    t1, own1, after = _now()
     if after is None:
         return None
-    return others_busy(after - before, own1 - own0, t1 - t0, ticks)
+    return others_busy(after - before, own1 - own0, t1 - t0, _clock_ticks())
+
+
+def _clock_ticks() -> float:
+    try:
+        return float(os.sysconf("SC_CLK_TCK"))
+    except (AttributeError, ValueError, OSError):
+        return 100.0
 
 
 def _env_threads() -> int | None:
@@ -205,27 +234,36 @@ def _omp_cap() -> int | None:
     return n if n >= 1 else None
 
 
+def _policy(others: float | None) -> ThreadChoice:
+    """The policy's choice when other processes keep ``others`` of this process's CPUs busy."""
+    cpus = _cpu_count()
+    limit, why = cpus, None
+    quota, cap = _cgroup_quota(), _omp_cap()
+    if quota and quota < limit:
+        limit, why = quota, f"a CPU quota of {quota}"
+    if cap and cap < limit:
+        limit, why = cap, f"OMP_NUM_THREADS={cap}"
+    if others is None:
+        return ThreadChoice(limit, "policy", cpus, None, why)
+    busy = min(cpus, int(others + (1 - BUSY_FRACTION)))
+    free = max(1, cpus - busy)
+    return ThreadChoice(min(limit, free), "policy", cpus, busy, why if limit < free else None)
+
+
 def choose_threads(requested: int | None = None, *, sample_seconds: float = SAMPLE_SECONDS) -> ThreadChoice:
     """The thread count of the rule in this module's docstring, without setting it.
 
     Raises:
         ConfigError: A negative ``requested``, or ``$SEQTAG_THREADS`` not a count or ``auto``.
     """
-    cpus = usable_cpus()
     if requested is not None and requested < 0:
         raise ConfigError(f"the number of threads must be 1 or more (0: chosen by seqtag), got {requested}")
     if requested:
-        return ThreadChoice(requested, "requested", cpus)
+        return ThreadChoice(requested, "requested", _cpu_count())
     from_env = _env_threads()
     if from_env is not None:
-        return ThreadChoice(from_env, ENV_VAR, cpus)
-    cap = _omp_cap()
-    limit = min(cpus, cap) if cap else cpus
-    others = busy_cpus(sample_seconds)
-    if others is None:
-        return ThreadChoice(limit, "policy", cpus)
-    busy = min(cpus, int(others + (1 - BUSY_FRACTION)))
-    return ThreadChoice(max(1, min(limit, cpus - busy)), "policy", cpus, busy)
+        return ThreadChoice(from_env, ENV_VAR, _cpu_count())
+    return _policy(busy_cpus(sample_seconds))
 
 
 def configure_threads(requested: int | None = None) -> int:
@@ -239,7 +277,7 @@ def configure_threads(requested: int | None = None) -> int:
     Raises:
         ConfigError: A negative ``requested``, or ``$SEQTAG_THREADS`` not a count or ``auto``.
     """
-    global _last, _interop_done
+    global _last, _interop_done, _watch
     choice = choose_threads(requested)
     import torch
 
@@ -251,7 +289,36 @@ def configure_threads(requested: int | None = None) -> int:
         except RuntimeError:
             pass
     _last = choice
+    _watch = _now() if choice.busy is not None else None
     return choice.threads
+
+
+def rebalance() -> str | None:
+    """Look again, during a long computation, at the CPUs other processes keep busy, and follow the policy.
+
+    The training loop calls it after each step; every :data:`REBALANCE_SECONDS` it counts the CPUs others
+    kept busy since its last look (``/proc/stat``, no waiting) and sets torch's threads to what the policy
+    says now: fewer when a program has started beside the run, more when it has ended. It changes
+    nothing when the count was asked for (``requested``, ``$SEQTAG_THREADS``) or could not be sampled.
+
+    Returns:
+        :func:`describe`'s line when the count changed (for the log), else ``None``.
+    """
+    global _last, _watch
+    if _last is None or _watch is None or time.monotonic() - _watch[0] < REBALANCE_SECONDS:
+        return None
+    t0, own0, before = _watch
+    t1, own1, after = _watch = _now()
+    if before is None or after is None:
+        return None
+    choice = _policy(others_busy(after - before, own1 - own0, t1 - t0, _clock_ticks()))
+    if choice.threads == _last.threads:
+        return None
+    import torch
+
+    torch.set_num_threads(choice.threads)
+    _last = choice
+    return choice.describe()
 
 
 def describe() -> str:

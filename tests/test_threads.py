@@ -42,7 +42,8 @@ def _restore(monkeypatch: pytest.MonkeyPatch):
 
 def _machine(monkeypatch: pytest.MonkeyPatch, cpus: int, busy: float | None) -> None:
     """Pretend a machine of ``cpus`` usable CPUs with ``busy`` of them kept busy by others."""
-    monkeypatch.setattr(threads, "usable_cpus", lambda: cpus)
+    monkeypatch.setattr(threads, "_cpu_count", lambda: cpus)
+    monkeypatch.setattr(threads, "_cgroup_quota", lambda: None)
     monkeypatch.setattr(threads, "busy_cpus", lambda seconds=0.15: busy)
 
 
@@ -92,12 +93,19 @@ def test_a_bad_seqtag_threads_is_one_config_error(monkeypatch, value):
         configure_threads(-1)
 
 
-def test_omp_num_threads_caps_the_policy(monkeypatch):
+def test_a_cpu_quota_and_omp_num_threads_cap_the_policy(monkeypatch):
     _machine(monkeypatch, 8, 0.0)
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert choose_threads().threads == 3
+    assert choose_threads().describe() == "3 threads (8 CPUs, none busy, OMP_NUM_THREADS=3)"
     monkeypatch.setenv("OMP_NUM_THREADS", "nonsense")
     assert choose_threads().threads == 8
+    monkeypatch.setattr(threads, "_cgroup_quota", lambda: 2)
+    assert choose_threads().describe() == "2 threads (8 CPUs, none busy, a CPU quota of 2)"
+    # others' work counts on the CPUs the process may run on, not against the quota
+    monkeypatch.setattr(threads, "busy_cpus", lambda seconds=0.15: 5.0)
+    assert choose_threads().describe() == "2 threads (8 CPUs, 5 busy with other work, a CPU quota of 2)"
+    monkeypatch.setattr(threads, "busy_cpus", lambda seconds=0.15: 7.0)
+    assert choose_threads().describe() == "1 thread (8 CPUs, 7 busy with other work)"
 
 
 def test_describe_says_what_was_chosen_and_why():
@@ -207,6 +215,7 @@ class _Clock:
         return self.cpu
 
     def sleep(self, seconds: float) -> None:
+        assert seconds == pytest.approx(0.5)
         self.now += 0.5
         self.cpu += 0.3
 
@@ -221,7 +230,54 @@ def test_busy_cpus_subtracts_this_process(monkeypatch):
     assert busy_cpus(0.5) is None
 
 
+def test_the_sample_starts_at_prepare_environment(monkeypatch):
+    """A command's sample runs while torch is imported: from prepare_environment to configure_threads."""
+    clock = _Clock()
+    ticks = iter([1000.0, 1150.0, 2000.0, 2080.0, 2500.0])
+    monkeypatch.setattr(threads, "_busy_ticks", lambda cpus: next(ticks))
+    monkeypatch.setattr(threads, "time", clock)
+    monkeypatch.setattr(threads.os, "sysconf", lambda name: 100)
+    for name in OPENMP_ENVIRONMENT:
+        monkeypatch.setenv(name, "1")
+    prepare_environment()
+    clock.now += 1.0  # importing torch: 1 s, 0.5 s of it this process's CPU
+    clock.cpu += 0.5
+    assert busy_cpus(0.15) == pytest.approx(1.0)  # 1.5 s busy in 1 s, less our 0.5; no sleep
+    assert busy_cpus(0.5) == pytest.approx(1.0)  # the start is used once: a new sample
+    prepare_environment()
+    clock.now += 60  # long ago: not this command's start
+    ticks = iter([3000.0, 3080.0])
+    assert busy_cpus(0.5) == pytest.approx(1.0)
+
+
 def test_configure_threads_twice_is_fine():
     assert configure_threads(2) == 2
     assert configure_threads(1) == 1
     assert torch.get_num_threads() == 1
+
+
+def test_rebalance_follows_programs_that_start_and_end_beside_a_run(monkeypatch):
+    clock = _Clock()
+    busy_ticks = [5000.0]
+    monkeypatch.setattr(threads, "_busy_ticks", lambda cpus: busy_ticks[0])
+    monkeypatch.setattr(threads, "time", clock)
+    monkeypatch.setattr(threads.os, "sysconf", lambda name: 100)
+    _machine(monkeypatch, 2, 0.0)
+
+    def run(seconds: float, others: float) -> str | None:
+        """``seconds`` of training on 2 threads' worth of this process, ``others`` CPUs of other work."""
+        own = min(2.0, float(torch.get_num_threads()))
+        clock.now += seconds
+        clock.cpu += own * seconds
+        busy_ticks[0] += (own + others) * seconds * 100
+        return threads.rebalance()
+
+    assert configure_threads() == 2
+    assert run(5, 1.0) is None  # not yet time to look
+    assert run(6, 1.0) == "1 thread (2 CPUs, 1 busy with other work)"
+    assert torch.get_num_threads() == 1
+    assert run(11, 1.0) is None
+    assert run(11, 0.1) == "2 threads (2 CPUs, none busy)"
+    assert torch.get_num_threads() == 2
+    assert configure_threads(2) == 2  # asked for: kept
+    assert run(11, 1.0) is None and torch.get_num_threads() == 2

@@ -68,7 +68,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _examples(*lines: str) -> str:
+def examples(*lines: str) -> str:
     """A command's epilog: the ``Examples:`` section under its options, lines kept as written."""
     return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)
 
@@ -116,7 +116,7 @@ class _OneLineErrors(click.Group):
 
 
 @click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]},
-             epilog=_examples("seqtag train --task ner                    # train the default NER model",
+             epilog=examples("seqtag train --task ner                    # train the default NER model",
                               "seqtag evaluate models/ner                 # score it on its test split",
                               "echo 'Peter lives in Paris.' | seqtag predict models/ner",
                               "seqtag COMMAND --help                      # options and examples"))
@@ -156,7 +156,7 @@ def _log(msg: str) -> None:
     click.echo(msg, err=False)
 
 
-@main.command(epilog=_examples(
+@main.command(epilog=examples(
     "seqtag train --task ner                # CoNLL-2003 into models/ner",
     "seqtag train --config my.toml --dataset data/ --output models/mine",
     "seqtag train --resume models/ner       # continue an interrupted run"))
@@ -233,7 +233,7 @@ def train(task: str | None, dataset: str | None, config_path: str | None, overri
                  callbacks=reporting_callbacks(report_to, out))
 
 
-@main.command(epilog=_examples(
+@main.command(epilog=examples(
     "seqtag evaluate models/ner             # its corpus's test split",
     "seqtag evaluate models/pos --dataset data/ --split dev --json",
     "seqtag evaluate models/ner --output metrics.json --report reports/ner"))
@@ -277,7 +277,8 @@ def evaluate(model: str, dataset: str | None, split: str, tag_column: str | None
     with progress_bar("scoring", "tokens", enabled=False if no_progress else None) as bar, \
             counting_tokens(tagger, bar):
         scores = evaluate_tagger(tagger, dataset, split, tag_column=tag_column, scheme=scheme,
-                                 batch_size=batch_size, warn=lambda m: bar.print(f"warning: {m}"))
+                                 batch_size=batch_size, warn=lambda m: bar.print(f"warning: {m}"),
+                                 confusion=report_dir is not None)
     written = []
     if output is not None:
         _write_scores(Path(output), scores)
@@ -304,7 +305,7 @@ def _write_scores(path: Path, scores: dict[str, Any]) -> None:
             from None
 
 
-@main.command(epilog=_examples(
+@main.command(epilog=examples(
     "echo 'Peter lives in Paris.' | seqtag predict models/ner   # JSON lines",
     "seqtag predict models/ner texts.txt > tagged.jsonl",
     "seqtag predict models/pos tokens.conll --output-format conll"))
@@ -340,7 +341,7 @@ def predict(model: str, input: TextIO, input_format: str, output_format: str, ba
         click.echo(line)  # flushed line by line, which a terminal's user waits for
 
 
-@main.command(epilog=_examples("seqtag plugins", "seqtag plugins --json"))
+@main.command(epilog=examples("seqtag plugins", "seqtag plugins --json"))
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON list of the parts (kind, name, distribution, version, description).")
 @handle_errors
@@ -367,7 +368,7 @@ def plugins(as_json: bool) -> None:
         click.echo("(third-party plugins are off: SEQTAG_DISABLE_PLUGIN_AUTOLOAD is set)")
 
 
-@main.command("spacy-package", epilog=_examples(
+@main.command("spacy-package", epilog=examples(
     "seqtag spacy-package models/ner pipelines/ner",
     "seqtag spacy-package models/ner pipelines/ner --package-dir dist"))
 @click.argument("model", type=click.Path())
@@ -405,7 +406,7 @@ def spacy_package(model: str, output_dir: str, lang: str, name: str | None, vers
             click.echo(f"package built: {archive}; install it with pip install {archive}")
 
 
-@main.command(epilog=_examples("seqtag push models/ner owner/name",
+@main.command(epilog=examples("seqtag push models/ner owner/name",
                               "seqtag push models/ner owner/name --private --revision v1"))
 @click.argument("model", type=click.Path(file_okay=False))
 @click.argument("repo_id", metavar="OWNER/NAME")
@@ -422,7 +423,7 @@ def push(model: str, repo_id: str, private: bool, revision: str | None, commit_m
     click.echo(f"pushed {model} to {url}; load it with seqtag.load('hf://{repo_id}')")
 
 
-@main.command("new-plugin", epilog=_examples("seqtag new-plugin window",
+@main.command("new-plugin", epilog=examples("seqtag new-plugin window",
                                              "seqtag new-plugin bio_embeddings --kind embedding --dir plugins"))
 @click.argument("name")
 @click.option("--kind", type=click.Choice(KINDS), default="encoder",
@@ -445,7 +446,7 @@ def new_plugin(name: str, kind: str, directory: str) -> None:
     click.echo(f"use:   seqtag train --set model.{kind}.type={names.part} ...")
 
 
-@main.command(epilog=_examples("seqtag export models/ner               # writes models/ner/model.onnx",
+@main.command(epilog=examples("seqtag export models/ner               # writes models/ner/model.onnx",
                               "seqtag export models/ner -o ner.onnx --no-confidence"))
 @click.argument("model", type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True,

@@ -3,36 +3,24 @@
 
 Each is a standalone :mod:`click` command that :mod:`seqtag.cli` registers with ``main.add_command``;
 the work is done by :mod:`seqtag.init_config` and :mod:`seqtag.debug_data`. A user error is one
-``error:`` line and exit 2, through :func:`seqtag.cli.handle_errors` (imported when a command runs:
-``seqtag.cli`` imports this module, so importing it here at load time would be a cycle).
+``error:`` line and exit 2, through :func:`seqtag.cli.handle_errors` (``seqtag.cli`` imports this
+module only when one of its commands is asked for, so importing the CLI here makes no cycle).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 from typing import Any, Callable
 
 import click
 
+from .cli import examples, handle_errors
 from .config.build import TASKS
 from .errors import ConfigError
 from .labels import SCHEMES
 
 __all__ = ["init_config_command", "debug_data_command"]
-
-
-def _one_line_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` run under :func:`seqtag.cli.handle_errors`, looked up when the command runs."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from .cli import handle_errors
-
-        return handle_errors(fn)(*args, **kwargs)
-
-    return wrapper
 
 
 def _part_option(kind: str, example: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -41,8 +29,12 @@ def _part_option(kind: str, example: str) -> Callable[[Callable[..., Any]], Call
                              f"`seqtag plugins` lists the parts).")
 
 
-@click.command("init-config")
-@click.option("--task", type=click.Choice(TASKS), default="ner", show_default=True)
+@click.command("init-config", epilog=examples(
+    "seqtag init-config --task ner -o ner.toml                 # the default NER config, every setting shown",
+    "seqtag init-config --task pos --encoder gru.v1 -o pos.toml  # a GRU with its own defaults",
+    "seqtag train --config ner.toml --dataset conll2003         # train from it"))
+@click.option("--task", type=click.Choice(TASKS), default="ner", show_default=True,
+              help="The task whose defaults the config holds.")
 @_part_option("tokenizer", "whitespace.v1")
 @_part_option("embedding", "word.v1")
 @_part_option("encoder", "gru.v1")
@@ -50,7 +42,7 @@ def _part_option(kind: str, example: str) -> Callable[[Callable[..., Any]], Call
 @click.option("--output", "-o", default="-", show_default=True, metavar="FILE",
               help="The TOML file to write; - for standard output.")
 @click.option("--force", is_flag=True, help="Replace an existing --output file.")
-@_one_line_errors
+@handle_errors
 def init_config_command(task: str, tokenizer: str | None, embedding: str | None, encoder: str | None,
                         head: str | None, output: str, force: bool) -> None:
     """Write a complete config: every setting at the value a run trains with, each with a comment.
@@ -74,16 +66,20 @@ def init_config_command(task: str, tokenizer: str | None, embedding: str | None,
     click.echo(f"wrote {path}; train with: seqtag train --config {path} --dataset DATASET", err=True)
 
 
-@click.command("debug-data")
+@click.command("debug-data", epilog=examples(
+    "seqtag debug-data --dataset conll2003                     # the catalogue corpus (SEQTAG_CORPORA)",
+    "seqtag debug-data --task pos --dataset ud_english_ewt",
+    "seqtag debug-data --dataset train=a.conll,dev=b.conll --json"))
 @click.option("--dataset", default=None,
               help="What seqtag train --dataset takes: a corpus name, file/folder, split=path,..., or hub id "
                    "(default: the task's corpus).")
-@click.option("--task", type=click.Choice(TASKS), default="ner", show_default=True)
+@click.option("--task", type=click.Choice(TASKS), default="ner", show_default=True,
+              help="ner (entity types, tag schemes) or pos (tags).")
 @click.option("--tag-column", default=None, help="Tag column: a number (CoNLL), upos/xpos (CoNLL-U) or a name.")
 @click.option("--scheme", type=click.Choice(SCHEMES), default=None,
               help="NER: the tag scheme of the data (default: the catalogue's, else detected).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-@_one_line_errors
+@handle_errors
 def debug_data_command(dataset: str | None, task: str, tag_column: str | None, scheme: str | None,
                        as_json: bool) -> None:
     """Report on a corpus before training: sentences, tokens and labels per split, the tag scheme and

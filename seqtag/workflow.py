@@ -19,7 +19,7 @@ from .corpus import Corpus, token_line
 from .data import DEFAULT_CORPUS, load_corpus
 from .errors import DataError
 
-__all__ = ["run_training", "resume_training", "evaluate_model", "evaluate_tagger", "format_scores", "corpus_for"]
+__all__ = ["run_training", "resume_training", "evaluate_tagger", "corpus_for"]
 
 
 def corpus_for(task: str, data: dict[str, Any], warn: Callable[[str], None] | None = None,
@@ -224,20 +224,11 @@ def resume_training(output: Path, progress: bool = True, log: Callable[[str], No
         return _finish(tagger, summary, run.test if dist.main else None, output, log)
 
 
-def evaluate_model(model: str, dataset: str | None, split: str, tag_column: str | None = None,
-                   scheme: str | None = None, batch_size: int = 256, verify: bool = True,
-                   device: str | None = None) -> dict[str, Any]:
-    """Scores of a saved tagger on a split, with breakdowns; NER gold is scored in IOB2."""
-    from .tagger import Tagger
-
-    return evaluate_tagger(Tagger.load(model, verify=verify, device=device), dataset, split, tag_column=tag_column,
-                           scheme=scheme, batch_size=batch_size)
-
-
 def evaluate_tagger(tagger: Any, dataset: Any, split: str = "test", tag_column: str | None = None,
                     scheme: str | None = None, batch_size: int = 256,
-                    warn: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Scores of a tagger on a split of ``dataset``, with breakdowns (``seqtag evaluate`` and ``Tagger.evaluate``).
+                    warn: Callable[[str], None] | None = None, confusion: bool = False) -> dict[str, Any]:
+    """Scores of a tagger on a split of ``dataset``, with breakdowns (``seqtag evaluate`` and ``Tagger.evaluate``;
+    ``confusion``: also the confusion matrix, which ``--report`` draws).
 
     Args:
         tagger: A :class:`~seqtag.tagger.Tagger`.
@@ -269,7 +260,8 @@ def evaluate_tagger(tagger: Any, dataset: Any, split: str = "test", tag_column: 
                             f"({', '.join(tagger.labels[:5])}...); choose the tag column with --tag-column")
     train_sents = corpus.sentences("train", "IOB2" if tagger.task == "ner" else None) \
         if corpus.has_split("train") else None
-    scores = evaluate(tagger, gold, tagger.task, train_sentences=train_sents, batch_size=batch_size)
+    scores = evaluate(tagger, gold, tagger.task, train_sentences=train_sents, batch_size=batch_size,
+                      confusion=confusion)
     scores.update({"task": tagger.task, "split": split, "dataset": corpus.name, "sentences": len(gold)})
     return scores
 
@@ -304,30 +296,3 @@ def check_gold_labels(task: str, labels: Iterable[str], corpus: Corpus, split: s
                     raise DataError(msg)
                 warn(f"{msg}; its tokens count as errors")
                 return
-
-
-def format_scores(scores: dict[str, Any]) -> str:
-    """A readable report of :func:`evaluate_model`'s scores."""
-    lines = [f"{scores['dataset']} [{scores['split']}], {scores['sentences']} sentences"]
-    if scores["task"] == "ner":
-        s = scores["strict"]
-        lines.append(f"entity F1 {scores['f1']:.2f}  precision {scores['precision']:.2f}  recall {scores['recall']:.2f}"
-                     f"   (strict: F1 {s['f1']:.2f}  P {s['precision']:.2f}  R {s['recall']:.2f})")
-        lines.append(f"{'type':<10}{'P':>8}{'R':>8}{'F1':>8}{'support':>9}")
-        for t, v in sorted(scores["per_type"].items()):
-            lines.append(f"{t:<10}{v['precision']:8.2f}{v['recall']:8.2f}{v['f1']:8.2f}{v['support']:9d}")
-        b = scores.get("breakdown", {})
-        if b:
-            lines.append("errors: " + ", ".join(f"{k} {v}" for k, v in sorted(b["errors"].items())))
-            if b.get("recall_seen") is not None:
-                lines.append(f"recall on entities seen in training {b['recall_seen']:.2f} ({b['entities_seen']}), "
-                             f"unseen {b['recall_unseen'] or 0:.2f} ({b['entities_unseen']})")
-    else:
-        unseen = ""
-        if scores.get("unseen_tokens") is not None:
-            acc = scores.get("unseen_accuracy")
-            unseen = f"; on words unseen in training {'-' if acc is None else f'{acc:.2f}'} ({scores['unseen_tokens']})"
-        lines.append(f"accuracy {scores['accuracy']:.2f} over {scores['tokens']} tokens{unseen}")
-        lines.append("most frequent confusions: " + ", ".join(
-            f"{c['gold']}->{c['predicted']} {c['count']}" for c in scores["confusions"][:8]))
-    return "\n".join(lines)

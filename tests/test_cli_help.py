@@ -165,9 +165,12 @@ def test_evaluate_report_writes_the_page_beside_the_scores(tmp_path: Path) -> No
     code, plain, _ = _invoke(*args)
     code, out, err = _invoke(*args, "--report", tmp_path / "report")
     assert code == 0, err
-    assert out == plain  # the scores printed are the same
+    with_matrix = json.loads(out)
+    assert with_matrix.pop("confusion_matrix")["labels"]  # the report's heat map is scored too
+    assert with_matrix == json.loads(plain)  # the other scores are the same
     page = tmp_path / "report" / "report.html"
     assert f"report written to {page}" in err and page.is_file()
+    assert (tmp_path / "report" / "confusion.png").is_file()
     assert json.loads((tmp_path / "report" / "scores.json").read_text(encoding="utf-8"))["f1"] == json.loads(out)["f1"]
 
 

@@ -7,7 +7,9 @@ run's saved state, so a resumed run continues it and a killed one never leaves h
 
 After each epoch ``training.png`` is drawn from it too (loss and dev score per epoch, see
 :func:`seqtag.plots.curves_figure`), also atomically. A picture that cannot be drawn never stops
-training: the run warns once and goes on, and ``seqtag plot MODEL`` draws it later. Neither file is
+training: the run warns once and goes on, and ``seqtag plot MODEL`` draws it later. With the
+environment variable ``SEQTAG_TRAINING_PICTURE=0`` training draws none (a drawing costs about a tenth
+of a second, which only a run of many very short epochs, such as a test suite's, notices). Neither file is
 one of the model's files (the SHA-256 manifest in ``meta.json`` does not list them), so neither
 changes what loading checks or what ``seqtag push`` uploads. :func:`draw_seeds` draws the curves of
 the seeds of a multi-seed run (``seqtag train --seeds N``) in one picture.
@@ -16,6 +18,7 @@ the seeds of a multi-seed run (``seqtag train --seeds N``) in one picture.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -24,21 +27,25 @@ from typing import Any, Mapping, Sequence
 from .atomic import atomic_write_bytes
 from .errors import DataError, ModelLoadError
 
-__all__ = ["HISTORY", "PICTURE", "SEEDS_PICTURE", "write_history", "read_history", "draw_history", "draw_seeds",
-           "seed_folders"]
+__all__ = ["HISTORY", "PICTURE", "SEEDS_PICTURE", "PICTURE_SETTING", "write_history", "pictures_wanted",
+           "read_history", "draw_history", "draw_seeds", "seed_folders"]
 
 HISTORY = "history.jsonl"
 PICTURE = "training.png"
 SEEDS_PICTURE = "seeds.png"  # beside seeds.json: the curves of every seed
 _SEED_FOLDER = re.compile(r"^seed(\d+)$")
+PICTURE_SETTING = "SEQTAG_TRAINING_PICTURE"  # 0, false, no or off: training draws no training.png
 _warned = False  # a picture that failed was reported once in this process
 
 
 def write_history(folder: str | Path, history: Sequence[Mapping[str, Any]]) -> None:
     """Write ``folder/history.jsonl`` from a run's history (:attr:`seqtag.trainer.TrainState.history`)
-    and draw ``folder/training.png`` from it (a drawing that fails is a warning, once per process)."""
+    and draw ``folder/training.png`` from it (a drawing that fails is a warning, once per process;
+    ``SEQTAG_TRAINING_PICTURE=0`` draws none)."""
     text = "".join(json.dumps(dict(entry), sort_keys=False) + "\n" for entry in history)
     atomic_write_bytes(Path(folder) / HISTORY, text.encode("utf-8"))
+    if not pictures_wanted():
+        return
     try:
         draw_history(folder, history)
     except Exception as exc:  # the picture is a convenience; the run it pictures matters more
@@ -48,6 +55,11 @@ def write_history(folder: str | Path, history: Sequence[Mapping[str, Any]]) -> N
             print(f"warning: {Path(folder) / PICTURE} was not drawn ({type(exc).__name__}: "
                   f"{' '.join(str(exc).split())[:200]}); training goes on, and `seqtag plot {folder}` "
                   f"draws it from {HISTORY} later", file=sys.stderr)
+
+
+def pictures_wanted() -> bool:
+    """Whether training draws ``training.png`` (yes unless ``SEQTAG_TRAINING_PICTURE`` is 0, false, no or off)."""
+    return os.environ.get(PICTURE_SETTING, "").strip().lower() not in ("0", "false", "no", "off")
 
 
 def read_history(folder: str | Path) -> list[dict[str, Any]]:

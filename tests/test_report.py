@@ -21,7 +21,7 @@ from seqtag.commands_plot import plot
 from seqtag.data import load_corpus
 from seqtag.errors import ConfigError
 from seqtag.evaluate import NO_ENTITY, evaluate, ner_confusion, ner_error_breakdown, ner_scores, tag_confusion
-from seqtag.history import PICTURE, SEEDS_PICTURE, read_history
+from seqtag.history import PICTURE, PICTURE_SETTING, SEEDS_PICTURE, read_history, write_history
 from seqtag.labels import spans_from_tags
 from seqtag.modeldir import owned_files
 from seqtag.report import PICTURES, REPORT, write_report
@@ -29,6 +29,12 @@ from seqtag.report import PICTURES, REPORT, write_report
 from .conftest import SAMPLES, SMALL, train_small
 
 TYPES = ("PER", "LOC", "MISC", "ORG")
+
+
+@pytest.fixture(autouse=True)
+def _training_draws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training draws its picture here, whatever the suite's setting."""
+    monkeypatch.delenv(PICTURE_SETTING, raising=False)
 
 
 def png_info(data: bytes) -> tuple[tuple[int, int], int]:
@@ -229,6 +235,16 @@ def test_a_picture_that_cannot_be_drawn_never_stops_training(tmp_path: Path, mon
     assert [e["epoch"] for e in read_history(out)] == [1, 2, 3] and not (out / PICTURE).exists()
     warnings = [line for line in capsys.readouterr().err.splitlines() if PICTURE in line]
     assert len(warnings) == 1 and "no fonts today" in warnings[0] and "seqtag plot" in warnings[0]
+
+
+def test_the_setting_turns_the_training_picture_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    epochs = [{"epoch": 1, "loss": 2.0, "dev": 50.0, "lr": 0.01, "tokens_per_second": 1e3, "seconds": 1.0}]
+    monkeypatch.setenv(PICTURE_SETTING, "0")
+    write_history(tmp_path / "off", epochs)
+    assert read_history(tmp_path / "off") == epochs and not (tmp_path / "off" / PICTURE).exists()
+    monkeypatch.setenv(PICTURE_SETTING, "1")
+    write_history(tmp_path / "on", epochs)
+    assert_picture((tmp_path / "on" / PICTURE).read_bytes(), (900, 340))
 
 
 def test_plot_redraws_a_run_and_says_what_is_wrong_in_one_line(tmp_path: Path) -> None:

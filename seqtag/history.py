@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .atomic import atomic_write_bytes
-from .errors import DataError, ModelLoadError
+from .errors import ConfigError, DataError, ModelLoadError
 
 __all__ = ["HISTORY", "PICTURE", "SEEDS_PICTURE", "PICTURE_SETTING", "write_history", "pictures_wanted",
            "read_history", "draw_history", "draw_seeds", "seed_folders"]
@@ -111,6 +111,7 @@ def draw_history(folder: str | Path, history: Sequence[Mapping[str, Any]] | None
 
     Raises:
         ModelLoadError: ``folder`` is missing or has no history (a multi-seed run's folder is named as one).
+        ConfigError: ``output`` is a folder or one of a model's own files.
     """
     from .plots import curves_figure, dev_metric, png_bytes, write_readable
 
@@ -123,10 +124,25 @@ def draw_history(folder: str | Path, history: Sequence[Mapping[str, Any]] | None
             hint = ("it holds a multi-seed run: pass --seeds N to draw its seeds"
                     if _seed_candidates(path) else "`seqtag train` writes one line per finished epoch")
             raise ModelLoadError(f"{path}: no {HISTORY} to draw; {hint}")
+    out = _target(output, path / PICTURE)
     task, about = _about(path)
     png = png_bytes(curves_figure([("", history)], metric=dev_metric(task), title=title or about))
-    out = Path(output) if output is not None else path / PICTURE
     write_readable(out, png)
+    return out
+
+
+def _target(output: str | Path | None, default: Path) -> Path:
+    """Where a picture goes: ``output`` when given (never a model's own file, never a folder), else ``default``."""
+    from .modeldir import owning_model
+
+    if output is None:
+        return default
+    out = Path(output)
+    if out.is_dir():
+        raise ConfigError(f"{out}: a folder; --output names the PNG file to write")
+    owner = owning_model(out)
+    if owner is not None:
+        raise ConfigError(f"{out}: a file of the model in {owner}; drawing would overwrite it, choose another --output")
     return out
 
 
@@ -177,10 +193,10 @@ def draw_seeds(folder: str | Path, seeds: int | None = None, output: str | Path 
     from .plots import curves_figure, dev_metric, png_bytes, write_readable
 
     chosen = seed_folders(folder, seeds)
+    out = _target(output, Path(folder) / SEEDS_PICTURE)
     runs = [(f"seed {s}", read_history(p)) for s, p in chosen]
     task, _ = _about(chosen[0][1])
     title = title or f"{Path(folder).resolve().name}: {len(chosen)} seed{'s' if len(chosen) > 1 else ''}"
     png = png_bytes(curves_figure(runs, metric=dev_metric(task), title=title))
-    out = Path(output) if output is not None else Path(folder) / SEEDS_PICTURE
     write_readable(out, png)
     return out

@@ -196,13 +196,19 @@ def write_report(scores: dict[str, Any], folder: str | Path, *, title: str | Non
         title: The page's heading (default: the task, the dataset and the split).
 
     Raises:
-        ConfigError: ``folder`` is a file, or cannot be created or written.
+        ConfigError: ``folder`` is a file, a model's ``assets/`` or ``checkpoint/``, or cannot be
+            created or written.
     """
+    from .modeldir import owning_model
     from .plots import png_bytes, write_readable
 
     out = Path(folder)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: exists and is not a folder; choose another folder for the report")
+    owner = next((o for o in (owning_model(out / name) for name in (REPORT, SCORES, *PICTURES)) if o), None)
+    if owner is not None:
+        raise ConfigError(f"{out}: inside the model in {owner}, whose own files the report would mix with; "
+                          f"choose another folder for the report")
     try:
         out.mkdir(parents=True, exist_ok=True)
         pictures: dict[str, tuple[str, bytes]] = {}

@@ -221,6 +221,11 @@ def test_training_draws_its_curves_beside_the_model(tmp_path: Path) -> None:
     loss_ax, dev_ax = fig.axes[:2]
     assert [len(line.get_xdata()) for line in loss_ax.lines] == [2]
     assert dev_ax.get_title().startswith("dev F1 (%): best")
+    config = (out / "config.json").read_bytes()
+    res = CliRunner().invoke(plot, [str(out), "-o", str(out / "config.json")])
+    assert res.exit_code == 2 and "a file of the model" in res.output and (out / "config.json").read_bytes() == config
+    with pytest.raises(ConfigError, match="inside the model"):
+        write_report(scores_of("ner"), out / "assets")
 
 
 def test_a_picture_that_cannot_be_drawn_never_stops_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

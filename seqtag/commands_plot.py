@@ -1,40 +1,30 @@
 """``seqtag plot``: draw a run's training curves again, or the curves of every seed of a multi-seed run.
 
-The command is a standalone :func:`click.command` that :mod:`seqtag.cli` registers; it draws through
+The command is a standalone :func:`click.command` that :mod:`seqtag.cli` registers (importing this
+module only when the command is asked for, so importing the CLI here makes no cycle); it draws through
 :mod:`seqtag.history` (the same picture training draws after each epoch).
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable
-
 import click
+
+from .cli import examples, handle_errors
 
 __all__ = ["plot"]
 
 
-def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """:func:`seqtag.cli.handle_errors` around ``fn``, looked up when the command runs (the CLI module
-    imports this one to register the command, so importing it here first would be circular)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from .cli import handle_errors
-
-        return handle_errors(fn)(*args, **kwargs)
-
-    return wrapper
-
-
-@click.command("plot")
+@click.command("plot", epilog=examples(
+    "seqtag plot models/ner                      # redraw models/ner/training.png",
+    "seqtag plot models/ner -o curves.png",
+    "seqtag plot models/ner-3 --seeds 3          # after seqtag train --seeds 3 -o models/ner-3"))
 @click.argument("model", type=click.Path())
 @click.option("--seeds", type=click.IntRange(min=1), default=None, metavar="N",
               help="MODEL is the --output folder of `seqtag train --seeds N`: draw the curves of its first N "
                    "seeds in one picture (default MODEL/seeds.png).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="The PNG to write (default MODEL/training.png, or MODEL/seeds.png with --seeds).")
-@_handle_errors
+@handle_errors
 def plot(model: str, seeds: int | None, output: str | None) -> None:
     """Draw the training loss and dev score per epoch of the run in MODEL, from its history.jsonl.
 

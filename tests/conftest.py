@@ -10,6 +10,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# the training curves are drawn after each epoch; tests of the pictures turn it on for themselves
+os.environ.setdefault("SEQTAG_TRAINING_PICTURE", "0")
 # training caches its indexed corpora in the datasets cache: keep the tests' files out of the user's
 os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="seqtag-tests-datasets-"))
 

@@ -235,7 +235,7 @@ def test_the_lock_file_is_the_only_thing_added_to_a_refused_or_finished_output(c
     assert res.exit_code == 0, res.output
     names = sorted(p.name for p in out.iterdir())
     assert names == [".seqtag.lock", "assets", "checkpoint", "config.json", "history.jsonl", "labels.json",
-                     "meta.json", "model.safetensors", "training.png"], names
+                     "meta.json", "model.safetensors"], names
     assert os.stat(out).st_mode & 0o777 == 0o777 & ~_umask()
 
 

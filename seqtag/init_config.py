@@ -5,8 +5,9 @@ one a run would train with: the task's defaults (``seqtag/configs/ner.toml`` or 
 a part chosen in a slot (``--encoder gru.v1``) that part's own defaults in place of the default part's.
 :func:`render_toml` writes it with a comment on each key: for a part's arguments, the annotation from
 its signature and the text of its docstring's ``Args:`` section (the classes it inherits from
-included); for ``[data]``, ``[model]`` and ``[training]``, the descriptions below. A key whose default
-is ``None`` (TOML has no null) is written commented out; left out, it takes the same default.
+included); for the top-level keys, ``[data]``, ``[model]`` and ``[training]``, the keys' descriptions
+(the ones the configuration reference shows, :mod:`seqtag.config.help`), as plain text. A key whose
+default is ``None`` (TOML has no null) is written commented out; left out, it takes the same default.
 
 Read back, the text builds the same config: ``build_config(task, tomllib.loads(text))`` equals
 ``build_config(task, {})`` but for the ``[data]`` table, which also holds ``strict``, ``streaming``
@@ -23,49 +24,14 @@ from typing import Any, Callable, Mapping
 
 from . import registry
 from .config.build import build_config, default_config
-from .config.tables import DATA_KEYS
+from .config.help import DATA_HELP, MODEL_HELP, TOP_HELP, annotation, part_arg_docs, part_summary, plain, training_help
 from .data import DEFAULT_CORPUS
 from .errors import ConfigError
 
-__all__ = ["init_config", "render_toml", "config_text", "part_arg_docs", "TOP_HELP", "MODEL_HELP", "DATA_HELP",
-           "TRAINING_HELP"]
+__all__ = ["init_config", "render_toml", "config_text", "toml_value"]
 
-TOP_HELP = {
-    "task": "ner or pos",
-    "scheme": "NER: the tag scheme the model trains on, BIOES or IOB2 (scores are always IOB2); POS: none",
-}
-MODEL_HELP = {"dropout": "dropout after the embedding and after the encoder, in [0, 1)"}
-# [data]: every key, as (the value shown when it is left out, what it does); None shown: written as set
-DATA_HELP: dict[str, tuple[str | None, str]] = {
-    "dataset": ('"{corpus}"', "a catalogue name, a file or folder, train=PATH,dev=PATH,..., or a hub id "
-                              "owner/name[:config]; left out: {corpus} (--dataset)"),
-    "tag_column": ('"3"', "CoNLL: a column number; CoNLL-U: upos or xpos; datasets: a column name; "
-                          "left out: the last column, upos, or the dataset's tag column (--tag-column)"),
-    "scheme": ('"IOB1"', "NER: the data's tag scheme, IOB1, IOB2 or BIOES; left out: detected (--scheme)"),
-    "strict": (None, "invalid tag sequences are an error instead of being repaired (--strict)"),
-    "streaming": (None, "stream the training split instead of loading it (--streaming; docs/scale.md)"),
-    "stream_sample": (None, "streamed: the first pass's sentences, for the vocabulary, labels and scheme"),
-}
-TRAINING_HELP = {
-    "optimizer": "adam, adamw or sgd",
-    "lr": "the learning rate",
-    "weight_decay": "weight decay (L2; decoupled in adamw)",
-    "momentum": "sgd's momentum",
-    "batch_size": "sentences per batch, batches bucketed by length",
-    "max_epochs": "epochs at most (--max-epochs)",
-    "max_steps": "batches at most over the run (0: no limit)",
-    "patience": "stop after this many epochs without a better dev score",
-    "grad_clip": "clip the gradients' norm to this (0: no clipping)",
-    "lr_decay": "multiply the lr by this when dev stalls for lr_patience epochs (1.0: no decay)",
-    "lr_patience": "epochs without a better dev score before the lr decays",
-    "seed": "the random seed (--seed)",
-    "threads": "CPU threads for torch; 0: the CPUs not busy with other work (--threads; docs/scale.md)",
-    "checkpoint_every": "also checkpoint every N batches (0: at each epoch's end only)",
-    "eval_batch_size": "sentences per batch when scoring dev",
-    "max_train_sentences": "train on the first N training sentences (0: all)",
-    "device": "cpu, cuda, cuda:N, mps or auto (CUDA when there is one; --device)",
-    "precision": "fp32, bf16 or fp16 (CUDA): mixed precision through torch.autocast",
-}
+# a [data] key left out of the file is written commented out, with this value as an example
+DATA_EXAMPLES = {"dataset": '"{corpus}"', "tag_column": '"3"', "scheme": '"IOB1"'}
 DATA_DEFAULTS: dict[str, Any] = {"strict": False, "streaming": False}  # and stream_sample: STREAM_SAMPLE
 
 
@@ -109,57 +75,9 @@ def config_text(task: str = "ner", parts: Mapping[str, str | None] | None = None
 
 # -- the comments: docstrings and signatures ------------------------------------------------------------
 
-_ARG_LINE = re.compile(r"^\*{0,2}(\w+)(?:\s*\([^)]*\))?:\s*(.*)$")
-_SECTION = ("Args:", "Arguments:", "Parameters:")
-
-
-def _plain(text: str) -> str:
-    """Docstring markup as plain text: ``:class:`~a.B``` as ``B``, double backquotes dropped."""
-    text = re.sub(r":\w+:`~?(?:[\w.]*\.)?([^`]+)`", r"\1", text)
-    return " ".join(text.replace("``", "").split())
-
-
-def _args_section(doc: str) -> dict[str, str]:
-    """The entries of a Google-style ``Args:`` section: argument name to its text (on one line)."""
-    out: dict[str, str] = {}
-    inside, indent, current = False, -1, ""
-    for line in inspect.cleandoc(doc).splitlines():
-        text = line.strip()
-        if not inside:
-            inside, indent = text in _SECTION, -1
-            continue
-        lead = len(line) - len(line.lstrip())
-        if not text or lead == 0:  # a blank line or the next section ends it
-            inside, current = False, ""
-            continue
-        indent = lead if indent < 0 else indent
-        match = _ARG_LINE.match(text) if lead == indent else None
-        if match:
-            current = match.group(1)
-            out[current] = match.group(2)
-        elif current and lead > indent:
-            out[current] += " " + text
-    return {k: _plain(v) for k, v in out.items()}
-
-
-def part_arg_docs(factory: Callable[..., Any]) -> dict[str, str]:
-    """The text each argument of a part has in its docstrings: its ``Args:`` section, else those of the
-    classes it inherits from (``lstm.v1`` documents its arguments on ``GatedEncoder``), nearest first."""
-    owners = inspect.getmro(factory) if isinstance(factory, type) else (factory,)
-    docs: dict[str, str] = {}
-    for owner in owners:
-        init = vars(owner).get("__init__") if isinstance(owner, type) else None
-        for doc in (getattr(owner, "__doc__", None), getattr(init, "__doc__", None)):
-            if isinstance(doc, str):
-                for key, text in _args_section(doc).items():
-                    docs.setdefault(key, text)
-    return docs
-
-
 def _summary(factory: Callable[..., Any]) -> str:
     """A part's docstring's first paragraph, on one line."""
-    doc = inspect.getdoc(factory) or ""
-    return _plain(doc.split("\n\n")[0]).rstrip(".")
+    return plain(part_summary(factory).split("\n\n")[0]).rstrip(".")
 
 
 def _parameters(factory: Callable[..., Any]) -> Mapping[str, inspect.Parameter]:
@@ -167,14 +85,6 @@ def _parameters(factory: Callable[..., Any]) -> Mapping[str, inspect.Parameter]:
         return inspect.signature(factory).parameters
     except (TypeError, ValueError):
         return {}
-
-
-def _annotation(param: inspect.Parameter | None) -> str:
-    """A parameter's annotation as written in the source (``int | None``), or ``""``."""
-    if param is None or param.annotation is inspect.Parameter.empty:
-        return ""
-    ann = param.annotation
-    return ann if isinstance(ann, str) else getattr(ann, "__name__", str(ann))
 
 
 # -- TOML -----------------------------------------------------------------------------------------------
@@ -191,7 +101,7 @@ def _string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
-def _value(value: Any) -> str | None:
+def toml_value(value: Any) -> str | None:
     """``value`` as a TOML value, or ``None`` when TOML cannot hold it (``None``, an object of a part's own)."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -204,11 +114,11 @@ def _value(value: Any) -> str | None:
     if isinstance(value, str):
         return _string(value)
     if isinstance(value, (list, tuple)):
-        items = [_value(v) for v in value]
+        items = [toml_value(v) for v in value]
         written = [i for i in items if i is not None]
         return "[" + ", ".join(written) + "]" if len(written) == len(items) else None
     if isinstance(value, Mapping):
-        pairs = [f"{_key(str(k))} = {_value(v)}" for k, v in value.items() if _value(v) is not None]
+        pairs = [f"{_key(str(k))} = {toml_value(v)}" for k, v in value.items() if toml_value(v) is not None]
         if len(pairs) < len(value):
             return None
         return "{ " + ", ".join(pairs) + " }" if pairs else "{}"
@@ -223,7 +133,7 @@ def _block(rows: list[tuple[str, str]]) -> list[str]:
 
 def _assignment(key: str, value: Any, comment: str, shown: str | None = None) -> tuple[str, str]:
     """One key's line: ``key = value``, or commented out with ``shown`` when TOML cannot hold the value."""
-    text = _value(value)
+    text = toml_value(value)
     if text is not None:
         return f"{_key(key)} = {text}", comment
     left_out = "left out: none" if value is None else f"left out: {value!r}"
@@ -235,7 +145,8 @@ def _part_lines(kind: str, path: str, cfg: Mapping[str, Any], array: bool = Fals
     name = cfg["type"]
     reg = registry.get_registry(kind)
     factory = reg.get(name)
-    params, docs = _parameters(factory), part_arg_docs(factory)
+    params = _parameters(factory)
+    docs = {key: plain(text) for key, text in part_arg_docs(factory).items()}
     others = [n for n in reg.names() if n != name]
     about = f"{kind}: {_summary(factory)}" + (f"; others: {', '.join(others)}" if others else "")
     rows = [(f"type = {_string(name)}", about)]
@@ -244,9 +155,9 @@ def _part_lines(kind: str, path: str, cfg: Mapping[str, Any], array: bool = Fals
         if key == "type" or key in nested:
             continue
         param = params.get(key)
-        ann = _annotation(param)
+        ann = annotation(param)
         help_text = docs.get(key, "")
-        if _value(value) is None:  # written commented out, its annotation as the value shown
+        if toml_value(value) is None:  # written commented out, its annotation as the value shown
             rows.append(_assignment(key, value, help_text, f"<{ann}>" if ann else None))
         else:
             rows.append(_assignment(key, value, f"{ann}: {help_text}" if ann and help_text else ann or help_text))
@@ -270,23 +181,24 @@ def render_toml(cfg: Mapping[str, Any]) -> str:
            "# Train with:  seqtag train --config THIS_FILE --dataset DATASET",
            "# A key left out takes the same default; `seqtag plugins` lists the parts a [model.*] table can name.",
            "",
-           *_block([_assignment(k, cfg[k], TOP_HELP.get(k, "")) for k in ("task", "scheme") if k in cfg]),
+           *_block([_assignment(k, cfg[k], plain(TOP_HELP[k])) for k in ("task", "scheme") if k in cfg]),
            "", "[data]"]
     data = {**DATA_DEFAULTS, "stream_sample": STREAM_SAMPLE, **cfg.get("data", {})}
     rows = []
-    for key in DATA_KEYS:
-        shown, text = DATA_HELP.get(key, (None, ""))
-        text = text.format(corpus=corpus)
+    for key, (default, meaning) in DATA_HELP.items():
+        text = plain(meaning)
         if key in data:
             rows.append(_assignment(key, data[key], text))
         else:
-            rows.append((f"# {key} = {(shown or '...').format(corpus=corpus)}", text))
+            left_out = plain(default.format(default_corpus=corpus, stream_sample=STREAM_SAMPLE))
+            rows.append((f"# {key} = {DATA_EXAMPLES.get(key, '...').format(corpus=corpus)}",
+                         f"left out: {left_out}; {text}"))
     out += _block(rows)
     model = cfg["model"]
-    out += ["", "[model]", *_block([_assignment(k, v, MODEL_HELP.get(k, "")) for k, v in model.items()
+    out += ["", "[model]", *_block([_assignment(k, v, plain(MODEL_HELP[k])) for k, v in model.items()
                                     if k not in registry.KINDS])]
     for kind in registry.KINDS:
         out += ["", *_part_lines(kind, f"model.{kind}", model[kind])]
-    out += ["", "[training]", *_block([_assignment(k, v, TRAINING_HELP.get(k, "")) for k, v in
-                                       cfg["training"].items()])]
+    training = training_help()
+    out += ["", "[training]", *_block([_assignment(k, v, plain(training[k])) for k, v in cfg["training"].items()])]
     return "\n".join(out) + "\n"

@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from seqtag.commands_first_hour import debug_data_command, init_config_command
+from seqtag.cli import main
 from seqtag.config import build_config, resolve
+from seqtag.config.help import DATA_HELP, MODEL_HELP, TOP_HELP, docstring_sections, part_arg_docs, plain, training_help
 from seqtag.data import load_corpus
 from seqtag.debug_data import render_report
-from seqtag.init_config import DATA_HELP, TRAINING_HELP, init_config, part_arg_docs
-from seqtag.registry import encoders
+from seqtag.init_config import init_config
+from seqtag.registry import encoders, tokenizers
 
 from .conftest import ROOT, SAMPLES, corpora_dir
 
@@ -32,7 +33,7 @@ ASSIGNMENT = re.compile(r'^(# )?[\w"-]+ = ')
 
 
 def _init(*args: str) -> str:
-    res = CliRunner().invoke(init_config_command, list(args))
+    res = CliRunner().invoke(main, ["init-config", *args])
     assert res.exit_code == 0, res.output
     return res.stdout
 
@@ -81,15 +82,15 @@ def test_init_config_chosen_parts_come_with_their_own_defaults() -> None:
 
 def test_init_config_errors_are_one_line(tmp_path: Path) -> None:
     runner = CliRunner()
-    res = runner.invoke(init_config_command, ["--encoder", "gruu.v1"])
+    res = runner.invoke(main, ["init-config", "--encoder", "gruu.v1"])
     assert res.exit_code == 2 and res.output.startswith("error: unknown encoder 'gruu.v1'")
     assert "Did you mean 'gru.v1'?" in res.output and len(res.output.strip().splitlines()) == 1
     out = tmp_path / "ner.toml"
-    res = runner.invoke(init_config_command, ["--output", str(out)])
+    res = runner.invoke(main, ["init-config", "--output", str(out)])
     assert res.exit_code == 0 and tomllib.loads(out.read_text(encoding="utf-8"))["task"] == "ner"
-    res = runner.invoke(init_config_command, ["--output", str(out), "--task", "pos"])
+    res = runner.invoke(main, ["init-config", "--output", str(out), "--task", "pos"])
     assert res.exit_code == 2 and "exists; pass --force" in res.output
-    res = runner.invoke(init_config_command, ["--output", str(out), "--task", "pos", "--force"])
+    res = runner.invoke(main, ["init-config", "--output", str(out), "--task", "pos", "--force"])
     assert res.exit_code == 0 and tomllib.loads(out.read_text(encoding="utf-8"))["task"] == "pos"
 
 
@@ -97,11 +98,41 @@ def test_part_docs_come_from_the_part_and_the_classes_it_inherits() -> None:
     docs = part_arg_docs(encoders.get("lstm.v1"))
     assert docs["hidden_size"] == "State size per direction."
     assert set(docs) >= {"hidden_size", "num_layers", "bidirectional", "dropout"}
-    from seqtag.config import TrainingConfig
-    from seqtag.config.tables import DATA_KEYS
+    assert part_arg_docs(tokenizers.get("spacy.v1"))["lang"].startswith("The spaCy language code")
 
-    assert set(TRAINING_HELP) == set(TrainingConfig().to_dict())  # a new [training] setting needs its comment
-    assert set(DATA_HELP) == set(DATA_KEYS)
+
+def test_every_key_has_one_description_shown_by_init_config_and_the_reference() -> None:
+    from seqtag.config import TrainingConfig
+    from seqtag.config.tables import CONFIG_KEYS, DATA_KEYS, MODEL_KEYS
+
+    training = training_help()
+    assert list(training) == list(TrainingConfig().to_dict())  # a new [training] setting needs its help
+    assert all(training.values()) and training["optimizer"].endswith("One of `adam`, `adamw`, `sgd`.")
+    assert set(DATA_HELP) == set(DATA_KEYS) and set(MODEL_HELP) == set(MODEL_KEYS) and set(TOP_HELP) == set(CONFIG_KEYS)
+    text = _init("--task", "ner")
+    reference = (ROOT / "docs" / "reference" / "config.md").read_text(encoding="utf-8")
+    for key, meaning in training.items():  # the same text in both, plain in the TOML comment
+        assert f"  # {plain(meaning)}\n" in text and f"| {meaning} |" in reference, key
+    assert "threads = 0              # CPU threads for torch (0: the CPUs not busy with other work, docs/scale.md)" in text
+    assert '# dataset = "conll2003"  # left out: conll2003; A catalogue name' in text
+
+
+def test_docstring_sections_summary_entries_and_their_end() -> None:
+    doc = """First line of the summary.
+
+    More summary.
+
+    Args:
+        alpha (int): The first
+            argument, on two lines.
+        **beta: The second.
+    Returns:
+        gamma: not an argument.
+    """
+    summary, args = docstring_sections(doc)
+    assert summary == "First line of the summary.\n\nMore summary."
+    assert args == {"alpha": "The first argument, on two lines.", "beta": "The second."}
+    assert plain(":class:`~seqtag.vocab.Vocab` and ``x`` ([scale.md](../scale.md))") == "Vocab and x (docs/scale.md)"
 
 
 def test_init_config_file_trains_as_it_is(tmp_path: Path) -> None:
@@ -122,7 +153,7 @@ def _debug(*args: str, text_from_cli: bool = True) -> tuple[dict, str]:
     """The report of ``seqtag debug-data ARGS --json``, and the text the command prints without ``--json``
     (or, to read a large corpus once, the text :func:`render_report` prints of the JSON report)."""
     runner = CliRunner()
-    res = runner.invoke(debug_data_command, [*args, "--json"])
+    res = runner.invoke(main, ["debug-data", *args, "--json"])
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     if not text_from_cli:
@@ -130,7 +161,7 @@ def _debug(*args: str, text_from_cli: bool = True) -> tuple[dict, str]:
         with contextlib.redirect_stdout(out):
             render_report(report)
         return report, out.getvalue()
-    text = runner.invoke(debug_data_command, list(args))
+    text = runner.invoke(main, ["debug-data", *args])
     assert text.exit_code == 0, text.output
     return report, text.stdout
 
@@ -208,7 +239,7 @@ def test_debug_data_pos_and_bad_input(tmp_path: Path) -> None:
     assert "no test split: training reports no test score" in report["warnings"]
     assert report["unknown_words"] == [{"split": "dev", "tokens": 1, "unknown": 1, "unknown_lookup": 1, "types": 1,
                                         "unknown_types": 1}]
-    res = CliRunner().invoke(debug_data_command, ["--dataset", str(tmp_path / "missing.conll")])
+    res = CliRunner().invoke(main, ["debug-data", "--dataset", str(tmp_path / "missing.conll")])
     assert res.exit_code == 2 and res.output.startswith("error: ") and len(res.output.strip().splitlines()) == 1
 
 

@@ -1,7 +1,10 @@
-"""The shape of a config: which keys the config and each of its tables take, and what ``[model]`` holds.
+"""The shape of a config: which keys the config and each of its tables take, what each means, and what
+``[model]`` holds.
 
 A key outside the allowed ones is an error naming the keys the table takes, never a setting that is
-silently ignored. The part tables inside ``[model]`` are checked by :mod:`seqtag.config.parts`.
+silently ignored. The part tables inside ``[model]`` are checked by :mod:`seqtag.config.parts`. The
+keys' descriptions (:data:`TOP_HELP`, :data:`DATA_HELP`, :data:`MODEL_HELP`) are the ones the
+configuration reference and ``seqtag init-config`` show (:mod:`seqtag.config.help`).
 """
 
 from __future__ import annotations
@@ -13,11 +16,43 @@ from ..jsonio import short_repr, shown
 from ..registry import KINDS
 
 __all__ = ["check_keys", "check_table", "check_top_level", "check_model_table",
-           "CONFIG_KEYS", "DATA_KEYS", "MODEL_KEYS"]
+           "CONFIG_KEYS", "DATA_KEYS", "MODEL_KEYS", "TOP_HELP", "DATA_HELP", "MODEL_HELP"]
 
-CONFIG_KEYS = ("task", "scheme", "data", "model", "training")
-DATA_KEYS = ("dataset", "tag_column", "scheme", "strict", "streaming", "stream_sample")
-MODEL_KEYS = (*KINDS, "dropout")
+# What each key means, in markdown (a link is relative to docs/reference/); the keys are these tables' keys
+TOP_HELP: dict[str, str] = {
+    "task": "`ner` or `pos`; `--task` sets it and picks the task's defaults.",
+    "scheme": "NER: the tag scheme the model trains on, `BIOES` or `IOB2` (scores are always in IOB2); "
+              "POS: `none`.",
+    "data": "The `[data]` table: what to train on.",
+    "model": "The `[model]` table: the parts and the dropout between them.",
+    "training": "The `[training]` table: optimizer, schedule, batching, stopping, checkpoints, device.",
+}
+# [data]: each key's default as it is shown ({default_corpus}: the task's corpus, {stream_sample}: its number)
+# and its meaning
+DATA_HELP: dict[str, tuple[str, str]] = {
+    "dataset": ("{default_corpus}",
+                "A catalogue name, a file or folder, `train=PATH,dev=PATH,...`, a `save_to_disk` folder or a hub "
+                "id `owner/name[:config]` ([data.md](../data.md)); `--dataset`. A local path is saved absolute."),
+    "tag_column": ("the format's", "CoNLL: a column number (default: the last); CoNLL-U: `upos` (default) or "
+                                   "`xpos`; datasets: a column name; `--tag-column`."),
+    "scheme": ("detected", "NER: the data's tag scheme, `IOB1`, `IOB2` or `BIOES`; `--scheme`."),
+    "strict": ("`false`", "Invalid tag sequences are an error instead of being repaired; `--strict`."),
+    "streaming": ("`false`", "Stream the training split instead of loading it ([scale.md](../scale.md)); "
+                             "`--streaming`."),
+    "stream_sample": ("{stream_sample}", "Streamed: the sentences of the first pass, which gives the vocabulary, "
+                                         "the labels and the scheme."),
+}
+MODEL_HELP: dict[str, str] = {
+    "tokenizer": "The `[model.tokenizer]` table: splits raw text into tokens at prediction time.",
+    "embedding": "The `[model.embedding]` table: token vectors.",
+    "encoder": "The `[model.encoder]` table: context vectors from the token vectors.",
+    "head": "The `[model.head]` table: tag scores, the loss and decoding.",
+    "dropout": "Dropout after the embedding and after the encoder, in [0, 1).",
+}
+
+CONFIG_KEYS = tuple(TOP_HELP)
+DATA_KEYS = tuple(DATA_HELP)
+MODEL_KEYS = (*KINDS, "dropout")  # MODEL_HELP describes each (tests/test_first_hour.py checks it)
 
 
 def check_keys(table: Mapping[str, Any], allowed: Sequence[str], where: str, kind: str = "key") -> None:

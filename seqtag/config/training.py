@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
 from ..errors import ConfigError
@@ -20,28 +20,39 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 PRECISIONS = ("fp32", "bf16", "fp16")  # seqtag.devices checks the device can run the one chosen
 
 
+def _setting(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:
+    """A setting's field: its default and its description (markdown, a link relative to docs/reference/;
+    the configuration reference and ``seqtag init-config`` show it, see :mod:`seqtag.config.help`)."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
 @dataclass
 class TrainingConfig:
-    """The ``[training]`` table (docs/configuration.md describes each setting)."""
+    """The ``[training]`` table; each field's ``help`` metadata describes the setting."""
 
-    optimizer: str = "adam"
-    lr: float = 0.002
-    weight_decay: float = 0.0
-    momentum: float = 0.9
-    batch_size: int = 16
-    max_epochs: int = 30
-    max_steps: int = 0
-    patience: int = 6
-    grad_clip: float = 5.0
-    lr_decay: float = 0.5
-    lr_patience: int = 2
-    seed: int = 0
-    threads: int = 0
-    checkpoint_every: int = 0
-    eval_batch_size: int = 256
-    max_train_sentences: int = 0
-    device: str = "auto"
-    precision: str = "fp32"
+    optimizer: str = _setting("adam", "The optimizer.", OPTIMIZERS)
+    lr: float = _setting(0.002, "The learning rate.")
+    weight_decay: float = _setting(0.0, "Weight decay (L2 for `adam` and `sgd`, decoupled for `adamw`).")
+    momentum: float = _setting(0.9, "Momentum of `sgd`.")
+    batch_size: int = _setting(16, "Sentences per batch; batches are bucketed by length.")
+    max_epochs: int = _setting(30, "Epochs at most; `--max-epochs`.")
+    max_steps: int = _setting(0, "Optimizer steps at most (0: no limit).")
+    patience: int = _setting(6, "Stop after this many epochs without a better dev score.")
+    grad_clip: float = _setting(5.0, "Clip the gradient norm to this (0: no clipping).")
+    lr_decay: float = _setting(0.5, "Multiply the learning rate by this when the dev score stalls for "
+                                    "`lr_patience` epochs (1: no decay).")
+    lr_patience: int = _setting(2, "Epochs without a better dev score before the learning rate decays.")
+    seed: int = _setting(0, "The random seed; `--seed`.")
+    threads: int = _setting(0, "CPU threads for torch (0: the CPUs not busy with other work, "
+                               "[scale.md](../scale.md)); `--threads`.")
+    checkpoint_every: int = _setting(0, "Also write the checkpoint every N steps (it is always written at each "
+                                        "epoch's end; 0: only then).")
+    eval_batch_size: int = _setting(256, "Sentences per batch when scoring dev and test.")
+    max_train_sentences: int = _setting(0, "Train on the first N sentences only (0: all).")
+    device: str = _setting("auto", "`cpu`, `cuda`, `cuda:N`, `mps` or `auto` (the first CUDA device when there "
+                                   "is one); `--device`.")
+    precision: str = _setting("fp32", "`fp32`, or mixed precision through `torch.autocast`: `bf16`, `fp16` "
+                                      "(CUDA, with loss scaling).", PRECISIONS)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "TrainingConfig":
@@ -57,10 +68,11 @@ class TrainingConfig:
                 raise ConfigError(f"[training] {key} must be {hints[key].__name__}, "
                                   f"got {type(value).__name__} {value!r}")
         cfg = cls(**data)
-        if cfg.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"[training] optimizer must be 'adam', 'adamw' or 'sgd', got {cfg.optimizer!r}")
-        if cfg.precision not in PRECISIONS:
-            raise ConfigError(f"[training] precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
+        for f in fields(cls):
+            choices = f.metadata["choices"]
+            if choices and getattr(cfg, f.name) not in choices:
+                raise ConfigError(f"[training] {f.name} must be one of {', '.join(choices)}, "
+                                  f"got {getattr(cfg, f.name)!r}")
         if cfg.batch_size <= 0 or cfg.lr <= 0:
             raise ConfigError("[training] batch_size and lr must be positive")
         for key, low in _AT_LEAST:

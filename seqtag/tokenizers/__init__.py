@@ -64,6 +64,10 @@ class SpacyTokenizer(Tokenizer):
     Texts of any length are taken: one longer than :attr:`max_chars` (or the pipeline's ``max_length``,
     past which spaCy refuses a text) is tokenized in pieces cut at whitespace, which gives the tokens
     and offsets of the whole text (see :func:`whitespace_pieces`).
+
+    Args:
+        lang: The spaCy language code whose rules split the text (``"en"``, ``"de"``, ``"xx"`` for many
+            languages at once); one spaCy does not know is an error when the first text is tokenized.
     """
 
     # spaCy's vocabulary keeps every string it has seen; a long stream of text (new names, numbers,
@@ -142,7 +146,12 @@ def whitespace_pieces(text: str, limit: int) -> list[tuple[int, int]]:
 
 @registry.tokenizers.register("pretokenized.v1")
 class PretokenizedTokenizer(Tokenizer):
-    """Input that is already tokenized: tokens are separated by exactly ``separator`` (one space by default)."""
+    """Input that is already tokenized: tokens are separated by exactly ``separator`` (one space by default).
+
+    Args:
+        separator: The text between two tokens (not empty); where it stands twice in a row there is no
+            empty token between, and the offsets still count it.
+    """
 
     def __init__(self, separator: str = " ") -> None:
         if not separator:

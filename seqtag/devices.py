@@ -18,12 +18,12 @@ from typing import Any, ContextManager
 
 import torch
 
+from .config.training import PRECISIONS
 from .errors import DeviceError
 
 __all__ = ["DEVICES", "PRECISIONS", "resolve_device", "to_device", "autocast", "grad_scaler", "check_precision"]
 
 DEVICES = "cpu, cuda, cuda:N, mps or auto"
-PRECISIONS = ("fp32", "bf16", "fp16")
 _SPEC = re.compile(r"^(cpu|cuda|mps|auto)(?::(\d+))?$")
 
 

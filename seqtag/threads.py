@@ -1,30 +1,43 @@
-"""Threads: how many CPU threads torch computes with, chosen so that a shared machine slows seqtag down gently.
+"""Threads: how many CPU threads torch computes with, chosen so that a shared CPU slows seqtag down gently.
 
-torch's CPU kernels run on an OpenMP pool of one thread per core. Each kernel splits its work among
-all of them and waits for the last; when another program keeps a core busy, the thread that lands on
-it runs only in turns, and every kernel waits for it. On two cores beside one busy process, training
-the default NER model with two threads ran 3.8 times slower than on an idle machine, while one thread
-kept 80% of the idle speed (``benchmarks/bench_shared_cpu.py`` measures this; its figures are in
-``benchmarks/results/shared_cpu.json``).
+torch's CPU kernels run on an OpenMP team of one thread per core, and each kernel waits for its
+slowest thread. When another program keeps a core busy, the thread that shares it runs only in turns,
+and every kernel waits for it. Measured on a 2-core machine (``benchmarks/bench_shared_cpu.py``, the
+default NER model, 400 steps, medians of 3 runs; the figures are in
+``benchmarks/results/shared_cpu.json``): beside one busy process, 2 threads trained 3.3 times slower
+than on the idle machine (1,880 against 6,270 tokens/s; single runs up to 5.9 times), while 1 thread
+lost nothing (6,200 against 6,050). On the idle machine 2 threads are faster than 1 (6,300 to 8,500
+tokens/s between runs, against 5,800 to 6,200).
 
 The rule, in :func:`configure_threads`:
 
 1. ``requested`` (``--threads N``, ``training.threads = N``) is used as given;
 2. else ``$SEQTAG_THREADS`` (a number, or ``auto``/``0`` for the policy below);
-3. else the policy: the CPUs this process may use (its affinity mask, and a cgroup CPU quota where one
-   is set; ``$OMP_NUM_THREADS``, when set, caps it) minus the CPUs other processes keep busy right
-   now, and at least 1. "Busy" is sampled from ``/proc/stat`` over 0.15 s (the time every process
-   spends on the usable CPUs, less this process's own; a command's sample starts at
-   :func:`prepare_environment`, so that it costs no time while torch is imported); a CPU counts as
-   busy from 0.4 of it in use, because a thread too many costs far more than a thread too few.
-   Where ``/proc/stat`` cannot be read (not Linux), nothing counts as busy.
+3. else the policy: the CPUs this process may run on (its affinity mask) less those other processes
+   keep busy right now, at most a cgroup CPU quota and ``$OMP_NUM_THREADS`` where set, and at least 1.
+   "Busy" is sampled from ``/proc/stat`` over 0.15 s: the time every process spent on those CPUs,
+   less this process's own (a command's sample starts at :func:`prepare_environment`, so it costs no
+   time while torch is imported). A CPU counts as busy from 0.4 of it in use, because a thread too
+   many costs far more than a thread too few. Where ``/proc/stat`` cannot be read (not Linux),
+   nothing counts as busy.
 
-The choice is made once per command, when it starts computing: a program that starts later, beside a
-long training run, is not seen. :func:`prepare_environment` limits the harm of that case, and of any
-thread count too high: it tells OpenMP to let a waiting thread sleep soon instead of spinning on its
-core for a long while (``GOMP_SPINCOUNT``, ``KMP_BLOCKTIME``), since spinning threads take the cores
-that a descheduled thread needs to finish the work they wait for. Environment variables reach OpenMP
-only before torch is imported; a user's own settings win.
+With the policy, an epoch beside one busy process took 1.3 times its idle time (6,020 against 7,800
+tokens/s), and the idle speed is the old default's (the same 2 threads).
+
+A long run calls :func:`rebalance` after each step: every 10 s it counts the CPUs others kept busy
+since its last look and follows the policy, so a program that starts beside the run (or ends) is
+seen. With a busy process started 15 s into a run, an epoch took 1.1 times its idle time with
+``rebalance`` and 2.5 times without.
+
+OpenMP's waiting: a thread that waits for work spins for a while before it sleeps (GNU libgomp,
+which torch's wheels use: 300k rounds, 9 ms here; Intel's libiomp5: 200 ms). Spinning less did not
+help, measured with 2 threads (tokens/s idle / beside a busy process): libgomp's default 8,529 /
+1,455; ``GOMP_SPINCOUNT=10000`` 7,924 / 1,290; ``OMP_WAIT_POLICY=PASSIVE`` 4,285 / 5,129 (as fast as
+1 thread when busy, but half the idle speed); Intel's default 8,583 / 2,483 and ``KMP_BLOCKTIME=10``
+7,382 / 2,689. Only the thread count keeps a run fast beside other work without costing idle
+speed, so :func:`prepare_environment` sets no OpenMP variable (:data:`OPENMP_ENVIRONMENT` is
+empty); it stays the one place for such settings, which work only when set before torch loads, and
+a user's own always win.
 
 :func:`describe` says in one line what was chosen and why, for the training log.
 """
@@ -36,6 +49,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 from .errors import ConfigError
 
@@ -43,9 +57,8 @@ __all__ = ["ENV_VAR", "OPENMP_ENVIRONMENT", "ThreadChoice", "prepare_environment
            "stat_busy_ticks", "others_busy", "choose_threads", "configure_threads", "rebalance", "describe"]
 
 ENV_VAR = "SEQTAG_THREADS"
-# OpenMP settings that prepare_environment sets unless the user has: a waiting thread spins for ~10k
-# rounds (tens of microseconds) instead of libgomp's 300k, then sleeps; Intel's OpenMP likewise sleeps at once
-OPENMP_ENVIRONMENT = {"GOMP_SPINCOUNT": "10000", "KMP_BLOCKTIME": "0"}
+# OpenMP settings that prepare_environment sets unless the user has: none, as measured (module docstring)
+OPENMP_ENVIRONMENT: dict[str, str] = {}
 SAMPLE_SECONDS = 0.15
 START_REUSE_SECONDS = 5.0
 REBALANCE_SECONDS = 10.0
@@ -94,14 +107,14 @@ _watch: tuple[float, float, float | None] | None = None  # _now() at the policy'
 _interop_done = False
 
 
-def prepare_environment() -> None:
-    """Set the OpenMP variables of :data:`OPENMP_ENVIRONMENT`, each unless already set.
+def prepare_environment(settings: Mapping[str, str] | None = None) -> None:
+    """Set the OpenMP variables of ``settings`` (:data:`OPENMP_ENVIRONMENT`), each unless already set.
 
     Call it before torch is imported (the CLI's start): OpenMP reads them when it loads. It also starts
     the sample of busy CPUs that a :func:`configure_threads` call within :data:`START_REUSE_SECONDS` ends.
     """
     global _start
-    for name, value in OPENMP_ENVIRONMENT.items():
+    for name, value in (OPENMP_ENVIRONMENT if settings is None else settings).items():
         os.environ.setdefault(name, value)
     _start = _now()
 

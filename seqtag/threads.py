@@ -22,22 +22,26 @@ The rule, in :func:`configure_threads`:
    nothing counts as busy.
 
 With the policy, an epoch beside one busy process took 1.3 times its idle time (6,020 against 7,800
-tokens/s), and the idle speed is the old default's (the same 2 threads).
+tokens/s); idle, it runs the old default's 2 threads (7,800 against 6,270 tokens/s, within the
+spread between runs).
 
 A long run calls :func:`rebalance` after each step: every 10 s it counts the CPUs others kept busy
 since its last look and follows the policy, so a program that starts beside the run (or ends) is
 seen. With a busy process started 15 s into a run, an epoch took 1.1 times its idle time with
-``rebalance`` and 2.5 times without.
+``rebalance`` and 2.8 times without (whole epochs, medians of 2 runs).
 
 OpenMP's waiting: a thread that waits for work spins for a while before it sleeps (GNU libgomp,
 which torch's wheels use: 300k rounds, 9 ms here; Intel's libiomp5: 200 ms). Spinning less did not
-help, measured with 2 threads (tokens/s idle / beside a busy process): libgomp's default 8,529 /
-1,455; ``GOMP_SPINCOUNT=10000`` 7,924 / 1,290; ``OMP_WAIT_POLICY=PASSIVE`` 4,285 / 5,129 (as fast as
-1 thread when busy, but half the idle speed); Intel's default 8,583 / 2,483 and ``KMP_BLOCKTIME=10``
-7,382 / 2,689. Only the thread count keeps a run fast beside other work without costing idle
-speed, so :func:`prepare_environment` sets no OpenMP variable (:data:`OPENMP_ENVIRONMENT` is
-empty); it stays the one place for such settings, which work only when set before torch loads, and
-a user's own always win.
+help. With 2 threads, tokens/s idle / beside a busy process (medians of 2-3 runs): libgomp's default
+6,270 / 1,880; ``GOMP_SPINCOUNT=10000`` 6,830 / 1,460; ``OMP_WAIT_POLICY=PASSIVE`` 4,430 / 5,390
+(still slower than 1 thread when busy, and 30% slower idle); Intel's OpenMP 7,030 / 2,850 and with
+``KMP_BLOCKTIME=10`` 8,010 / 2,680. Only the thread count keeps a run fast beside other work
+without costing idle speed, so :func:`prepare_environment` sets no OpenMP variable
+(:data:`OPENMP_ENVIRONMENT` is empty); it stays the one place for such settings, which work only
+when set before torch loads, and a user's own always win.
+
+Half-busy neighbours count: beside a process busy 5 ms of every 10 ms, 1 thread trained at 6,120
+tokens/s and 2 threads at 4,960, hence a CPU counts as busy from 0.4 of it in use.
 
 :func:`describe` says in one line what was chosen and why, for the training log.
 """

@@ -115,7 +115,12 @@ class _OneLineErrors(click.Group):
             sys.exit(130)
 
 
-@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]},
+# every command's own, so `-h` works however the command is reached (click keeps the help option it first
+# made on the command object)
+CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
+
+
+@click.group(cls=_OneLineErrors, context_settings=CONTEXT_SETTINGS,
              epilog=examples("seqtag train --task ner                    # train the default NER model",
                               "seqtag evaluate models/ner                 # score it on its test split",
                               "echo 'Peter lives in Paris.' | seqtag predict models/ner",
@@ -156,7 +161,7 @@ def _log(msg: str) -> None:
     click.echo(msg, err=False)
 
 
-@main.command(epilog=examples(
+@main.command(context_settings=CONTEXT_SETTINGS, epilog=examples(
     "seqtag train --task ner                # CoNLL-2003 into models/ner",
     "seqtag train --config my.toml --dataset data/ --output models/mine",
     "seqtag train --resume models/ner       # continue an interrupted run"))
@@ -233,7 +238,7 @@ def train(task: str | None, dataset: str | None, config_path: str | None, overri
                  callbacks=reporting_callbacks(report_to, out))
 
 
-@main.command(epilog=examples(
+@main.command(context_settings=CONTEXT_SETTINGS, epilog=examples(
     "seqtag evaluate models/ner             # its corpus's test split",
     "seqtag evaluate models/pos --dataset data/ --split dev --json",
     "seqtag evaluate models/ner --output metrics.json --report reports/ner"))
@@ -305,7 +310,7 @@ def _write_scores(path: Path, scores: dict[str, Any]) -> None:
             from None
 
 
-@main.command(epilog=examples(
+@main.command(context_settings=CONTEXT_SETTINGS, epilog=examples(
     "echo 'Peter lives in Paris.' | seqtag predict models/ner   # JSON lines",
     "seqtag predict models/ner texts.txt > tagged.jsonl",
     "seqtag predict models/pos tokens.conll --output-format conll"))
@@ -341,7 +346,7 @@ def predict(model: str, input: TextIO, input_format: str, output_format: str, ba
         click.echo(line)  # flushed line by line, which a terminal's user waits for
 
 
-@main.command(epilog=examples("seqtag plugins", "seqtag plugins --json"))
+@main.command(context_settings=CONTEXT_SETTINGS, epilog=examples("seqtag plugins", "seqtag plugins --json"))
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON list of the parts (kind, name, distribution, version, description).")
 @handle_errors
@@ -368,7 +373,7 @@ def plugins(as_json: bool) -> None:
         click.echo("(third-party plugins are off: SEQTAG_DISABLE_PLUGIN_AUTOLOAD is set)")
 
 
-@main.command("spacy-package", epilog=examples(
+@main.command("spacy-package", context_settings=CONTEXT_SETTINGS, epilog=examples(
     "seqtag spacy-package models/ner pipelines/ner",
     "seqtag spacy-package models/ner pipelines/ner --package-dir dist"))
 @click.argument("model", type=click.Path())
@@ -406,7 +411,7 @@ def spacy_package(model: str, output_dir: str, lang: str, name: str | None, vers
             click.echo(f"package built: {archive}; install it with pip install {archive}")
 
 
-@main.command(epilog=examples("seqtag push models/ner owner/name",
+@main.command(context_settings=CONTEXT_SETTINGS, epilog=examples("seqtag push models/ner owner/name",
                               "seqtag push models/ner owner/name --private --revision v1"))
 @click.argument("model", type=click.Path(file_okay=False))
 @click.argument("repo_id", metavar="OWNER/NAME")
@@ -423,7 +428,7 @@ def push(model: str, repo_id: str, private: bool, revision: str | None, commit_m
     click.echo(f"pushed {model} to {url}; load it with seqtag.load('hf://{repo_id}')")
 
 
-@main.command("new-plugin", epilog=examples("seqtag new-plugin window",
+@main.command("new-plugin", context_settings=CONTEXT_SETTINGS, epilog=examples("seqtag new-plugin window",
                                              "seqtag new-plugin bio_embeddings --kind embedding --dir plugins"))
 @click.argument("name")
 @click.option("--kind", type=click.Choice(KINDS), default="encoder",
@@ -446,7 +451,8 @@ def new_plugin(name: str, kind: str, directory: str) -> None:
     click.echo(f"use:   seqtag train --set model.{kind}.type={names.part} ...")
 
 
-@main.command(epilog=examples("seqtag export models/ner               # writes models/ner/model.onnx",
+@main.command(context_settings=CONTEXT_SETTINGS,
+              epilog=examples("seqtag export models/ner               # writes models/ner/model.onnx",
                               "seqtag export models/ner -o ner.onnx --no-confidence"))
 @click.argument("model", type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True,

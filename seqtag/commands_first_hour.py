@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import click
 
-from .cli import examples, handle_errors
+from .cli import CONTEXT_SETTINGS, examples, handle_errors
 from .config.build import TASKS
 from .errors import ConfigError
 from .labels import SCHEMES
@@ -29,7 +29,7 @@ def _part_option(kind: str, example: str) -> Callable[[Callable[..., Any]], Call
                              f"`seqtag plugins` lists the parts).")
 
 
-@click.command("init-config", epilog=examples(
+@click.command("init-config", context_settings=CONTEXT_SETTINGS, epilog=examples(
     "seqtag init-config --task ner -o ner.toml                 # the default NER config, every setting shown",
     "seqtag init-config --task pos --encoder gru.v1 -o pos.toml  # a GRU with its own defaults",
     "seqtag train --config ner.toml --dataset conll2003         # train from it"))
@@ -66,7 +66,7 @@ def init_config_command(task: str, tokenizer: str | None, embedding: str | None,
     click.echo(f"wrote {path}; train with: seqtag train --config {path} --dataset DATASET", err=True)
 
 
-@click.command("debug-data", epilog=examples(
+@click.command("debug-data", context_settings=CONTEXT_SETTINGS, epilog=examples(
     "seqtag debug-data --dataset conll2003                     # the catalogue corpus (SEQTAG_CORPORA)",
     "seqtag debug-data --task pos --dataset ud_english_ewt",
     "seqtag debug-data --dataset train=a.conll,dev=b.conll --json"))

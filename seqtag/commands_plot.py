@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import click
 
-from .cli import examples, handle_errors
+from .cli import CONTEXT_SETTINGS, examples, handle_errors
 
 __all__ = ["plot"]
 
 
-@click.command("plot", epilog=examples(
+@click.command("plot", context_settings=CONTEXT_SETTINGS, epilog=examples(
     "seqtag plot models/ner                      # redraw models/ner/training.png",
     "seqtag plot models/ner -o curves.png",
     "seqtag plot models/ner-3 --seeds 3          # after seqtag train --seeds 3 -o models/ner-3"))

@@ -37,7 +37,7 @@ from .history import write_history
 from .labels import invalid_positions
 from .model import TaggerModel, make_batch
 from .tagger import Tagger
-from .threads import configure_threads, describe
+from .threads import configure_threads, describe, rebalance
 
 # TrainingConfig, build_config and default_config live in seqtag.config; they stay importable from here
 __all__ = ["TrainState", "TrainingConfig", "default_config", "build_config", "train", "make_batches", "make_optimizer"]
@@ -333,6 +333,8 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
                 state.step_in_epoch, state.global_step = b + 1, state.global_step + 1
                 state.epoch_loss = loss_sum
                 bar.update(1)
+                if (threads := rebalance()) is not None:  # a program started or ended beside the run
+                    log(f"threads: {threads}")
                 if tc.checkpoint_every and state.global_step % tc.checkpoint_every == 0:
                     run.checkpoint()
                 run.stop_if_asked()

@@ -12,6 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 # the training curves are drawn after each epoch; tests of the pictures turn it on for themselves
 os.environ.setdefault("SEQTAG_TRAINING_PICTURE", "0")
+os.environ.setdefault("SEQTAG_THREADS", "1")  # tests run beside each other; the policy has its own tests
 # training caches its indexed corpora in the datasets cache: keep the tests' files out of the user's
 os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="seqtag-tests-datasets-"))
 

@@ -39,7 +39,8 @@ def _commands() -> list[tuple[str, click.Command]]:
 
 
 def _help(command: click.Command, path: str) -> str:
-    return command.get_help(click.Context(command, info_name=path))
+    """The command's help as it prints it when run on its own (its own context settings, as click applies them)."""
+    return command.get_help(click.Context(command, info_name=path, **command.context_settings))
 
 
 def _invoke(*args: object) -> tuple[int, str, str]:
@@ -59,6 +60,7 @@ def test_every_option_has_help_and_every_command_examples(path: str) -> None:
         else:  # an argument: its name is in the usage, and the description says what it is
             name = (param.metavar or param.name or "").strip("[].").upper()
             assert text.count(name) >= 2, f"{path}: the help does not describe {name}"
+    assert "-h, --help" in text, f"{path} does not take -h when reached on its own"
     assert "Examples:" in text, f"{path} --help has no examples"
     examples = text.split("Examples:", 1)[1].strip().splitlines()
     assert examples and all("seqtag" in line for line in examples if line.strip()), examples

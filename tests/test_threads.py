@@ -272,3 +272,27 @@ def test_rebalance_follows_programs_that_start_and_end_beside_a_run(monkeypatch)
     assert torch.get_num_threads() == 2
     assert configure_threads(2) == 2  # asked for: kept
     assert run(11, 1.0) is None and torch.get_num_threads() == 2
+
+
+def test_the_training_loop_looks_again_and_logs_a_change(monkeypatch, tmp_path):
+    """The trainer calls :func:`rebalance` after each step and logs the line it returns."""
+    from seqtag import trainer
+    from seqtag.config import merge
+    from seqtag.data import load_corpus
+
+    from .conftest import SAMPLES, SMALL
+
+    calls: list[int] = []
+
+    def looked() -> str | None:
+        calls.append(1)
+        return "1 thread (2 CPUs, 1 busy with other work)" if len(calls) == 2 else None
+
+    monkeypatch.setattr(trainer, "rebalance", looked)
+    cfg = trainer.build_config("pos", merge(SMALL, {"training": {"max_epochs": 1}}))
+    corpus = load_corpus(str(SAMPLES / "sample_pos"), "pos")
+    lines: list[str] = []
+    trainer.train(cfg, corpus.sentences("train"), corpus.sentences("dev"), tmp_path / "m", progress=False,
+                  log=lines.append)
+    assert len(calls) >= 2, "rebalance was not called after each step"
+    assert lines.count("threads: 1 thread (2 CPUs, 1 busy with other work)") == 1, lines

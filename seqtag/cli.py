@@ -65,6 +65,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "plot": ("seqtag.commands_plot", "plot"),
     "init-config": ("seqtag.commands_first_hour", "init_config_command"),
     "debug-data": ("seqtag.commands_first_hour", "debug_data_command"),
+    "calibrate": ("seqtag.commands_calibrate", "calibrate"),
 }
 
 

@@ -231,17 +231,24 @@ def main_score(task: str, scores: dict[str, Any]) -> float:
 
 def evaluate(tagger: Any, sentences: Sequence[tuple[list[str], list[str]]], task: str,
              train_sentences: Iterable[tuple[list[str], list[str]]] | None = None, batch_size: int = 256,
-             breakdown: bool = True, confusion: bool = False) -> dict[str, Any]:
+             breakdown: bool = True, confusion: bool = False, calibration: bool = False) -> dict[str, Any]:
     """Score ``tagger`` on gold ``(tokens, tags)`` pairs (NER tags in IOB2).
 
     NER predictions are scored by the entities they carry, against the gold tags' spans, read once.
     ``breakdown`` adds the NER error breakdown (:func:`ner_error_breakdown`), ``confusion`` the
-    ``confusion_matrix`` of either task (:func:`ner_confusion`, :func:`tag_confusion`).
+    ``confusion_matrix`` of either task (:func:`ner_confusion`, :func:`tag_confusion`), ``calibration``
+    how calibrated the confidences of spans (NER) or tokens (POS) are
+    (:func:`seqtag.calibration.calibration_report`: ``ece``, ``mean_confidence``, ``accuracy``, ``bins``).
     """
     tokens = [t for t, _ in sentences]
     gold = [g for _, g in sentences]
-    preds = tagger.predict(tokens, batch_size=batch_size, with_confidence=False)
+    preds = tagger.predict(tokens, batch_size=batch_size, with_confidence=calibration)
     pred = [p.tags for p in preds]
+    extra: dict[str, Any] = {}
+    if calibration:
+        from .calibration import calibration_report
+
+        extra["calibration"] = calibration_report(task, preds, gold)
     if task == "ner":
         gold_spans = [spans_from_tags(g) for g in gold]
         pred_spans = [[(e.start, e.end, e.label) for e in p.entities] for p in preds]
@@ -253,9 +260,9 @@ def evaluate(tagger: Any, sentences: Sequence[tuple[list[str], list[str]]], task
             scores["breakdown"] = ner_error_breakdown(tokens, gold_spans, pred_spans, seen)
         if confusion:
             scores["confusion_matrix"] = ner_confusion(gold_spans, pred_spans)
-        return scores
+        return {**scores, **extra}
     words = {w for t, _ in train_sentences for w in t} if train_sentences is not None else None
     scores = pos_scores(tokens, gold, pred, words)
     if confusion:
         scores["confusion_matrix"] = tag_confusion(gold, pred)
-    return scores
+    return {**scores, **extra}

@@ -113,6 +113,7 @@ def score_tables(scores: dict[str, Any]) -> list[RenderableType]:
             if b.get("recall_seen") is not None:
                 out.append(f"recall on entities seen in training {b['recall_seen']:.2f} ({b['entities_seen']}), "
                            f"unseen {_pct(b['recall_unseen'])} ({b['entities_unseen']})")
+        out += _calibration_line(scores)
         return out
     unseen = ""
     if scores.get("unseen_tokens") is not None:
@@ -128,7 +129,17 @@ def score_tables(scores: dict[str, Any]) -> list[RenderableType]:
         for c in confusions[:8]:
             conf.add_row(c["gold"], c["predicted"], str(c["count"]))
         out.append(conf)
-    return out
+    return out + _calibration_line(scores)
+
+
+def _calibration_line(scores: dict[str, Any]) -> list[RenderableType]:
+    """The line on how calibrated the confidences are (:func:`seqtag.calibration.calibration_report`)."""
+    c = scores.get("calibration")
+    if not c or not c["count"]:
+        return []
+    right = "precision" if c["unit"] == "span" else "accuracy"
+    return [f"confidence: ECE {c['ece']:.4f} over {c['count']} {c['unit']}s (10 bins); mean confidence "
+            f"{c['mean_confidence']:.3f}, {right} {c['accuracy']:.3f}"]
 
 
 def format_scores(scores: dict[str, Any], width: int | None = None, color: bool = False) -> str:

@@ -393,6 +393,10 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
         raise
     finally:
         interrupt.__exit__(None, None, None)
+    if dist.main and tc.calibrate and state.best_epoch:
+        from .calibration import calibrate_and_save
+
+        calibrate_and_save(Tagger.load(out, device=device), dev_sents, out, batch_size=tc.eval_batch_size, log=log)
     dist.barrier()  # rank 0 has written the best model
     best = Tagger.load(out, device=device)
     summary = {"best_dev": state.best_score, "best_epoch": state.best_epoch, "epochs": state.epoch,

@@ -224,21 +224,15 @@ def resume_training(output: Path, progress: bool = True, log: Callable[[str], No
         return _finish(tagger, summary, run.test if dist.main else None, output, log)
 
 
-def evaluate_tagger(tagger: Any, dataset: Any, split: str = "test", tag_column: str | None = None,
-                    scheme: str | None = None, batch_size: int = 256,
-                    warn: Callable[[str], None] | None = None, confusion: bool = False) -> dict[str, Any]:
-    """Scores of a tagger on a split of ``dataset``, with breakdowns (``seqtag evaluate`` and ``Tagger.evaluate``;
-    ``confusion``: also the confusion matrix, which ``--report`` draws).
+def gold_split(tagger: Any, dataset: Any, split: str, tag_column: str | None = None, scheme: str | None = None,
+               warn: Callable[[str], None] | None = None) -> tuple[Corpus, list[tuple[list[str], list[str]]]]:
+    """The corpus and the gold ``(tokens, tags)`` of ``split`` to score or calibrate ``tagger`` on (NER tags in
+    IOB2), checked against the tagger's labels (:func:`evaluate_tagger`, ``seqtag calibrate``).
 
-    Args:
-        tagger: A :class:`~seqtag.tagger.Tagger`.
-        dataset: What ``--dataset`` takes, or data in memory (see :func:`seqtag.data.load_corpus`);
-            ``None``: the corpus the tagger was trained on.
-        split: The split to score (a single file or dataset is every split).
-        warn: Where warnings go (default: standard error).
+    Raises:
+        DataError: The data was given in memory at training and ``dataset`` is ``None``; or no gold tag is
+            one of the tagger's labels.
     """
-    from .evaluate import evaluate
-
     warn = warn or (lambda m: print(f"warning: {m}", file=sys.stderr))
     data = dict(tagger.config.get("data", {}))
     if dataset is not None:
@@ -258,10 +252,31 @@ def evaluate_tagger(tagger: Any, dataset: Any, split: str = "test", tag_column: 
         if unknown and len(unknown) == len({t for _, tags in gold for t in tags}):
             raise DataError(f"none of the gold tags ({', '.join(sorted(unknown)[:5])}) are the model's labels "
                             f"({', '.join(tagger.labels[:5])}...); choose the tag column with --tag-column")
+    return corpus, gold
+
+
+def evaluate_tagger(tagger: Any, dataset: Any, split: str = "test", tag_column: str | None = None,
+                    scheme: str | None = None, batch_size: int = 256,
+                    warn: Callable[[str], None] | None = None, confusion: bool = False,
+                    calibration: bool = True) -> dict[str, Any]:
+    """Scores of a tagger on a split of ``dataset``, with breakdowns (``seqtag evaluate`` and ``Tagger.evaluate``;
+    ``confusion``: also the confusion matrix, which ``--report`` draws; ``calibration``: how calibrated the
+    confidences are, :func:`seqtag.calibration.calibration_report`).
+
+    Args:
+        tagger: A :class:`~seqtag.tagger.Tagger`.
+        dataset: What ``--dataset`` takes, or data in memory (see :func:`seqtag.data.load_corpus`);
+            ``None``: the corpus the tagger was trained on.
+        split: The split to score (a single file or dataset is every split).
+        warn: Where warnings go (default: standard error).
+    """
+    from .evaluate import evaluate
+
+    corpus, gold = gold_split(tagger, dataset, split, tag_column=tag_column, scheme=scheme, warn=warn)
     train_sents = corpus.sentences("train", "IOB2" if tagger.task == "ner" else None) \
         if corpus.has_split("train") else None
     scores = evaluate(tagger, gold, tagger.task, train_sentences=train_sents, batch_size=batch_size,
-                      confusion=confusion)
+                      confusion=confusion, calibration=calibration)
     scores.update({"task": tagger.task, "split": split, "dataset": corpus.name, "sentences": len(gold)})
     return scores
 

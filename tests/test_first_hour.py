@@ -65,7 +65,7 @@ def test_init_config_chosen_parts_come_with_their_own_defaults() -> None:
     encoder = written["model"]["encoder"]
     assert encoder == resolve("encoder", {"type": "rnn.v1"})
     assert encoder["hidden_size"] == 128 and encoder["nonlinearity"] == "tanh"  # not lstm.v1's 200
-    assert written["model"]["head"] == {"type": "softmax.v1", "label_smoothing": 0.0}  # no crf 'constrained'
+    assert written["model"]["head"] == {"type": "softmax.v1", "label_smoothing": 0.0, "temperature": 1.0}  # no crf constrained
     assert written["model"]["tokenizer"] == {"type": "whitespace.v1"}
     embedding = build_config("ner", {})["model"]["embedding"]
     assert build_config("ner", written)["model"]["embedding"] == embedding  # not chosen: the default part
@@ -145,6 +145,9 @@ def test_init_config_file_trains_as_it_is(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr[-2000:]
     saved = json.loads((out / "config.json").read_text(encoding="utf-8"))
     default = build_config("ner", {})
+    fitted = json.loads((out / "meta.json").read_text(encoding="utf-8"))["scores"]["calibration"]["temperature"]
+    assert saved["model"]["head"].pop("temperature") == pytest.approx(fitted, abs=1e-4)  # fitted after training
+    assert default["model"]["head"].pop("temperature") == 1.0
     assert saved["model"] == default["model"] and saved["scheme"] == default["scheme"]
     assert saved["training"] == {**default["training"], "max_epochs": 1, "threads": 1}
 

@@ -51,6 +51,8 @@ class TrainingConfig:
     max_train_sentences: int = _setting(0, "Train on the first N sentences only (0: all).")
     device: str = _setting("auto", "`cpu`, `cuda`, `cuda:N`, `mps` or `auto` (the first CUDA device when there "
                                    "is one); `--device`.")
+    calibrate: bool = _setting(True, "After training, fit the head's temperature on dev so that its confidences "
+                                     "are calibrated (the tags stay the same; [calibration](../calibration.md)).")
     precision: str = _setting("fp32", "`fp32`, or mixed precision through `torch.autocast`: `bf16`, `fp16` "
                                       "(CUDA, with loss scaling).", PRECISIONS)
 

@@ -11,6 +11,19 @@ if TYPE_CHECKING:
     from ..resources import PartSize
 
 
+def check_temperature(value: float) -> float:
+    """A head's ``temperature`` argument (see :mod:`seqtag.calibration`), checked: a positive number.
+
+    Raises:
+        ConfigError: It is not a positive finite number (one line).
+    """
+    from ..errors import ConfigError
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < float(value) < float("inf"):
+        raise ConfigError(f"model.head.temperature must be a positive number, got {value!r}")
+    return float(value)
+
+
 class Head(nn.Module):
     """Scores tags from encoder states. ``input_dim``, ``labels`` and ``scheme`` are wired by the model.
 

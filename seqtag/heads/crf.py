@@ -15,7 +15,7 @@ from .. import registry
 from ..labels import allowed_transitions
 from ..resources import PartSize
 from . import crf_functions
-from .base import Head
+from .base import Head, check_temperature
 
 NEG = -1.0e4
 
@@ -26,15 +26,20 @@ class CRFHead(Head):
 
     Args:
         constrained: Forbid transitions that are invalid in the tag scheme.
+        temperature: Divides the emissions and transitions before the confidences (the marginals) are
+            computed; the tags are the same at any temperature. Fitted on dev after training
+            (`training.calibrate`, `seqtag calibrate`); 1.0: the scores as trained.
     """
 
     start_penalty: torch.Tensor  # NEG where the scheme forbids a start, a transition, an end (buffers)
     trans_penalty: torch.Tensor
     end_penalty: torch.Tensor
 
-    def __init__(self, input_dim: int, labels: Sequence[str], scheme: str = "IOB2", constrained: bool = True) -> None:
+    def __init__(self, input_dim: int, labels: Sequence[str], scheme: str = "IOB2", constrained: bool = True,
+                 temperature: float = 1.0) -> None:
         super().__init__(input_dim, labels, scheme)
         self.constrained = constrained
+        self.temperature = check_temperature(temperature)
         k = self.num_tags
         self.proj = nn.Linear(input_dim, k)
         self.start_transitions = nn.Parameter(torch.empty(k).uniform_(-0.1, 0.1))
@@ -95,6 +100,9 @@ class CRFHead(Head):
         if not with_confidence:
             return path, mask.to(em.dtype)
         marginals = crf_functions.scripted(crf_functions.marginals) if tracing else crf_functions.marginals
+        if self.temperature != 1.0:  # calibrated confidences (seqtag.calibration); the path is the same
+            t = self.temperature
+            em, start, trans, end = em / t, start / t, trans / t, end / t
         probs = marginals(em, mask, start, trans, end)  # float64, shape: (batch, seq, num_tags)
         conf = probs.gather(2, path.unsqueeze(2)).squeeze(2).to(em.dtype)  # shape: (batch, seq)
         return path, conf.masked_fill(~mask, 0.0)

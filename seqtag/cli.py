@@ -314,7 +314,8 @@ def _write_scores(path: Path, scores: dict[str, Any]) -> None:
 @main.command(context_settings=CONTEXT_SETTINGS, epilog=examples(
     "echo 'Peter lives in Paris.' | seqtag predict models/ner   # JSON lines",
     "seqtag predict models/ner texts.txt > tagged.jsonl",
-    "seqtag predict models/pos tokens.conll --output-format conll"))
+    "seqtag predict models/pos tokens.conll --output-format conll",
+    "seqtag predict models/ner texts.txt --int8 --threads 1 > tagged.jsonl"))
 @click.argument("model", type=click.Path())
 @click.argument("input", type=click.File("r", encoding="utf-8"), default="-", metavar="[FILE]")
 @click.option("--input-format", type=click.Choice(["auto", "text", "conll"]), default="auto", show_default=True,
@@ -326,12 +327,15 @@ def _write_scores(path: Path, scores: dict[str, Any]) -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True, help="Sentences per batch.")
 @click.option("--no-progress", is_flag=True,
               help="No progress bar (one is drawn on a terminal's standard error while the output goes elsewhere).")
+@click.option("--int8", is_flag=True,
+              help="Run the LSTM/GRU and the output layer in int8 (PyTorch dynamic quantization of the float32 "
+                   "weights at load time; CPU only; see docs/benchmarks.md, int8).")
 @device_option("auto")
 @threads_option
 @no_verify_option
 @handle_errors
 def predict(model: str, input: TextIO, input_format: str, output_format: str, batch_size: int, no_progress: bool,
-            device: str, threads: int | None, no_verify: bool) -> None:
+            int8: bool, device: str, threads: int | None, no_verify: bool) -> None:
     """Tag raw text or CoNLL tokens from FILE (default: standard input) with the saved tagger MODEL.
 
     With --input-format auto, a file named *.conll (.conllu, .iob, .bio, .tsv...) is read as CoNLL
@@ -343,7 +347,7 @@ def predict(model: str, input: TextIO, input_format: str, output_format: str, ba
     _threads(threads)
     for line in predict_lines(model, input, input_format, output_format, batch_size,
                               log=lambda msg: click.echo(msg, err=True), verify=not no_verify, device=device,
-                              progress=False if no_progress else None):
+                              progress=False if no_progress else None, int8=int8):
         click.echo(line)  # flushed line by line, which a terminal's user waits for
 
 

@@ -170,7 +170,7 @@ def _show_progress(progress: bool | None, interactive: bool) -> bool:
 
 def predict_lines(model: str, stream: TextIO, input_format: str = "auto", output_format: str = "auto",
                   batch_size: int = 128, log: Callable[[str], None] = _stderr, verify: bool = True,
-                  device: str | None = None, progress: bool | None = None) -> Iterator[str]:
+                  device: str | None = None, progress: bool | None = None, int8: bool = False) -> Iterator[str]:
     """Tag a stream: text lines (tokenized by the model) or CoNLL tokens; yield CoNLL or JSON lines.
 
     ``log`` gets the lines meant for standard error: the format ``auto`` chose, and a ``warning:`` for
@@ -180,12 +180,18 @@ def predict_lines(model: str, stream: TextIO, input_format: str = "auto", output
     runs (``cpu``, ``cuda``, ``cuda:N``, ``mps``, ``auto``; ``None``: the CPU); an unknown or absent one
     is a one-line :class:`~seqtag.errors.DeviceError`, raised when the first line is asked for, before
     any input is read. ``progress``: draw a bar on standard error (``None``: when it is a terminal and
-    neither the input nor standard output is; ``log``'s lines then go above the bar).
+    neither the input nor standard output is; ``log``'s lines then go above the bar). ``int8``: run the
+    model dynamically quantized, on the CPU (:func:`seqtag.quantize.load_int8`).
     """
     from .tables import progress_bar
     from .tagger import Tagger
 
-    tagger = Tagger.load(model, verify=verify, device=device)
+    if int8:
+        from .quantize import load_int8
+
+        tagger: Tagger = load_int8(model, verify=verify, device=device)
+    else:
+        tagger = Tagger.load(model, verify=verify, device=device)
     name = str(getattr(stream, "name", "-"))
     interactive = _is_terminal(stream)
     show = _show_progress(progress, interactive)

@@ -1,0 +1,139 @@
+"""int8 inference (seqtag.quantize, ``seqtag predict --int8``): the quantized recurrence over padded batches,
+agreement with float32 on the sample corpus, the CLI flag, and the one-line refusals. No timing is asserted
+(benchmarks/bench_int8.py measures the speed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+from torch.ao.nn.quantized import dynamic as qdynamic
+
+from seqtag.cli import main
+from seqtag.encoders.padded_rnn import padded_rnn
+from seqtag.errors import DeviceError, SeqtagError
+from seqtag.quantize import Int8Tagger, QuantizeError, load_int8, quantize, quantize_model
+
+from .conftest import SAMPLES
+
+
+def _sample_test_sentences() -> list[list[str]]:
+    from seqtag.data import load_corpus
+
+    return [words for words, _ in load_corpus(str(SAMPLES / "sample_ner"), "ner").sentences("test", "IOB2")]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
+@pytest.mark.parametrize("kind", [nn.LSTM, nn.GRU])
+def test_quantized_padded_rnn_equals_each_sentence_alone(kind: type[nn.RNNBase]) -> None:
+    """Each layer and direction of the int8 recurrence runs over padded, reversed input; at real positions the
+    result is the quantized module's own over each sentence alone (2 layers, both directions), up to the
+    activations' quantization, whose range is each step's whole batch (a wrong weight or direction is off by
+    far more)."""
+    torch.manual_seed(0)
+    rnn = kind(6, 5, num_layers=2, bidirectional=True, batch_first=True).eval()
+    holder = nn.Module()
+    holder.rnn = rnn
+    rnn.qconfig = torch.ao.quantization.default_dynamic_qconfig  # type: ignore[assignment]
+    q = (qdynamic.LSTM if kind is nn.LSTM else qdynamic.GRU).from_float(rnn)
+    lengths = torch.tensor([7, 3, 5, 1])
+    x = torch.randn(4, 7, 6)
+    with torch.inference_mode():
+        out = padded_rnn(q, x, lengths)  # shape: (4, 7, 10)
+        for i, n in enumerate(lengths.tolist()):
+            alone, _ = q(x[i: i + 1, :n])
+            torch.testing.assert_close(out[i, :n], alone[0], atol=0.03, rtol=0.0)
+            assert bool((out[i, n:] == 0).all())
+
+
+def test_int8_tagger_agrees_with_float32_on_the_sample_corpus(ner_model: Path) -> None:
+    import seqtag
+
+    fp32 = seqtag.load(ner_model)
+    int8 = load_int8(ner_model)
+    assert isinstance(int8, Int8Tagger)
+    assert isinstance(int8.model.encoder.rnn, qdynamic.LSTM)  # really quantized: the recurrence
+    assert isinstance(int8.model.head.proj, qdynamic.Linear)  # and the emission layer
+    sents = _sample_test_sentences()
+    want = fp32.predict(sents, batch_size=16)
+    got = int8.predict(sents, batch_size=16)
+    pairs = [(a, b) for w, g in zip(want, got) for a, b in zip(w.tags, g.tags)]
+    assert len(pairs) == sum(len(s) for s in sents) > 200
+    agreement = sum(a == b for a, b in pairs) / len(pairs)
+    assert agreement >= 0.95, agreement
+    # confidences come from the same CRF marginals: close to float32's on average
+    diff = [abs(a - b) for w, g in zip(want, got) for a, b in zip(w.scores, g.scores)]
+    assert sum(diff) / len(diff) < 0.05
+    # quantize() leaves the tagger it was given as it was
+    again = quantize(fp32)
+    assert isinstance(fp32.model.encoder.rnn, nn.LSTM) and isinstance(again.model.encoder.rnn, qdynamic.LSTM)
+    assert [p.tags for p in again.predict(sents[:20])] == [p.tags for p in got[:20]]
+
+
+def test_int8_tagger_is_not_saved_and_stays_on_the_cpu(ner_model: Path, tmp_path: Path) -> None:
+    int8 = load_int8(ner_model)
+    with pytest.raises(QuantizeError, match="not saved"):
+        int8.save(tmp_path / "copy")
+    assert not (tmp_path / "copy").exists()
+    assert int8.to("cpu") is int8
+    with pytest.raises(DeviceError):
+        int8.to("cuda")
+    with pytest.raises(DeviceError):
+        load_int8(ner_model, device="cuda")
+
+
+def test_predict_int8_flag(ner_model: Path, tmp_path: Path) -> None:
+    text = tmp_path / "in.txt"
+    sents = _sample_test_sentences()[:12]
+    text.write_text("\n".join(" ".join(s) for s in sents) + "\n", encoding="utf-8")
+    res = CliRunner().invoke(main, ["predict", str(ner_model), str(text), "--int8", "--threads", "1",
+                                    "--input-format", "text", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+    want = load_int8(ner_model).predict([" ".join(s) for s in sents])
+    assert [r["tags"] for r in rows] == [p.tags for p in want]
+    res = CliRunner().invoke(main, ["predict", str(ner_model), str(text), "--int8", "--device", "cuda"])
+    assert res.exit_code == 2
+    assert res.stderr.startswith("error:") and len(res.stderr.strip().splitlines()) == 1
+
+
+def _elman_model(ner_model: Path, out: Path) -> Path:
+    """The sample NER model's config with an Elman RNN encoder, untrained, saved to ``out``."""
+    from seqtag.model import TaggerModel
+    from seqtag.tagger import Tagger
+
+    config = json.loads((ner_model / "config.json").read_text(encoding="utf-8"))
+    labels = json.loads((ner_model / "labels.json").read_text(encoding="utf-8"))
+    labels = labels["labels"] if isinstance(labels, dict) else labels
+    config["model"]["encoder"] = {"type": "rnn.v1", "hidden_size": 8}
+    model = TaggerModel(config["model"], labels, config["scheme"], sentences=_sample_test_sentences())
+    Tagger(config, labels, model).save(out)
+    return out
+
+
+def test_a_model_int8_cannot_run_is_one_line(ner_model: Path, tmp_path: Path) -> None:
+    elman = _elman_model(ner_model, tmp_path / "elman")
+    with pytest.raises(QuantizeError, match="rnn.v1"):
+        load_int8(elman)
+    text = tmp_path / "in.txt"
+    text.write_text("EU rejects German call\n", encoding="utf-8")
+    res = CliRunner().invoke(main, ["predict", str(elman), str(text), "--int8"])
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "rnn.v1" in lines[0], res.stderr
+    # without --int8 the same model predicts
+    assert CliRunner().invoke(main, ["predict", str(elman), str(text)]).exit_code == 0
+
+
+def test_a_model_without_a_recurrence_is_refused(ner_model: Path) -> None:
+    import seqtag
+
+    model = seqtag.load(ner_model).model
+    model.encoder = nn.Identity()  # type: ignore[assignment]  # what a plugin's non-recurrent encoder gives
+    with pytest.raises(QuantizeError, match="no LSTM or GRU") as info:
+        quantize_model(model)
+    assert isinstance(info.value, SeqtagError) and "\n" not in str(info.value)

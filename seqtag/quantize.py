@@ -15,6 +15,10 @@ prediction loop is the one every runtime shares (:class:`~seqtag.inference.Predi
 ever written: the model folder keeps its float32 weights, and an :class:`Int8Tagger` refuses
 :meth:`~Int8Tagger.save`. The int8 kernels are CPU ones, so the tagger stays on the CPU.
 
+Activations are quantized with the range of each step's whole batch, so unlike float32 an int8 tag can
+depend (rarely) on the other sentences of its batch; tests check that int8 agrees with float32 on most
+tags, not exactly.
+
 What it is worth on the default CoNLL-2003 NER model is measured by ``benchmarks/bench_int8.py``
 (``benchmarks/results/int8.json``, docs/benchmarks.md, section "int8").
 """

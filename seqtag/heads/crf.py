@@ -85,7 +85,7 @@ class CRFHead(Head):
 
     def marginals(self, em: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Posterior probability of each tag at each position, shape ``(batch, seq, num_tags)``, in ``em``'s
-        dtype (computed in float64, see :func:`seqtag.heads.crf_functions.marginals`)."""
+        dtype (computed in float32 at least, see :func:`seqtag.heads.crf_functions.marginals`)."""
         return crf_functions.marginals(em, mask, *self._params()).to(em.dtype)
 
     def decode(self, x: torch.Tensor, mask: torch.Tensor,
@@ -103,6 +103,6 @@ class CRFHead(Head):
         if self.temperature != 1.0:  # calibrated confidences (seqtag.calibration); the path is the same
             t = self.temperature
             em, start, trans, end = em / t, start / t, trans / t, end / t
-        probs = marginals(em, mask, start, trans, end)  # float64, shape: (batch, seq, num_tags)
+        probs = marginals(em, mask, start, trans, end)  # float32 at least, shape: (batch, seq, num_tags)
         conf = probs.gather(2, path.unsqueeze(2)).squeeze(2).to(em.dtype)  # shape: (batch, seq)
         return path, conf.masked_fill(~mask, 0.0)

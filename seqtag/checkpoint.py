@@ -53,13 +53,15 @@ def _unflatten_optimizer(plain: dict[str, Any], tensors: dict[str, torch.Tensor]
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     scheduler: Any, progress: dict[str, Any], py_rng: random.Random,
-                    assets: dict[str, Any] | None = None) -> None:
-    """Write a checkpoint directory atomically (``assets``, the vocabularies, go in as ``assets.json``)."""
+                    assets: dict[str, Any] | None = None, extra: dict[str, torch.Tensor] | None = None) -> None:
+    """Write a checkpoint directory atomically (``assets``, the vocabularies, go in as ``assets.json``;
+    ``extra`` tensors, e.g. the weight average, beside the model's, named ``extra.NAME``)."""
     from safetensors.torch import save_file
 
     opt_tensors, opt_plain = _flatten_optimizer(optimizer.state_dict())
     tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     tensors.update(opt_tensors)
+    tensors.update({f"extra.{k}": v.detach().contiguous().cpu() for k, v in (extra or {}).items()})
     tensors["rng.torch"] = torch.get_rng_state()
     state = py_rng.getstate()
     data = {
@@ -88,8 +90,10 @@ def _global_state() -> list[Any]:
 
 
 def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any, py_rng: random.Random) -> dict[str, Any]:
-    """Restore a checkpoint into the given objects; returns the saved progress."""
+                    scheduler: Any, py_rng: random.Random,
+                    extra: Callable[[dict[str, torch.Tensor]], None] | None = None) -> dict[str, Any]:
+    """Restore a checkpoint into the given objects; returns the saved progress. ``extra`` is called with
+    the ``extra`` tensors :func:`save_checkpoint` wrote (their names without ``extra.``)."""
     from safetensors.torch import load_file
 
     p = Path(path)
@@ -104,6 +108,8 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
         optimizer.load_state_dict(_unflatten_optimizer(data["optimizer"], tensors))
         if scheduler is not None and data.get("scheduler") is not None:
             scheduler.load_state_dict(data["scheduler"])
+        if extra is not None:
+            extra({k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")})
         torch.set_rng_state(tensors["rng.torch"])
         st = data["rng"]["python"]
         py_rng.setstate((st[0], tuple(st[1]), st[2]))

@@ -9,6 +9,7 @@ continues from it to the same weights an uninterrupted run reaches. Callbacks
 
 from __future__ import annotations
 
+import contextlib
 import random
 import signal
 import time
@@ -18,6 +19,7 @@ from typing import Any, Callable, Mapping, NoReturn, Sequence
 
 import torch
 
+from .averaging import WeightAverage
 from .callbacks import notify
 from .checkpoint import (
     CHECKPOINT_DIR,
@@ -148,8 +150,10 @@ class _Run:
     checkpointing, and stopping at a step boundary when Ctrl-C or SIGTERM came."""
 
     def __init__(self, out: Path, model: TaggerModel, optimizer: torch.optim.Optimizer, scheduler: Any,
-                 rng: random.Random, state: TrainState, log: Callable[[str], None], dist: Dist = SINGLE) -> None:
+                 rng: random.Random, state: TrainState, log: Callable[[str], None], dist: Dist = SINGLE,
+                 average: WeightAverage | None = None) -> None:
         self.out, self.ckpt_dir = out, out / CHECKPOINT_DIR
+        self.average = average
         self.model, self.optimizer, self.scheduler, self.rng = model, optimizer, scheduler, rng
         self.state, self.log, self.dist = state, log, dist
         self.start_time = time.time() - state.elapsed
@@ -178,7 +182,8 @@ class _Run:
             return
         self.out.mkdir(parents=True, exist_ok=True)
         save_checkpoint(self.ckpt_dir, self.model, self.optimizer, self.scheduler, self.state.to_dict(), self.rng,
-                        assets=self.model.get_assets())
+                        assets=self.model.get_assets(),
+                        extra=None if self.average is None else self.average.state_tensors())
 
     def stop_if_asked(self) -> None:
         """Ctrl-C was pressed or SIGTERM came (on any rank): save the state at this step boundary and stop."""
@@ -253,9 +258,11 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=tc.lr_decay,
                                                            patience=tc.lr_patience) if tc.lr_decay < 1 else None
     scaler = grad_scaler(device, tc.precision)
+    average = WeightAverage(model, tc.average) if tc.average else None
     state = TrainState(labels=labels, config=dict(config), world_size=dist.world_size)
     if resume:
-        state = TrainState.from_dict(load_checkpoint(out / CHECKPOINT_DIR, model, optimizer, scheduler, rng))
+        state = TrainState.from_dict(load_checkpoint(out / CHECKPOINT_DIR, model, optimizer, scheduler, rng,
+                                                     extra=None if average is None else average.load_state_tensors))
         if state.world_size != dist.world_size:
             raise DistributedError(
                 f"{out / CHECKPOINT_DIR}: this run trained with {state.world_size} process"
@@ -300,7 +307,11 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
         return len(batches), listed()
 
     log(f"training on {device} with {describe()}")
-    run = _Run(out, model, optimizer, scheduler, rng, state, log, dist)
+    run = _Run(out, model, optimizer, scheduler, rng, state, log, dist, average)
+
+    def averaged() -> Any:
+        """The averaged weights in the model for a block (seqtag.averaging), or nothing without averaging."""
+        return average.applied() if average is not None else contextlib.nullcontext()
     interrupt = deferred_interrupt()  # the first Ctrl-C or SIGTERM stops at the next step boundary, after a checkpoint
     run.stop_requested = interrupt.__enter__()
     finished = state.finished(tc)
@@ -328,6 +339,8 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
                     torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
                 scaler.step(optimizer)
                 scaler.update()
+                if average is not None:
+                    average.update()
                 loss_sum += loss.item()
                 tokens_done += step_tokens
                 state.step_in_epoch, state.global_step = b + 1, state.global_step + 1
@@ -347,7 +360,8 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
             model.eval()
             scored = None
             if dist.main:  # dev is scored once; every rank takes rank 0's score and decision
-                full = evaluate(tagger, dev_sents, task, batch_size=tc.eval_batch_size, breakdown=False)
+                with averaged():  # the averaged weights are scored and saved (seqtag.averaging)
+                    full = evaluate(tagger, dev_sents, task, batch_size=tc.eval_batch_size, breakdown=False)
                 scored = (main_score(task, full), _compact(full, task))
             score, scores = dist.broadcast(scored)
             improved = score > state.best_score
@@ -359,8 +373,9 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
                 state.best_score, state.best_epoch, state.bad_epochs = score, epoch + 1, 0
                 state.best_time = run.seconds()
                 if dist.main:
-                    tagger.save(out, scores={"dev": scores, "epoch": epoch + 1,
-                                             "train_seconds_to_best": round(state.best_time, 1)})
+                    with averaged():
+                        tagger.save(out, scores={"dev": scores, "epoch": epoch + 1,
+                                                 "train_seconds_to_best": round(state.best_time, 1)})
             else:
                 state.bad_epochs += 1
             if scheduler is not None:

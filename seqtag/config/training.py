@@ -51,6 +51,9 @@ class TrainingConfig:
     max_train_sentences: int = _setting(0, "Train on the first N sentences only (0: all).")
     device: str = _setting("auto", "`cpu`, `cuda`, `cuda:N`, `mps` or `auto` (the first CUDA device when there "
                                    "is one); `--device`.")
+    average: float = _setting(0.0, "Score dev and save an exponential moving average of the weights, updated "
+                                    "after each step with this decay, e.g. 0.999 (0: off; "
+                                    "`seqtag.averaging`).")
     calibrate: bool = _setting(True, "After training, fit the head's temperature on dev so that its confidences "
                                      "are calibrated (the tags stay the same; [calibration](../calibration.md)).")
     precision: str = _setting("fp32", "`fp32`, or mixed precision through `torch.autocast`: `bf16`, `fp16` "
@@ -80,6 +83,8 @@ class TrainingConfig:
         for key, low in _AT_LEAST:
             if getattr(cfg, key) < low:
                 raise ConfigError(f"[training] {key} must be at least {low}, got {getattr(cfg, key)!r}")
+        if not 0 <= cfg.average < 1:
+            raise ConfigError(f"[training] average must be in [0, 1) (0: off), got {cfg.average!r}")
         if not 0 < cfg.lr_decay <= 1:
             raise ConfigError(f"[training] lr_decay must be in (0, 1] (1: no decay), got {cfg.lr_decay!r}")
         return cfg

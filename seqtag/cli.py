@@ -145,6 +145,29 @@ def device_option(default: str) -> Callable[[Callable[..., Any]], Callable[..., 
         help="Where the network runs; auto: the first CUDA device when there is one, else the CPU.")
 
 
+def gold_data_options(purpose: str, split: str, split_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options that choose gold data for a saved model (``evaluate``, ``calibrate``): ``--dataset``,
+    ``--split``, ``--tag-column``, ``--scheme`` and ``--batch-size``; ``purpose`` completes "Corpus to ..."."""
+    options = [
+        click.option("--dataset", default=None, help=f"Corpus to {purpose}: a name, file/folder, split=path,... or "
+                                                      "hub id (default: the model's)."),
+        click.option("--split", default=split, show_default=True, help=split_help),
+        click.option("--tag-column", default=None,
+                     help="Tag column of the data: a number (CoNLL), upos/xpos (CoNLL-U) or a name."),
+        click.option("--scheme", type=click.Choice(["IOB1", "IOB2", "BIOES"]), default=None,
+                     help="NER: the tag scheme of the data (default: the model's data setting, else detected)."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
+                     help="Sentences per batch."),
+    ]
+
+    def apply(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return apply
+
+
 threads_option = click.option(
     "--threads", type=click.IntRange(min=1), default=None,
     help="CPU threads for torch (default: the CPUs not busy with other work, or $SEQTAG_THREADS); "
@@ -244,16 +267,7 @@ def train(task: str | None, dataset: str | None, config_path: str | None, overri
     "seqtag evaluate models/pos --dataset data/ --split dev --json",
     "seqtag evaluate models/ner --output metrics.json --report reports/ner"))
 @click.argument("model", type=click.Path())
-@click.option("--dataset", default=None,
-              help="Corpus to score on: a name, file/folder, split=path,... or hub id (default: the model's).")
-@click.option("--split", default="test", show_default=True,
-              help="The split to score (train, dev, test; a single file is every split).")
-@click.option("--tag-column", default=None,
-              help="Tag column of the data: a number (CoNLL), upos/xpos (CoNLL-U) or a name.")
-@click.option("--scheme", type=click.Choice(["IOB1", "IOB2", "BIOES"]), default=None,
-              help="NER: the tag scheme of the data (default: the model's data setting, else detected).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
-              help="Sentences per batch.")
+@gold_data_options("score on", "test", "The split to score (train, dev, test; a single file is every split).")
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as one JSON object instead of tables.")
 @click.option("--output", "output", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Also write the scores to FILE as JSON (the object --json prints), atomically.")

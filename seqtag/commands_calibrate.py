@@ -11,7 +11,16 @@ import json
 
 import click
 
-from .cli import CONTEXT_SETTINGS, _threads, device_option, examples, handle_errors, no_verify_option, threads_option
+from .cli import (
+    CONTEXT_SETTINGS,
+    _threads,
+    device_option,
+    examples,
+    gold_data_options,
+    handle_errors,
+    no_verify_option,
+    threads_option,
+)
 
 __all__ = ["calibrate"]
 
@@ -21,16 +30,7 @@ __all__ = ["calibrate"]
     "seqtag calibrate models/pos --dataset data/ --split dev",
     "seqtag calibrate models/ner --json"))
 @click.argument("model", type=click.Path())
-@click.option("--dataset", default=None,
-              help="Corpus to fit on: a name, file/folder, split=path,... or hub id (default: the model's).")
-@click.option("--split", default="dev", show_default=True,
-              help="The split to fit on; never the test split you report on.")
-@click.option("--tag-column", default=None,
-              help="Tag column of the data: a number (CoNLL), upos/xpos (CoNLL-U) or a name.")
-@click.option("--scheme", type=click.Choice(["IOB1", "IOB2", "BIOES"]), default=None,
-              help="NER: the tag scheme of the data (default: the model's data setting, else detected).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
-              help="Sentences per batch.")
+@gold_data_options("fit on", "dev", "The split to fit on; never the test split you report on.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
 @device_option("auto")
 @threads_option

@@ -30,7 +30,8 @@ __all__ = ["BINS", "confidence_units", "expected_calibration_error", "calibratio
            "fit_temperature", "takes_temperature", "calibrate_and_save"]
 
 BINS = 10
-_GRID = [math.exp(math.log(0.25) + i * (math.log(16.0) - math.log(0.25)) / 24) for i in range(25)]
+_STEP = (math.log(16.0) - math.log(0.25)) / 24  # the grid of temperatures: 0.25 to 16, 25 points on log T
+_GRID = [math.exp(math.log(0.25) + i * _STEP) for i in range(25)]
 
 
 def confidence_units(task: str, predictions: Sequence[Any], gold: Sequence[Sequence[str]]) -> tuple[list[float],
@@ -56,10 +57,8 @@ def confidence_units(task: str, predictions: Sequence[Any], gold: Sequence[Seque
     return conf, right
 
 
-def expected_calibration_error(conf: Sequence[float], right: Sequence[bool], bins: int = BINS) -> float:
-    """The ECE of ``conf`` against ``right`` over ``bins`` equal-width bins of [0, 1] (0.0 without units)."""
-    if not conf:
-        return 0.0
+def _binned(conf: Sequence[float], right: Sequence[bool], bins: int) -> tuple[list[int], list[float], list[int]]:
+    """Per equal-width bin of [0, 1] (1.0 in the last): the units, their summed confidence, those right."""
     count = [0] * bins
     total_conf = [0.0] * bins
     total_right = [0] * bins
@@ -68,6 +67,14 @@ def expected_calibration_error(conf: Sequence[float], right: Sequence[bool], bin
         count[b] += 1
         total_conf[b] += c
         total_right[b] += int(r)
+    return count, total_conf, total_right
+
+
+def expected_calibration_error(conf: Sequence[float], right: Sequence[bool], bins: int = BINS) -> float:
+    """The ECE of ``conf`` against ``right`` over ``bins`` equal-width bins of [0, 1] (0.0 without units)."""
+    if not conf:
+        return 0.0
+    count, total_conf, total_right = _binned(conf, right, bins)
     return sum(abs(total_right[b] - total_conf[b]) for b in range(bins) if count[b]) / len(conf)
 
 
@@ -82,13 +89,10 @@ def calibration_report(task: str, predictions: Sequence[Any], gold: Sequence[Seq
     """
     conf, right = confidence_units(task, predictions, gold)
     n = len(conf)
-    rows = []
-    for b in range(bins):
-        members = [(c, r) for c, r in zip(conf, right) if min(bins - 1, max(0, int(c * bins))) == b]
-        if members:
-            rows.append({"low": b / bins, "high": (b + 1) / bins, "count": len(members),
-                         "confidence": round(sum(c for c, _ in members) / len(members), 4),
-                         "accuracy": round(sum(r for _, r in members) / len(members), 4)})
+    count, total_conf, total_right = _binned(conf, right, bins)
+    rows = [{"low": b / bins, "high": (b + 1) / bins, "count": count[b],
+             "confidence": round(total_conf[b] / count[b], 4), "accuracy": round(total_right[b] / count[b], 4)}
+            for b in range(bins) if count[b]]
     return {"unit": "span" if task == "ner" else "token", "count": n,
             "ece": round(expected_calibration_error(conf, right, bins), 4),
             "mean_confidence": round(sum(conf) / n, 4) if n else 0.0,
@@ -177,8 +181,7 @@ def fit_temperature(tagger: Any, sentences: Sequence[tuple[list[str], list[str]]
         for t in _GRID:
             losses[t] = _log_loss(*units(t))
         best = min(losses, key=losses.__getitem__)
-        step = math.exp((math.log(16.0) - math.log(0.25)) / 24)
-        lo, hi = math.log(best / step), math.log(best * step)
+        lo, hi = math.log(best) - _STEP, math.log(best) + _STEP
         for _ in range(12):  # golden-section search on log T around the grid's best point
             a, b = hi - (hi - lo) / 1.618034, lo + (hi - lo) / 1.618034
             if _log_loss(*units(math.exp(a))) < _log_loss(*units(math.exp(b))):
@@ -189,9 +192,10 @@ def fit_temperature(tagger: Any, sentences: Sequence[tuple[list[str], list[str]]
         if losses[best] < _log_loss(*units(fitted)):
             fitted = best
         conf, right = units(fitted)
+        ece_after = expected_calibration_error(conf, right)
         if progress is not None:
             progress(f"calibrated on {len(conf)} dev {'spans' if task == 'ner' else 'tokens'}: temperature "
-                     f"{fitted:.3f}, ECE {ece_before:.4f} -> {expected_calibration_error(conf, right):.4f}")
+                     f"{fitted:.3f}, ECE {ece_before:.4f} -> {ece_after:.4f}")
     except BaseException:
         head.temperature = before
         raise
@@ -199,8 +203,7 @@ def fit_temperature(tagger: Any, sentences: Sequence[tuple[list[str], list[str]]
         model.train(was_training)
     tagger.config["model"]["head"]["temperature"] = round(fitted, 6)
     head.temperature = round(fitted, 6)
-    return Calibration(head.temperature, ece_before, expected_calibration_error(conf, right),
-                       "span" if task == "ner" else "token", len(conf))
+    return Calibration(head.temperature, ece_before, ece_after, "span" if task == "ner" else "token", len(conf))
 
 
 def calibrate_and_save(tagger: Any, sentences: Sequence[tuple[list[str], list[str]]], path: Any, *,

@@ -342,6 +342,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--task", choices=["ner", "pos"], default="ner")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds run from this one (to split seeds across runs)")
     ap.add_argument("--max-epochs", type=int, default=150, help="flair's tutorial: 150 (annealing usually stops it)")
     ap.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (flair's tutorial: 0.1)")
     ap.add_argument("--batch-size", type=int, default=32, help="training mini-batch (flair's tutorial: 32)")
@@ -373,6 +374,7 @@ def main() -> None:
             "crf": not args.no_crf, "max_sentences": args.max_sentences, "threads": args.threads}
     results: dict[str, Any] = {
         "task": args.task, "corpus": FILES[args.task][0], "system": "flair", "seeds": args.seeds,
+        "first_seed": args.first_seed,
         "threads": args.threads, "flair": flair.__version__, "torch": torch.__version__,
         "python": platform.python_version(), "cpus": os.cpu_count(),
         "settings": {**opts, "optimizer": "SGD", "anneal_factor": 0.5, "patience": 3, "min_learning_rate": 1e-4,
@@ -382,7 +384,7 @@ def main() -> None:
                      "predict_batch_size": args.predict_batch_size},
         "runs": [],
     }
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         out = work / f"flair-{args.task}-seed{seed}"
         out.mkdir(parents=True, exist_ok=True)
         trained = child(["train", args.task, str(seed), str(out), repr(time.time()), json.dumps(opts),

@@ -42,7 +42,8 @@ from .tagger import Tagger
 from .threads import configure_threads, describe, rebalance
 
 # TrainingConfig, build_config and default_config live in seqtag.config; they stay importable from here
-__all__ = ["TrainState", "TrainingConfig", "default_config", "build_config", "train", "make_batches", "make_optimizer"]
+__all__ = ["TrainState", "TrainingConfig", "default_config", "build_config", "train", "make_batches", "make_optimizer",
+           "param_groups"]
 
 
 @dataclass
@@ -110,10 +111,28 @@ def make_batches(lengths: Sequence[int], batch_size: int, rng: random.Random | N
     return batches
 
 
+def param_groups(model: torch.nn.Module, lr: float) -> list[dict[str, Any]]:
+    """The trainable parameters in optimizer groups: first those at ``lr``, then one group per learning rate
+    that a part asks for. A part (any submodule) sets ``learning_rate`` to train its parameters at its own rate,
+    as a fine-tuned pretrained transformer does (``transformer_embeddings.v1``'s ``lr``); a part inside it may
+    set its own again. The learning-rate decay scales every group alike."""
+    rates: dict[int, float] = {}
+    for _, module in model.named_modules():  # parents come before their children, so the innermost rate wins
+        rate = getattr(module, "learning_rate", None)
+        if rate:
+            for p in module.parameters():
+                rates[id(p)] = float(rate)
+    groups: dict[float, list[torch.nn.Parameter]] = {lr: []}
+    for p in model.parameters():
+        if p.requires_grad:
+            groups.setdefault(rates.get(id(p), lr), []).append(p)
+    return [{"params": ps, "lr": rate} for rate, ps in groups.items() if ps or rate == lr]
+
+
 def make_optimizer(model: torch.nn.Module, tc: TrainingConfig) -> torch.optim.Optimizer:
     """The optimizer of ``[training]`` over the trainable parameters (the training loop's and the spaCy
     component's)."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = param_groups(model, tc.lr)
     if tc.optimizer == "sgd":
         cls: Any = torch.optim.SGD
         kwargs: dict[str, Any] = {"momentum": tc.momentum}

@@ -81,11 +81,13 @@ class TransformerEmbedding(Embedding):
         cache: Cache a frozen transformer's word vectors per sentence (keyed by its tokens) across epochs.
         cache_size: Most sentences kept in the cache.
         max_length: Most subwords per transformer window, specials included (0: the model's limit).
+        lr: The learning rate of a fine-tuned transformer (``freeze = false``), usually far below the
+            tagger's, e.g. ``5e-5`` (0: ``training.lr``, like the rest of the tagger).
     """
 
     def __init__(self, model_path: str = "", pooling: str = "first", layers: Sequence[int] = (-1,),
                  freeze: bool = True, save_weights: bool = False, cache: bool = True, cache_size: int = 100_000,
-                 max_length: int = 0) -> None:
+                 max_length: int = 0, lr: float = 0.0) -> None:
         super().__init__()
         if not model_path:
             raise ConfigError("transformer_embeddings.v1: set model_path to a local Hugging Face model folder, "
@@ -99,7 +101,10 @@ class TransformerEmbedding(Embedding):
         if max_length < 0 or (0 < max_length < 4):
             raise ConfigError(f"transformer_embeddings.v1: max_length must be 0 (the model's limit) or at least 4, "
                               f"got {max_length}")
+        if lr < 0:
+            raise ConfigError(f"transformer_embeddings.v1: lr must be 0 (training.lr) or positive, got {lr}")
         self.model_path, self.pooling, self.layers = model_path, pooling, layers
+        self.learning_rate = None if freeze or not lr else float(lr)  # its optimizer group (seqtag.trainer)
         self.freeze, self.save_weights = freeze, save_weights
         self.use_cache, self.cache_size, self.max_length = cache and freeze, cache_size, max_length
         self.output_dim = 0  # known after initialize() or set_assets()

@@ -62,6 +62,26 @@ def test_contract_fine_tuned() -> None:
                     freeze=False, pooling="last", options=CheckOptions(lr=5e-4, fresh_process=False))
 
 
+def test_a_fine_tuned_transformer_trains_at_its_own_learning_rate() -> None:
+    from seqtag.config import TrainingConfig
+    from seqtag.trainer import make_optimizer
+
+    model = torch.nn.Module()
+    model.emb = build_part("embedding", {"type": "concat.v1", "parts": [
+        {"type": "transformer_embeddings.v1", "model_path": MODEL, "freeze": False, "lr": 5e-5},
+        {"type": "word.v1", "dim": 8}]})
+    model.emb.initialize(WORDS)
+    opt = make_optimizer(model, TrainingConfig(lr=0.002))
+    assert [g["lr"] for g in opt.param_groups] == [0.002, 5e-5]
+    transformer = {id(p) for p in model.emb.parts[0].parameters()}
+    assert {id(p) for p in opt.param_groups[1]["params"]} == transformer
+    assert not transformer & {id(p) for p in opt.param_groups[0]["params"]}
+    frozen = build_part("embedding", {"type": "transformer_embeddings.v1", "model_path": MODEL, "lr": 5e-5})
+    assert frozen.learning_rate is None  # a frozen transformer has no trainable parameters to group
+    with pytest.raises(ConfigError, match="lr must be 0"):
+        build_part("embedding", {"type": "transformer_embeddings.v1", "model_path": MODEL, "lr": -1.0})
+
+
 def test_the_package_path_form_and_clear_errors(tmp_path: Path) -> None:
     if MODEL.startswith("pkg:"):
         assert (resolve_model_path(MODEL) / "config.json").is_file()

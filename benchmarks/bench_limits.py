@@ -119,7 +119,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     from seqtag.data import index_sentences, load_corpus
     from seqtag.devices import autocast, grad_scaler
     from seqtag.model import make_batch
-    from seqtag.trainer import TrainingConfig, _drop_empty, make_optimizer
+    from seqtag.trainer import TrainingConfig, _drop_empty, apply_step, make_optimizer
 
     torch.manual_seed(0)
     tagger = seqtag.load(args.model)
@@ -183,13 +183,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                            columns=None if indexed is None else indexed[idx])
         with autocast(device, tc.precision):
             loss = model.loss(batch)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if tc.grad_clip > 0:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
+        apply_step(model, optimizer, scaler, loss, tc.grad_clip)
         loss.item()
 
     bare.train()

@@ -43,7 +43,7 @@ from .threads import configure_threads, describe, rebalance
 
 # TrainingConfig, build_config and default_config live in seqtag.config; they stay importable from here
 __all__ = ["TrainState", "TrainingConfig", "default_config", "build_config", "train", "make_batches", "make_optimizer",
-           "param_groups"]
+           "param_groups", "apply_step"]
 
 
 @dataclass
@@ -142,6 +142,19 @@ def make_optimizer(model: torch.nn.Module, tc: TrainingConfig) -> torch.optim.Op
         return cls(params, lr=tc.lr, weight_decay=tc.weight_decay, fused=True, **kwargs)
     except (RuntimeError, TypeError):
         return cls(params, lr=tc.lr, weight_decay=tc.weight_decay, **kwargs)
+
+
+def apply_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: Any, loss: torch.Tensor,
+               grad_clip: float) -> None:
+    """One optimizer step on a batch's loss: backward (scaled for fp16), the gradient norm clipped to
+    ``grad_clip`` (0: not clipped), the update. The training loop's step, and the one benchmarks time."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
 
 
 def check_scheme(task: str, scheme: str, sents: Sequence[tuple[list[str], list[str]]]) -> None:
@@ -351,13 +364,7 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
                     loss = step_loss(batch)
                 if not torch.isfinite(loss):
                     raise run.diverged(f"the training loss became {loss.item()} at epoch {epoch + 1}, step {b + 1}")
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if tc.grad_clip > 0:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
+                apply_step(model, optimizer, scaler, loss, tc.grad_clip)
                 if average is not None:
                     average.update()
                 loss_sum += loss.item()

@@ -1,0 +1,117 @@
+"""seqtag, spaCy and flair side by side: one table per task from the benchmarks' own results.
+
+spaCy's figures come from a ``bench_vs_spacy.py`` result (its three seeds, trained beside seqtag on the same
+files), flair's from one or more ``bench_flair.py`` results (their runs are merged, so seeds trained in
+separate runs count together). seqtag's come from that same ``bench_vs_spacy.py`` result, or, with
+``--seqtag-models``, from trained model folders: their test score and inference speed are measured here, by
+``bench_vs_spacy.py``'s own measuring child (whole test set, pre-tokenized, batch 256, median of 3 passes
+after a first pass, peak RSS of the measuring process), and their dev score and time to the best dev score
+are read from each model's ``meta.json``. Every figure is the median (min-max) over the seeds, with the
+thread counts each system trained and measured with.
+
+    SEQTAG_CORPORA=../shared/corpora .venv/bin/python benchmarks/three_systems.py --task ner \\
+        --peers benchmarks/results/ner.json --flair benchmarks/results/flair_ner_*.json \\
+        --seqtag-models models/ner-seed0 models/ner-seed1 models/ner-seed2 --threads 1
+
+It prints a markdown table and writes ``benchmarks/results/three_systems_<task>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bench_vs_spacy import child, corpora, summary  # noqa: E402
+
+ROWS = [("test", "test {}", "{:.2f}"), ("dev", "best dev {}", "{:.2f}"),
+        ("seconds_to_best", "seconds from start to the best dev score", "{:,.0f}"),
+        ("tokens_per_s", "inference tokens/s (tags)", "{:,.0f}"),
+        ("peak_rss_mb", "peak RSS of inference (MB)", "{:,.0f}")]
+
+
+def seqtag_runs(task: str, models: list[str], threads: int) -> list[dict[str, Any]]:
+    """Measure each model folder (test score, speed, memory) and read its dev score and time from meta.json."""
+    runs = []
+    for folder in models:
+        scores = json.loads((Path(folder) / "meta.json").read_text())["scores"]
+        dev = scores["dev"]
+        m = child(["measure", "seqtag", task, folder, str(threads)])
+        runs.append({"model": folder, **m, "dev": dev.get("f1", dev.get("accuracy")),
+                     "seconds_to_best": scores.get("train_seconds_to_best")})
+        print(f"seqtag {folder}: test {m['test']:.2f}  {m['tokens_per_s']:,.0f} tokens/s", flush=True)
+    return runs
+
+
+def collect(args: argparse.Namespace) -> dict[str, Any]:
+    peers = json.loads(Path(args.peers).read_text())
+    flair_files = [json.loads(Path(f).read_text()) for f in args.flair]
+    flair_runs = [r for f in flair_files for r in f["runs"]]
+    systems: dict[str, dict[str, Any]] = {}
+    if args.seqtag_models:
+        runs = seqtag_runs(args.task, args.seqtag_models, args.threads)
+        systems["seqtag"] = {"runs": runs, "measured_threads": args.threads,
+                             "trained": "model folders given (see their meta.json)"}
+    else:
+        systems["seqtag"] = {"runs": peers["runs"]["seqtag"], "measured_threads": peers["threads"],
+                             "trained": f"{peers['training_jobs']} at a time, {peers['training_threads']} thread(s)"}
+    systems["spacy"] = {"runs": peers["runs"]["spacy"], "measured_threads": peers["threads"],
+                        "trained": f"{peers['training_jobs']} at a time, {peers['training_threads']} thread(s)"}
+    systems["flair"] = {"runs": flair_runs, "measured_threads": flair_files[0]["threads"] if flair_files else None,
+                        "trained": "; ".join(f"seeds {[r['seed'] for r in f['runs']]}: {f['threads']} thread(s), "
+                                             f"max {f['settings']['max_epochs']} epochs" for f in flair_files)}
+    for sys_ in systems.values():
+        sys_["seeds"] = len(sys_["runs"])
+        sys_["summary"] = {key: summary([float(r[key]) for r in sys_["runs"] if r.get(key) is not None])
+                           for key, _, _ in ROWS if any(r.get(key) is not None for r in sys_["runs"])}
+    return {"task": args.task, "systems": systems, "sources": {"peers": args.peers, "flair": args.flair}}
+
+
+def table(res: dict[str, Any]) -> str:
+    metric = "entity F1" if res["task"] == "ner" else "UPOS accuracy"
+    names = list(res["systems"])
+    lines = ["| | " + " | ".join(f"{n} ({res['systems'][n]['seeds']} seeds)" for n in names) + " |",
+             "|---|" + "---|" * len(names)]
+    for key, label, fmt in ROWS:
+        cells = []
+        for n in names:
+            s = res["systems"][n]["summary"].get(key)
+            cells.append("" if s is None else
+                         f"{fmt.format(s['median'])} ({fmt.format(s['min'])}-{fmt.format(s['max'])})")
+        lines.append(f"| {label.format(metric)} | " + " | ".join(cells) + " |")
+    for label, key in (("trained", "trained"), ("inference threads", "measured_threads")):
+        lines.append(f"| {label} | " + " | ".join(str(res["systems"][n][key]) for n in names) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--task", choices=["ner", "pos"], default="ner")
+    ap.add_argument("--peers", required=True, help="a bench_vs_spacy.py result (spaCy's runs, and seqtag's)")
+    ap.add_argument("--flair", nargs="*", default=[], help="bench_flair.py results; their runs are merged")
+    ap.add_argument("--seqtag-models", nargs="*", default=[], help="measure these seqtag model folders instead")
+    ap.add_argument("--threads", type=int, default=1, help="threads for measuring --seqtag-models")
+    ap.add_argument("--output", default=None)
+    args = ap.parse_args()
+    if args.seqtag_models:
+        corpora()
+    res = collect(args)
+    md = table(res)
+    res["table"] = md
+    print(md)
+    for n, s in res["systems"].items():
+        if "test" in s["summary"]:
+            print(f"{n}: test median {statistics.median(float(r['test']) for r in s['runs']):.2f}")
+    path = Path(args.output) if args.output else HERE / "results" / f"three_systems_{args.task}.json"
+    path.write_text(json.dumps(res, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from seqtag.atomic import atomic_write_json
+
 HERE = Path(__file__).resolve().parent
 RUNTIMES = ("torch-fp32", "torch-int8", "onnx-fp32", "onnx-int8")
 SPEEDUP, MAX_F1_LOSS = 1.5, 0.2  # the bar for the documented fast path
@@ -166,12 +168,8 @@ def main() -> None:
             print(f"{key}: {v['speedup']['tags_only']:.2f}x tags only, {v['speedup']['with_confidence']:.2f}x with "
                   f"confidences, F1 loss {v['f1_loss']:+.2f}; meets >= {SPEEDUP}x at <= {MAX_F1_LOSS} F1 loss: "
                   f"{'yes' if v['meets_bar'] else 'no'}")
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(out)
-    print(f"written to {out}")
+    atomic_write_json(args.output, report)
+    print(f"written to {args.output}")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import platform
 import random
@@ -46,6 +45,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_vs_spacy import FILES, corpora, summary, test_sentences  # noqa: E402
+
+from seqtag.atomic import atomic_write_json  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BATCH, SEQ = 256, 25  # the fixed batch of the bare encoder (as bench_vs_spacy.py)
@@ -295,12 +296,8 @@ def main() -> None:
                         "bare_training_loss": "out.sum(); the model's optimizer (make_optimizer), no clipping"},
         **res}
     report(out)
-    path = Path(args.output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    print(f"written to {path}")
+    atomic_write_json(args.output, out)
+    print(f"written to {args.output}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bench_vs_spacy import child, corpora, summary  # noqa: E402
+
+from seqtag.atomic import atomic_write_json  # noqa: E402
 
 ROWS = [("test", "test {}", "{:.2f}"), ("dev", "best dev {}", "{:.2f}"),
         ("seconds_to_best", "seconds from start to the best dev score", "{:,.0f}"),
@@ -105,11 +106,8 @@ def main() -> None:
     md = table(res)
     res["table"] = md
     print(md)
-    for n, s in res["systems"].items():
-        if "test" in s["summary"]:
-            print(f"{n}: test median {statistics.median(float(r['test']) for r in s['runs']):.2f}")
     path = Path(args.output) if args.output else HERE / "results" / f"three_systems_{args.task}.json"
-    path.write_text(json.dumps(res, indent=2) + "\n")
+    atomic_write_json(path, res)
     print(f"wrote {path}")
 
 

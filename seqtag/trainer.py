@@ -126,7 +126,7 @@ def param_groups(model: torch.nn.Module, lr: float) -> list[dict[str, Any]]:
     for p in model.parameters():
         if p.requires_grad:
             groups.setdefault(rates.get(id(p), lr), []).append(p)
-    return [{"params": ps, "lr": rate} for rate, ps in groups.items() if ps or rate == lr]
+    return [{"params": ps, "lr": rate} for rate, ps in groups.items()]  # only the first may be empty
 
 
 def make_optimizer(model: torch.nn.Module, tc: TrainingConfig) -> torch.optim.Optimizer:

@@ -243,7 +243,7 @@ def test_config_key_the_part_does_not_take(tiny: Path, tmp_path: Path) -> None:
           "encoder 'lstm.v1' takes no argument 'hiden_size'; it takes: hidden_size, num_layers")
     fails(train_args(tiny, NER, tmp_path / "m", "--set", "training.lrr=0.1"), "[training] takes no key 'lrr'", "lr,")
     fails(train_args(tiny, NER, tmp_path / "m", "--set", "model.encodr.hidden_size=3"),
-          "[model] takes no key 'encodr'; it takes: tokenizer, embedding, encoder, head, dropout")
+          "[model] takes no key 'encodr'; it takes: tokenizer, embedding, encoder, head, dropout, locked_dropout")
     fails(train_args(tiny, NER, tmp_path / "m", "--set", "trainig.lr=0.1"),
           "the config takes no top-level key 'trainig'; it takes: task, scheme, data, model, training")
     fails(train_args(tiny, NER, tmp_path / "m", "--set", "data.tag_colum=ner"),
@@ -264,6 +264,8 @@ def test_wrong_type_in_a_config_value(tiny: Path, tmp_path: Path) -> None:
           "[training] batch_size must be int, got float 1.5")
     fails(train_args(tiny, NER, tmp_path / "m", "--set", "model.dropout=lots"),
           "[model] dropout must be a number in [0, 1), got str 'lots'")
+    fails(train_args(tiny, NER, tmp_path / "m", "--set", "model.locked_dropout=0.5"),
+          "[model] locked_dropout must be true or false, got float 0.5")
 
 
 # -- model directories -------------------------------------------------------------------------------

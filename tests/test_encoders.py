@@ -148,3 +148,19 @@ def test_char_lstm_word_vectors_are_the_packed_lstm_final_states() -> None:
     packed = nn.utils.rnn.pack_padded_sequence(emb.char_embed(chars), lengths, batch_first=True, enforce_sorted=False)
     _, (h, _) = emb.lstm(packed)  # shape: (2, 4, 3)
     torch.testing.assert_close(got, torch.cat([h[0], h[1]], dim=-1), rtol=1e-5, atol=1e-6)
+
+
+def test_locked_dropout_drops_the_same_dimensions_at_every_position() -> None:
+    from seqtag.model import Dropout
+
+    torch.manual_seed(0)
+    x = torch.ones(4, 9, 32)
+    locked = Dropout(0.5, locked=True).train()
+    y = locked(x)
+    kept = y != 0  # shape: (4, 9, 32)
+    assert bool((kept == kept[:, :1]).all())  # one mask per sentence, shared by its positions
+    assert not bool((kept[0] == kept[1]).all())  # each sentence draws its own
+    assert set(y.unique().tolist()) == {0.0, 2.0}  # inverted: kept values are scaled by 1 / (1 - p)
+    per_position = Dropout(0.5).train()(x) != 0
+    assert not bool((per_position == per_position[:, :1]).all())
+    assert torch.equal(locked.eval()(x), x)

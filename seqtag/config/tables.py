@@ -48,11 +48,13 @@ MODEL_HELP: dict[str, str] = {
     "encoder": "The `[model.encoder]` table: context vectors from the token vectors.",
     "head": "The `[model.head]` table: tag scores, the loss and decoding.",
     "dropout": "Dropout after the embedding and after the encoder, in [0, 1).",
+    "locked_dropout": "`true`: that dropout drops the same vector dimensions at every position of a sentence "
+                      "(locked, or variational, dropout) instead of drawing each position's own (`false`, the default).",
 }
 
 CONFIG_KEYS = tuple(TOP_HELP)
 DATA_KEYS = tuple(DATA_HELP)
-MODEL_KEYS = (*KINDS, "dropout")  # MODEL_HELP describes each (tests/test_first_hour.py checks it)
+MODEL_KEYS = (*KINDS, "dropout", "locked_dropout")  # MODEL_HELP describes each (tests/test_first_hour.py checks it)
 
 
 def check_keys(table: Mapping[str, Any], allowed: Sequence[str], where: str, kind: str = "key") -> None:
@@ -76,8 +78,11 @@ def check_top_level(cfg: Mapping[str, Any]) -> None:
 
 
 def check_model_table(model: Any) -> None:
-    """``[model]`` holds the part tables and ``dropout`` (a number in [0, 1)), nothing else."""
+    """``[model]`` holds the part tables, ``dropout`` (a number in [0, 1)) and ``locked_dropout`` (a boolean),
+    nothing else."""
     check_table(model, MODEL_KEYS, "model")
     dropout = model.get("dropout", 0.0)
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
         raise ConfigError(f"[model] dropout must be a number in [0, 1), got {shown(dropout)}")
+    if not isinstance(model.get("locked_dropout", False), bool):
+        raise ConfigError(f"[model] locked_dropout must be true or false, got {shown(model['locked_dropout'])}")

@@ -39,30 +39,18 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_vs_spacy import FILES, corpora, summary, test_sentences  # noqa: E402
+from bench_vs_spacy import FILES, corpora, median_time, paired_rates, summary, test_sentences  # noqa: E402
 
 from seqtag.atomic import atomic_write_json  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BATCH, SEQ = 256, 25  # the fixed batch of the bare encoder (as bench_vs_spacy.py)
 TRAIN_FACTOR = 3  # training ~ forward + backward (~2x forward)
-
-
-def timed(fn: Callable[[], Any]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
-def median_time(fn: Callable[[], Any], runs: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    return statistics.median(timed(fn) for _ in range(max(1, runs)))
 
 
 def matmul_rates(i: int, h: int, gates: int, runs: int) -> dict[str, dict[str, Any]]:
@@ -158,10 +146,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             tagger.predict(words, batch_size=256, with_confidence=confidence)
 
         run()  # the first pass: caches warm
-        ours, ceil = [], []
-        for _ in range(args.repeats):
-            ours.append(n_test / timed(run))
-            ceil.append(BATCH * SEQ / median_time(bare_forward, args.bare_runs, warmup=0))
+        pairs = paired_rates(run, n_test, bare_forward, BATCH * SEQ, args.repeats, args.bare_runs)
+        ours, ceil = [a for a, _ in pairs], [b for _, b in pairs]
         res["predict"][key] = {
             "tokens_per_s": summary(ours), "paired_bare_tokens_per_s": summary(ceil),
             "paired_fraction_of_bare": round(statistics.median(a / b for a, b in zip(ours, ceil)), 4),

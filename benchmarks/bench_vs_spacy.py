@@ -37,7 +37,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parent
 FILES = {
@@ -200,23 +200,34 @@ def measure(system: str, task: str, model: str, threads: int) -> dict[str, Any]:
         # same machine (on a shared machine, speed drifts between minutes)
         lstm = torch.nn.LSTM(166, 200, bidirectional=True, batch_first=True).eval()
         x = torch.randn(256, 25, 166)
-        pairs = []
         with torch.inference_mode():
             lstm(x)
-            for _ in range(5):
-                t0 = time.perf_counter()
-                run()
-                ours = n_tokens / (time.perf_counter() - t0)
-                bare = []
-                for _ in range(10):
-                    t0 = time.perf_counter()
-                    lstm(x)
-                    bare.append(time.perf_counter() - t0)
-                pairs.append((ours, 256 * 25 / statistics.median(bare)))
+            pairs = paired_rates(run, n_tokens, lambda: lstm(x), 256 * 25, rounds=5, bare_runs=10)
         out["paired_tokens_per_s"] = statistics.median(p[0] for p in pairs)
         out["paired_bare_bilstm_tokens_per_s"] = statistics.median(p[1] for p in pairs)
         out["paired_fraction_of_ceiling"] = statistics.median(p[0] / p[1] for p in pairs)
     return out
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    """Seconds one call of ``fn`` takes."""
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def median_time(fn: Callable[[], Any], runs: int, warmup: int = 1) -> float:
+    """The median seconds of ``runs`` calls of ``fn`` after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    return statistics.median(timed(fn) for _ in range(max(1, runs)))
+
+
+def paired_rates(run: Callable[[], Any], tokens: int, bare: Callable[[], Any], bare_tokens: int, rounds: int,
+                 bare_runs: int) -> list[tuple[float, float]]:
+    """``(tokens/s of one run(), tokens/s of bare())`` per round, ``bare`` timed right after ``run`` (median of
+    ``bare_runs`` calls), so that both meet the same machine: on a shared machine, speed drifts between minutes."""
+    return [(tokens / timed(run), bare_tokens / median_time(bare, bare_runs, warmup=0)) for _ in range(rounds)]
 
 
 def bare_lstm(input_dim: int, hidden: int, threads: int, task: str) -> dict[str, float]:

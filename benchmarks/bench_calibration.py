@@ -40,8 +40,9 @@ def measure(model: Path, dataset: str | None, threads: int) -> dict[str, Any]:
 
     torch.set_num_threads(threads)
     tagger = Tagger.load(model)
-    trained_with = float(tagger.model.head.temperature)
-    tagger.model.head.temperature = 1.0
+    head: Any = tagger.model.head  # the CRF head, which holds the temperature
+    trained_with = float(head.temperature)
+    head.temperature = 1.0
     _, dev = gold_split(tagger, dataset, "dev")
     _, test = gold_split(tagger, dataset, "test")
     words, gold = [w for w, _ in test], [g for _, g in test]

@@ -85,7 +85,8 @@ def measure(runtimes: tuple[str, ...], model: str, threads: int, work: str) -> d
     gold = test_set()
     words = [w for w, _ in gold]
     n_tokens = sum(len(w) for w in words)
-    taggers, out = {}, {}
+    taggers: dict[str, Any] = {}
+    out: dict[str, dict[str, Any]] = {}
     for runtime in runtimes:
         t0 = time.perf_counter()
         taggers[runtime] = load(runtime, model, threads, work)

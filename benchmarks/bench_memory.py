@@ -113,7 +113,7 @@ def child(model: str, n_tokens: int, mode: str, batch_size: int, mkldnn: bool = 
     import torch
 
     torch.set_num_threads(1)
-    torch.backends.mkldnn.enabled = mkldnn
+    torch.backends.mkldnn.enabled = mkldnn  # type: ignore[assignment]
     from seqtag.tagger import Tagger
 
     sents = read_sentences(source_file())

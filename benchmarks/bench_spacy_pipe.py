@@ -69,7 +69,7 @@ def run(model: str, dataset: str, split: str = "test", limit: int = 0, batch_siz
 
     nlp = spacy.blank("en")
     nlp.add_pipe("seqtag", config={"model": str(model), "batch_size": batch_size})
-    nlp.get_pipe("seqtag").initialize()
+    nlp.get_pipe("seqtag").initialize()  # type: ignore[attr-defined]
 
     def predict(_: Any) -> None:
         tagger.predict(sents, batch_size=batch_size, with_confidence=with_confidence)

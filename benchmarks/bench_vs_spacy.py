@@ -319,7 +319,7 @@ def main() -> None:
             system, seed = job
             if system == "seqtag":
                 return train_seqtag(task, work, seed, args.quick, train_threads)
-            return train_spacy(task, data, work, seed, args.quick, train_threads)  # type: ignore[arg-type]
+            return train_spacy(task, data, work, seed, args.quick, train_threads)
 
         # spaCy's runs are the longest: start them first so the pool ends together
         jobs.sort(key=lambda j: (j[0] != "spacy", j[1]))

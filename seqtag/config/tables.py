@@ -48,8 +48,9 @@ MODEL_HELP: dict[str, str] = {
     "encoder": "The `[model.encoder]` table: context vectors from the token vectors.",
     "head": "The `[model.head]` table: tag scores, the loss and decoding.",
     "dropout": "Dropout after the embedding and after the encoder, in [0, 1).",
-    "locked_dropout": "`true`: that dropout drops the same vector dimensions at every position of a sentence "
-                      "(locked, or variational, dropout) instead of drawing each position's own (`false`, the default).",
+    "locked_dropout": "`true`: that dropout drops the same vector dimensions at every position of a "
+                      "sentence (locked, or variational, dropout) instead of drawing each position's own "
+                      "(`false`, the default).",
 }
 
 CONFIG_KEYS = tuple(TOP_HELP)

@@ -37,7 +37,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 HERE = Path(__file__).resolve().parent
 FILES = {
@@ -113,11 +113,16 @@ def train_spacy(task: str, data: dict[str, Path], work: Path, seed: int, quick: 
             "seconds": round(time.time() - t0, 1)}
 
 
-def train_seqtag(task: str, work: Path, seed: int, quick: bool, threads: int) -> dict[str, Any]:
-    """``seqtag train``, timed like spaCy: wall time from the process start to the epoch line of the best dev score."""
-    out = work / f"seqtag-{task}-seed{seed}"
+def train_seqtag(task: str, work: Path, seed: int, quick: bool, threads: int, overrides: Sequence[str] = (),
+                 name: str = "seqtag") -> dict[str, Any]:
+    """``seqtag train`` (the default config, with ``--set`` ``overrides``) into ``work/NAME-TASK-seedN``, timed
+    like spaCy: wall time from the process start to the epoch line of the best dev score. ``test_in_training``
+    is the test score training wrote in meta.json (bench_vs_spacy.py measures its own)."""
+    out = work / f"{name}-{task}-seed{seed}"
     cmd = [sys.executable, "-m", "seqtag.cli", "train", "--task", task, "-o", str(out), "--seed", str(seed),
            "--no-progress", "--overwrite", "--set", f"training.threads={threads}"]  # a rerun replaces its own models
+    for item in overrides:
+        cmd += ["--set", item]
     if quick:
         cmd += ["--max-epochs", "1"]
     t0 = time.time()
@@ -131,10 +136,16 @@ def train_seqtag(task: str, work: Path, seed: int, quick: bool, threads: int) ->
     proc.wait()
     if proc.returncode != 0:
         raise RuntimeError(f"seqtag train failed: {lines[-1:]}")
-    meta = json.loads((out / "meta.json").read_text())
-    dev = meta["scores"]["dev"]
-    return {"model": str(out), "dev": dev.get("f1", dev.get("accuracy")), "seconds_to_best": round(best_t, 1),
-            "seconds": round(time.time() - t0, 1), "best_epoch": meta["scores"].get("epoch"), "log": lines[-1]}
+    return {**model_scores(out), "seconds_to_best": round(best_t, 1), "seconds": round(time.time() - t0, 1),
+            "log": lines[-1]}
+
+
+def model_scores(model: Path) -> dict[str, Any]:
+    """What a trained model's meta.json says: its dev score, the test score training wrote, the best epoch."""
+    scores = json.loads((model / "meta.json").read_text())["scores"]
+    dev, test = scores["dev"], scores.get("test") or {}
+    return {"model": str(model), "dev": dev.get("f1", dev.get("accuracy")),
+            "test_in_training": test.get("f1", test.get("accuracy")), "best_epoch": scores.get("epoch")}
 
 
 # -- measuring (in a child process) --------------------------------------------------------------

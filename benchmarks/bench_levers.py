@@ -1,0 +1,140 @@
+"""Accuracy levers: the default config against named changes to it, a few seeds each, one table.
+
+Each lever is a list of ``--set`` overrides of the task's default config (``LEVERS``). Every run trains with
+``seqtag train`` through bench_vs_spacy.py's ``train_seqtag`` (``--jobs`` at once, ``--threads`` torch threads
+each), and the figures are the ones training writes in the model's meta.json: best dev score, the test score of
+that model, the best epoch, and the wall time to the best dev score. A lever is judged by its median over the
+seeds against the default's, trained the same way (one seed's noise on CoNLL-2003 test is about 1 F1).
+
+    SEQTAG_CORPORA=../shared/corpora python benchmarks/bench_levers.py --task ner \\
+        --levers default,char_lstm,locked_dropout --seeds 3 --jobs 2 --threads 1
+    # record models trained elsewhere with a lever's settings (no training)
+    python benchmarks/bench_levers.py --task ner --models char_lstm=runs/s0,runs/s1,runs/s2
+    python benchmarks/bench_levers.py --task ner --levers char_lstm --quick --output /tmp/levers-smoke.json
+
+It prints a markdown table and writes (merging into an existing file, lever by lever)
+``benchmarks/results/levers_<task>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bench_vs_spacy import corpora, model_scores, summary, train_seqtag  # noqa: E402
+
+from seqtag.atomic import atomic_write_json  # noqa: E402
+
+WORD = {"type": "word.v1", "dim": 100, "casing_dim": 16, "word_dropout": 0.05}  # the default configs' word part
+LEVERS: dict[str, tuple[str, list[str]]] = {
+    "default": ("the task's default config", []),
+    "char_lstm": ("a character BiLSTM (25-dim characters, 25 per direction; Lample et al.) instead of the CNN",
+                  ["model.embedding.parts=" + json.dumps(
+                      [WORD, {"type": "char_lstm.v1", "char_dim": 25, "hidden_size": 25}])]),
+    "locked_dropout": ("locked (variational) dropout after the embedding and the encoder",
+                       ["model.locked_dropout=true"]),
+    "two_layers": ("two stacked BiLSTM layers", ["model.encoder.num_layers=2"]),
+    "average": ("an exponential moving average of the weights (0.999)", ["training.average=0.999"]),
+}
+KEYS = ("dev", "test_in_training", "seconds_to_best", "best_epoch")
+
+
+def train_lever(task: str, lever: str, seeds: int, jobs: int, threads: int, work: Path,
+                quick: bool) -> list[dict[str, Any]]:
+    """Train ``seeds`` seeds of one lever, ``jobs`` at once."""
+    overrides = LEVERS[lever][1]
+
+    def one(seed: int) -> dict[str, Any]:
+        run = {"seed": seed, **train_seqtag(task, work, seed, quick, threads, overrides, name=lever)}
+        print(f"{task} {lever} seed {seed}: dev {run['dev']:.2f}  test {run['test_in_training']:.2f}  "
+              f"best epoch {run['best_epoch']}  {run['seconds_to_best']:.0f}s to best", flush=True)
+        return run
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(one, range(seeds)))
+
+
+def recorded(models: list[str]) -> list[dict[str, Any]]:
+    """Runs read from trained model folders (their seed from config.json, time to best from meta.json)."""
+    runs = []
+    for folder in models:
+        p = Path(folder)
+        config = json.loads((p / "config.json").read_text())
+        scores = json.loads((p / "meta.json").read_text())["scores"]
+        training = config.get("training", {})
+        runs.append({"seed": training.get("seed"), "threads": training.get("threads"), **model_scores(p),
+                     "seconds_to_best": scores.get("train_seconds_to_best")})
+    return runs
+
+
+def table(task: str, levers: dict[str, Any]) -> str:
+    metric = "F1" if task == "ner" else "accuracy"
+    base = levers.get("default", {}).get("summary", {}).get("test_in_training", {}).get("median")
+    lines = [f"| lever | dev {metric} (seeds) | test {metric} (seeds) | test median | vs default |",
+             "|---|---|---|---|---|"]
+    for name, lever in levers.items():
+        runs = sorted(lever["runs"], key=lambda r: r["seed"] if r["seed"] is not None else -1)
+        med = lever["summary"]["test_in_training"]["median"]
+        delta = f"{med - base:+.2f}" if base is not None and name != "default" else ""
+        devs = ", ".join(f"{r['dev']:.2f}" for r in runs)
+        tests = ", ".join(f"{r['test_in_training']:.2f}" for r in runs)
+        lines.append(f"| {name} | {devs} | {tests} | **{med:.2f}** | {delta} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--task", choices=["ner", "pos"], default="ner")
+    ap.add_argument("--levers", default="default", help=f"comma-separated, of: {', '.join(LEVERS)}")
+    ap.add_argument("--models", action="append", default=[], metavar="LEVER=DIR,DIR",
+                    help="record models trained with a lever's settings instead of training them")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--jobs", type=int, default=2, help="trainings at once")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per training")
+    ap.add_argument("--quick", action="store_true", help="one epoch per run, for a smoke run")
+    ap.add_argument("--work", default=None, help="folder for the models (default: a temp folder)")
+    ap.add_argument("--output", default=None)
+    args = ap.parse_args()
+    output = Path(args.output or HERE / "results" / f"levers_{args.task}.json")
+    unknown = [n for n in args.levers.split(",") if n not in LEVERS]
+    if unknown:
+        ap.error(f"unknown lever {unknown[0]!r}; known: {', '.join(LEVERS)}")
+    results: dict[str, Any] = json.loads(output.read_text()) if output.is_file() else \
+        {"task": args.task, "levers": {}}
+    stamp = {"date": time.strftime("%Y-%m-%d %H:%M"), "threads": args.threads, "jobs": args.jobs,
+             "cpus": os.cpu_count(), "python": platform.python_version(), "quick": args.quick}
+    new: dict[str, list[dict[str, Any]]] = {}
+    for item in args.models:
+        lever, _, dirs = item.partition("=")
+        if lever not in LEVERS:
+            ap.error(f"unknown lever {lever!r}; known: {', '.join(LEVERS)}")
+        new[lever] = recorded(dirs.split(","))
+    if not args.models:
+        corpora()
+        work = Path(args.work or tempfile.mkdtemp(prefix="seqtag-levers-"))
+        work.mkdir(parents=True, exist_ok=True)
+        for lever in args.levers.split(","):
+            new[lever] = train_lever(args.task, lever, args.seeds, args.jobs, args.threads, work, args.quick)
+    for lever, runs in new.items():
+        results["levers"][lever] = {
+            "description": LEVERS[lever][0], "overrides": LEVERS[lever][1], "runs": runs,
+            "summary": {k: summary([r[k] for r in runs]) for k in KEYS if all(r.get(k) is not None for r in runs)},
+            **({"recorded": True} if args.models else stamp)}
+    print(table(args.task, results["levers"]))
+    atomic_write_json(output, results)
+    print(f"written to {output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -36,12 +36,15 @@ from bench_vs_spacy import corpora, model_scores, summary, train_seqtag  # noqa:
 
 from seqtag.atomic import atomic_write_json  # noqa: E402
 
-WORD = {"type": "word.v1", "dim": 100, "casing_dim": 16, "word_dropout": 0.05}  # the default configs' word part
+WORD = {"type": "word.v1", "dim": 100, "casing_dim": 16, "word_dropout": 0.05}  # the default configs' parts
+CHARS = {"type": "char_cnn.v1", "char_dim": 30, "filters": 50, "kernel_size": 3}
 LEVERS: dict[str, tuple[str, list[str]]] = {
     "default": ("the task's default config", []),
     "char_lstm": ("a character BiLSTM (25-dim characters, 25 per direction; Lample et al.) instead of the CNN",
                   ["model.embedding.parts=" + json.dumps(
                       [WORD, {"type": "char_lstm.v1", "char_dim": 25, "hidden_size": 25}])]),
+    "word_dropout_0.2": ("words replaced by <unk> in training with probability 0.2 instead of 0.05",
+                         ["model.embedding.parts=" + json.dumps([{**WORD, "word_dropout": 0.2}, CHARS])]),
     "locked_dropout": ("locked (variational) dropout after the embedding and the encoder",
                        ["model.locked_dropout=true"]),
     "two_layers": ("two stacked BiLSTM layers", ["model.encoder.num_layers=2"]),

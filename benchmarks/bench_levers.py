@@ -50,13 +50,58 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
     "two_layers": ("two stacked BiLSTM layers", ["model.encoder.num_layers=2"]),
     "average": ("an exponential moving average of the weights (0.999)", ["training.average=0.999"]),
 }
+DOCUMENT_RUNS = "document_runs_64"  # a lever on the data, not the config: see document_runs
+LEVERS[DOCUMENT_RUNS] = ("document context: consecutive sentences of a CoNLL-2003 document joined into runs of "
+                         "at most 64 tokens, trained, selected and scored as runs (IOB2)", ["data.scheme=IOB2"])
 KEYS = ("dev", "test_in_training", "seconds_to_best", "best_epoch")
+
+
+def document_runs(work: Path, max_tokens: int = 64) -> list[str]:
+    """Write CoNLL-2003's splits as JSON lines of runs of consecutive sentences of one document (a sentence
+    longer than ``max_tokens`` alone), tags in IOB2 (so that joined sentences keep their entities apart), and
+    return the ``--set`` overrides that train on them. Entities never cross a sentence, so a run's entities
+    are its sentences' entities, and entity F1 over runs counts the same gold spans."""
+    from bench_vs_spacy import FILES
+
+    from seqtag.data import catalogue
+    from seqtag.labels import convert
+
+    entry = catalogue()[FILES["ner"][0]]
+    folder = work / f"document-runs-{max_tokens}"
+    folder.mkdir(parents=True, exist_ok=True)
+    splits = []
+    for split, rel in entry["files"].items():
+        docs: list[list[list[tuple[str, str]]]] = [[]]
+        sent: list[tuple[str, str]] = []
+        for line in (corpora() / rel).read_text(encoding="utf-8").splitlines() + [""]:
+            cols = line.split()
+            if cols and cols[0] != "-DOCSTART-":
+                sent.append((cols[0], cols[entry["tag_column"]]))
+                continue
+            if sent:
+                docs[-1].append(sent)
+                sent = []
+            if cols and docs[-1]:  # -DOCSTART-: a new document
+                docs.append([])
+        with (folder / f"{split}.jsonl").open("w", encoding="utf-8") as out:
+            for doc in docs:
+                run: list[tuple[str, str]] = []
+                for s in doc:
+                    tags = convert([t for _, t in s], entry["scheme"], "IOB2")
+                    if run and len(run) + len(s) > max_tokens:
+                        out.write(json.dumps({"tokens": [w for w, _ in run], "tags": [t for _, t in run]}) + "\n")
+                        run = []
+                    run += [(w, t) for (w, _), t in zip(s, tags)]
+                if run:
+                    out.write(json.dumps({"tokens": [w for w, _ in run], "tags": [t for _, t in run]}) + "\n")
+        splits.append(f"{split}={folder / f'{split}.jsonl'}")
+    return ["data.dataset=" + ",".join(splits)]
 
 
 def train_lever(task: str, lever: str, seeds: int, jobs: int, threads: int, work: Path,
                 quick: bool) -> list[dict[str, Any]]:
     """Train ``seeds`` seeds of one lever, ``jobs`` at once."""
-    overrides = LEVERS[lever][1]
+    overrides = LEVERS[lever][1] + (document_runs(work) if lever == DOCUMENT_RUNS else [])
 
     def one(seed: int) -> dict[str, Any]:
         run = {"seed": seed, **train_seqtag(task, work, seed, quick, threads, overrides, name=lever)}

@@ -31,6 +31,7 @@ from bench_vs_spacy import child, corpora, summary  # noqa: E402
 
 from seqtag.atomic import atomic_write_json  # noqa: E402
 
+SPEED = ("tokens_per_s", "peak_rss_mb")  # what --remeasured replaces
 ROWS = [("test", "test {}", "{:.2f}"), ("dev", "best dev {}", "{:.2f}"),
         ("seconds_to_best", "seconds from start to the best dev score", "{:,.0f}"),
         ("tokens_per_s", "inference tokens/s (tags)", "{:,.0f}"),
@@ -67,11 +68,20 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
     systems["flair"] = {"runs": flair_runs, "measured_threads": flair_files[0]["threads"] if flair_files else None,
                         "trained": "; ".join(f"seeds {[r['seed'] for r in f['runs']]}: {f['threads']} thread(s), "
                                              f"max {f['settings']['max_epochs']} epochs" for f in flair_files)}
+    if args.remeasured:  # speed and memory from a later measuring pass of the same models, seed by seed
+        remeasured = json.loads(Path(args.remeasured).read_text())
+        for name in ("spacy",) if args.seqtag_models else ("seqtag", "spacy"):
+            by_seed = {r["seed"]: r for r in remeasured["passes"][0]["runs"].get(name, [])}
+            systems[name]["runs"] = [{**r, **{k: v for k, v in by_seed.get(r["seed"], {}).items() if k in SPEED}}
+                                     for r in systems[name]["runs"]]
+            systems[name]["measured_threads"] = remeasured["threads"]
+            systems[name]["speed_from"] = args.remeasured
     for sys_ in systems.values():
         sys_["seeds"] = len(sys_["runs"])
         sys_["summary"] = {key: summary([float(r[key]) for r in sys_["runs"] if r.get(key) is not None])
                            for key, _, _ in ROWS if any(r.get(key) is not None for r in sys_["runs"])}
-    return {"task": args.task, "systems": systems, "sources": {"peers": args.peers, "flair": args.flair}}
+    return {"task": args.task, "systems": systems,
+            "sources": {"peers": args.peers, "flair": args.flair, "remeasured": args.remeasured}}
 
 
 def table(res: dict[str, Any]) -> str:
@@ -98,6 +108,9 @@ def main() -> None:
     ap.add_argument("--flair", nargs="*", default=[], help="bench_flair.py results; their runs are merged")
     ap.add_argument("--seqtag-models", nargs="*", default=[], help="measure these seqtag model folders instead")
     ap.add_argument("--threads", type=int, default=1, help="threads for measuring --seqtag-models")
+    ap.add_argument("--remeasured", default=None,
+                    help="a later measuring pass of the --peers models (e.g. results/pos-remeasure.json): "
+                         "their speed and memory, seed by seed, replace the disturbed ones")
     ap.add_argument("--output", default=None)
     args = ap.parse_args()
     if args.seqtag_models:

@@ -55,10 +55,11 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
                        ["model.locked_dropout=true"]),
     "two_layers": ("two stacked BiLSTM layers", ["model.encoder.num_layers=2"]),
     "average": ("an exponential moving average of the weights (0.999)", ["training.average=0.999"]),
+    # a lever on the data, not the config: train_lever adds document_runs' overrides
+    "document_runs_64": ("document context: consecutive sentences of a CoNLL-2003 document joined into runs of "
+                         "at most 64 tokens, trained, selected and scored as runs (IOB2)", ["data.scheme=IOB2"]),
 }
-DOCUMENT_RUNS = "document_runs_64"  # a lever on the data, not the config: see document_runs
-LEVERS[DOCUMENT_RUNS] = ("document context: consecutive sentences of a CoNLL-2003 document joined into runs of "
-                         "at most 64 tokens, trained, selected and scored as runs (IOB2)", ["data.scheme=IOB2"])
+DOCUMENT_RUNS = "document_runs_64"
 KEYS = ("dev", "test_in_training", "seconds_to_best", "best_epoch")
 
 
@@ -89,17 +90,19 @@ def document_runs(work: Path, max_tokens: int = 64) -> list[str]:
                 sent = []
             if cols and docs[-1]:  # -DOCSTART-: a new document
                 docs.append([])
+        runs: list[list[tuple[str, str]]] = []
+        for doc in docs:
+            run: list[tuple[str, str]] = []
+            for s in doc:
+                if run and len(run) + len(s) > max_tokens:
+                    runs.append(run)
+                    run = []
+                run += zip([w for w, _ in s], convert([t for _, t in s], entry["scheme"], "IOB2"))
+            if run:
+                runs.append(run)
         with (folder / f"{split}.jsonl").open("w", encoding="utf-8") as out:
-            for doc in docs:
-                run: list[tuple[str, str]] = []
-                for s in doc:
-                    tags = convert([t for _, t in s], entry["scheme"], "IOB2")
-                    if run and len(run) + len(s) > max_tokens:
-                        out.write(json.dumps({"tokens": [w for w, _ in run], "tags": [t for _, t in run]}) + "\n")
-                        run = []
-                    run += [(w, t) for (w, _), t in zip(s, tags)]
-                if run:
-                    out.write(json.dumps({"tokens": [w for w, _ in run], "tags": [t for _, t in run]}) + "\n")
+            for run in runs:
+                out.write(json.dumps({"tokens": [w for w, _ in run], "tags": [t for _, t in run]}) + "\n")
         splits.append(f"{split}={folder / f'{split}.jsonl'}")
     return ["data.dataset=" + ",".join(splits)]
 
@@ -124,11 +127,11 @@ def recorded(models: list[str]) -> list[dict[str, Any]]:
     runs = []
     for folder in models:
         p = Path(folder)
-        config = json.loads((p / "config.json").read_text())
-        scores = json.loads((p / "meta.json").read_text())["scores"]
-        training = config.get("training", {})
-        runs.append({"seed": training.get("seed"), "threads": training.get("threads"), **model_scores(p),
-                     "seconds_to_best": scores.get("train_seconds_to_best")})
+        training = json.loads((p / "config.json").read_text()).get("training", {})
+        scores = model_scores(p)
+        seconds = scores.pop("train_seconds_to_best")
+        runs.append({"seed": training.get("seed"), "threads": training.get("threads"), **scores,
+                     "seconds_to_best": seconds})
     return runs
 
 

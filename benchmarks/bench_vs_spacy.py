@@ -141,11 +141,13 @@ def train_seqtag(task: str, work: Path, seed: int, quick: bool, threads: int, ov
 
 
 def model_scores(model: Path) -> dict[str, Any]:
-    """What a trained model's meta.json says: its dev score, the test score training wrote, the best epoch."""
+    """What a trained model's meta.json says: its dev score, the test score training wrote, the best epoch and
+    training's own time to it (``train_seconds_to_best``, from the start of the training loop)."""
     scores = json.loads((model / "meta.json").read_text())["scores"]
     dev, test = scores["dev"], scores.get("test") or {}
     return {"model": str(model), "dev": dev.get("f1", dev.get("accuracy")),
-            "test_in_training": test.get("f1", test.get("accuracy")), "best_epoch": scores.get("epoch")}
+            "test_in_training": test.get("f1", test.get("accuracy")), "best_epoch": scores.get("epoch"),
+            "train_seconds_to_best": scores.get("train_seconds_to_best")}
 
 
 # -- measuring (in a child process) --------------------------------------------------------------

@@ -12,6 +12,8 @@ The NER levers recorded on 2026-12-02 and 03 were trained on the default of then
         --levers default,char_lstm,locked_dropout --seeds 3 --jobs 2 --threads 1
     # record models trained elsewhere with a lever's settings (no training)
     python benchmarks/bench_levers.py --task ner --models char_lstm=runs/s0,runs/s1,runs/s2
+    # or the default's seeds from a bench_vs_spacy.py run (trained the same way)
+    python benchmarks/bench_levers.py --task pos --runs default=benchmarks/results/pos.json
     python benchmarks/bench_levers.py --task ner --levers char_lstm --quick --output /tmp/levers-smoke.json
 
 It prints a markdown table and writes (merging into an existing file, lever by lever)
@@ -56,6 +58,8 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
     "two_layers": ("two stacked BiLSTM layers", ["model.encoder.num_layers=2"]),
     "average": ("an exponential moving average of the weights (0.999)", ["training.average=0.999"]),
     # a lever on the data, not the config: train_lever adds document_runs' overrides
+    "long_schedule": ("a longer schedule: up to 60 epochs, stopping after 12 without a better dev score (the "
+                      "learning rate still halves after 2)", ["training.max_epochs=60", "training.patience=12"]),
     "document_runs_64": ("document context: consecutive sentences of a CoNLL-2003 document joined into runs of "
                          "at most 64 tokens, trained, selected and scored as runs (IOB2)", ["data.scheme=IOB2"]),
 }
@@ -135,6 +139,14 @@ def recorded(models: list[str]) -> list[dict[str, Any]]:
     return runs
 
 
+def from_results(path: str) -> list[dict[str, Any]]:
+    """The seqtag runs of a bench_vs_spacy.py result file (its default config, trained the same way), as runs
+    of a lever: its measured test score is the test score of the model training kept."""
+    runs = json.loads(Path(path).read_text())["runs"]["seqtag"]
+    return [{"seed": r["seed"], "model": r["model"], "dev": r["dev"], "test_in_training": r["test"],
+             "best_epoch": r["best_epoch"], "seconds_to_best": r["seconds_to_best"]} for r in runs]
+
+
 def table(task: str, levers: dict[str, Any], baseline: str = "default") -> str:
     metric = "F1" if task == "ner" else "accuracy"
     base = levers.get(baseline, {}).get("summary", {}).get("test_in_training", {}).get("median")
@@ -156,6 +168,8 @@ def main() -> None:
     ap.add_argument("--levers", default="default", help=f"comma-separated, of: {', '.join(LEVERS)}")
     ap.add_argument("--models", action="append", default=[], metavar="LEVER=DIR,DIR",
                     help="record models trained with a lever's settings instead of training them")
+    ap.add_argument("--runs", action="append", default=[], metavar="LEVER=FILE",
+                    help="record the seqtag runs of a bench_vs_spacy.py result file as a lever's (e.g. default)")
     ap.add_argument("--baseline", default="default", help="the lever the table compares with")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--jobs", type=int, default=2, help="trainings at once")
@@ -178,7 +192,12 @@ def main() -> None:
         if lever not in LEVERS:
             ap.error(f"unknown lever {lever!r}; known: {', '.join(LEVERS)}")
         new[lever] = recorded(dirs.split(","))
-    if not args.models:
+    for item in args.runs:
+        lever, _, file = item.partition("=")
+        if lever not in LEVERS:
+            ap.error(f"unknown lever {lever!r}; known: {', '.join(LEVERS)}")
+        new[lever] = from_results(file)
+    if not (args.models or args.runs):
         corpora()
         work = Path(args.work or tempfile.mkdtemp(prefix="seqtag-levers-"))
         work.mkdir(parents=True, exist_ok=True)
@@ -188,7 +207,7 @@ def main() -> None:
         results["levers"][lever] = {
             "description": LEVERS[lever][0], "overrides": LEVERS[lever][1], "runs": runs,
             "summary": {k: summary([r[k] for r in runs]) for k in KEYS if all(r.get(k) is not None for r in runs)},
-            **({"recorded": True} if args.models else stamp)}
+            **({"recorded": True} if args.models or args.runs else stamp)}
     print(table(args.task, results["levers"], args.baseline))
     atomic_write_json(output, results)
     print(f"written to {output}")

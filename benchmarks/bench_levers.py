@@ -44,15 +44,18 @@ from seqtag.atomic import atomic_write_json  # noqa: E402
 # and the levers that set the parts keep 0.05, as they were trained
 WORD = {"type": "word.v1", "dim": 100, "casing_dim": 16, "word_dropout": 0.05}
 CHARS = {"type": "char_cnn.v1", "char_dim": 30, "filters": 50, "kernel_size": 3}
+CHAR_LSTM = {"type": "char_lstm.v1", "char_dim": 25, "hidden_size": 25}
 LEVERS: dict[str, tuple[str, list[str]]] = {
     "default": ("the task's default config", []),
     "word_dropout_0.05": ("words replaced by <unk> in training with probability 0.05 (the POS default; NER's "
                           "until 2026-12-03)", ["model.embedding.parts=" + json.dumps([WORD, CHARS])]),
     "char_lstm": ("a character BiLSTM (25-dim characters, 25 per direction; Lample et al.) instead of the CNN",
-                  ["model.embedding.parts=" + json.dumps(
-                      [WORD, {"type": "char_lstm.v1", "char_dim": 25, "hidden_size": 25}])]),
+                  ["model.embedding.parts=" + json.dumps([WORD, CHAR_LSTM])]),
     "word_dropout_0.2": ("words replaced by <unk> in training with probability 0.2 instead of 0.05",
                          ["model.embedding.parts=" + json.dumps([{**WORD, "word_dropout": 0.2}, CHARS])]),
+    "char_lstm_word_dropout_0.2": ("both: the character BiLSTM and word dropout 0.2",
+                                   ["model.embedding.parts=" + json.dumps([{**WORD, "word_dropout": 0.2},
+                                                                           CHAR_LSTM])]),
     "locked_dropout": ("locked (variational) dropout after the embedding and the encoder",
                        ["model.locked_dropout=true"]),
     "two_layers": ("two stacked BiLSTM layers", ["model.encoder.num_layers=2"]),

@@ -190,16 +190,16 @@ def main() -> None:
     stamp = {"date": time.strftime("%Y-%m-%d %H:%M"), "threads": args.threads, "jobs": args.jobs,
              "cpus": os.cpu_count(), "python": platform.python_version(), "quick": args.quick}
     new: dict[str, list[dict[str, Any]]] = {}
-    for item in args.models:
-        lever, _, dirs = item.partition("=")
-        if lever not in LEVERS:
-            ap.error(f"unknown lever {lever!r}; known: {', '.join(LEVERS)}")
-        new[lever] = recorded(dirs.split(","))
     for item in args.runs:
         lever, _, file = item.partition("=")
         if lever not in LEVERS:
             ap.error(f"unknown lever {lever!r}; known: {', '.join(LEVERS)}")
         new[lever] = from_results(file)
+    for item in args.models:
+        lever, _, dirs = item.partition("=")
+        if lever not in LEVERS:
+            ap.error(f"unknown lever {lever!r}; known: {', '.join(LEVERS)}")
+        new[lever] = recorded(dirs.split(","))
     if not (args.models or args.runs):
         corpora()
         work = Path(args.work or tempfile.mkdtemp(prefix="seqtag-levers-"))

@@ -5,8 +5,11 @@ Each lever is a list of ``--set`` overrides of the task's default config (``LEVE
 each), and the figures are the ones training writes in the model's meta.json: best dev score, the test score of
 that model, the best epoch, and the wall time to the best dev score. A lever is judged by its median over the
 seeds against the default's, trained the same way (one seed's noise on CoNLL-2003 test is about 1 F1).
-The NER levers recorded on 2026-12-02 and 03 were trained on the default of then, whose word dropout was 0.05
-(``word_dropout_0.05``, the baseline of their table); the default is now 0.2 (``word_dropout_0.2``).
+The levers recorded on 2026-12-02 and 03 were trained on the defaults of then: character CNN and word dropout
+0.05 for both tasks (``word_dropout_0.05``; POS's ``default`` in levers_pos.json). The NER default is now word
+dropout 0.2 (``word_dropout_0.2``), the POS default a character BiLSTM with word dropout 0.2
+(``char_lstm_word_dropout_0.2``); every lever that sets the embedding parts names all of them, so it means
+the same whatever the default.
 
     SEQTAG_CORPORA=../shared/corpora python benchmarks/bench_levers.py --task ner \\
         --levers default,char_lstm,locked_dropout --seeds 3 --jobs 2 --threads 1
@@ -40,14 +43,14 @@ from bench_vs_spacy import corpora, model_scores, summary, train_seqtag  # noqa:
 
 from seqtag.atomic import atomic_write_json  # noqa: E402
 
-# the embedding parts of the default configs; NER's word dropout was 0.05 until the lever below made it 0.2,
-# and the levers that set the parts keep 0.05, as they were trained
+# the embedding parts of the defaults of 2026-12-02 (both tasks); the levers that set the parts keep them,
+# as they were trained
 WORD = {"type": "word.v1", "dim": 100, "casing_dim": 16, "word_dropout": 0.05}
 CHARS = {"type": "char_cnn.v1", "char_dim": 30, "filters": 50, "kernel_size": 3}
 CHAR_LSTM = {"type": "char_lstm.v1", "char_dim": 25, "hidden_size": 25}
 LEVERS: dict[str, tuple[str, list[str]]] = {
     "default": ("the task's default config", []),
-    "word_dropout_0.05": ("words replaced by <unk> in training with probability 0.05 (the POS default; NER's "
+    "word_dropout_0.05": ("words replaced by <unk> in training with probability 0.05 (both tasks' default "
                           "until 2026-12-03)", ["model.embedding.parts=" + json.dumps([WORD, CHARS])]),
     "char_lstm": ("a character BiLSTM (25-dim characters, 25 per direction; Lample et al.) instead of the CNN",
                   ["model.embedding.parts=" + json.dumps([WORD, CHAR_LSTM])]),

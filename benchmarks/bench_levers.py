@@ -63,9 +63,9 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
                        ["model.locked_dropout=true"]),
     "two_layers": ("two stacked BiLSTM layers", ["model.encoder.num_layers=2"]),
     "average": ("an exponential moving average of the weights (0.999)", ["training.average=0.999"]),
-    # a lever on the data, not the config: train_lever adds document_runs' overrides
     "long_schedule": ("a longer schedule: up to 60 epochs, stopping after 12 without a better dev score (the "
                       "learning rate still halves after 2)", ["training.max_epochs=60", "training.patience=12"]),
+    # a lever on the data, not the config: train_lever adds document_runs' overrides
     "document_runs_64": ("document context: consecutive sentences of a CoNLL-2003 document joined into runs of "
                          "at most 64 tokens, trained, selected and scored as runs (IOB2)", ["data.scheme=IOB2"]),
 }
@@ -132,10 +132,11 @@ def train_lever(task: str, lever: str, seeds: int, jobs: int, threads: int, work
         return list(pool.map(one, range(seeds)))
 
 
-def recorded(models: list[str]) -> list[dict[str, Any]]:
-    """Runs read from trained model folders (their seed from config.json, time to best from meta.json)."""
+def recorded(models: str) -> list[dict[str, Any]]:
+    """Runs read from trained model folders, comma-separated (their seed from config.json, time to best from
+    meta.json)."""
     runs = []
-    for folder in models:
+    for folder in models.split(","):
         p = Path(folder)
         training = json.loads((p / "config.json").read_text()).get("training", {})
         scores = model_scores(p)
@@ -193,16 +194,11 @@ def main() -> None:
     stamp = {"date": time.strftime("%Y-%m-%d %H:%M"), "threads": args.threads, "jobs": args.jobs,
              "cpus": os.cpu_count(), "python": platform.python_version(), "quick": args.quick}
     new: dict[str, list[dict[str, Any]]] = {}
-    for item in args.runs:
-        lever, _, file = item.partition("=")
+    for item, read in [(i, from_results) for i in args.runs] + [(i, recorded) for i in args.models]:
+        lever, _, source = item.partition("=")
         if lever not in LEVERS:
             ap.error(f"unknown lever {lever!r}; known: {', '.join(LEVERS)}")
-        new[lever] = from_results(file)
-    for item in args.models:
-        lever, _, dirs = item.partition("=")
-        if lever not in LEVERS:
-            ap.error(f"unknown lever {lever!r}; known: {', '.join(LEVERS)}")
-        new[lever] = recorded(dirs.split(","))
+        new[lever] = read(source)
     if not (args.models or args.runs):
         corpora()
         work = Path(args.work or tempfile.mkdtemp(prefix="seqtag-levers-"))

@@ -27,7 +27,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_vs_spacy import child, corpora, summary  # noqa: E402
+from bench_vs_spacy import child, corpora, model_scores, summary  # noqa: E402
 
 from seqtag.atomic import atomic_write_json  # noqa: E402
 
@@ -42,11 +42,9 @@ def seqtag_runs(task: str, models: list[str], threads: int) -> list[dict[str, An
     """Measure each model folder (test score, speed, memory) and read its dev score and time from meta.json."""
     runs = []
     for folder in models:
-        scores = json.loads((Path(folder) / "meta.json").read_text())["scores"]
-        dev = scores["dev"]
+        scores = model_scores(Path(folder))
         m = child(["measure", "seqtag", task, folder, str(threads)])
-        runs.append({"model": folder, **m, "dev": dev.get("f1", dev.get("accuracy")),
-                     "seconds_to_best": scores.get("train_seconds_to_best")})
+        runs.append({"model": folder, **m, "dev": scores["dev"], "seconds_to_best": scores["train_seconds_to_best"]})
         print(f"seqtag {folder}: test {m['test']:.2f}  {m['tokens_per_s']:,.0f} tokens/s", flush=True)
     return runs
 

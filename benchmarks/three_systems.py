@@ -35,6 +35,7 @@ SPEED = ("tokens_per_s", "peak_rss_mb")  # what --remeasured replaces
 ROWS = [("test", "test {}", "{:.2f}"), ("dev", "best dev {}", "{:.2f}"),
         ("seconds_to_best", "seconds from start to the best dev score", "{:,.0f}"),
         ("tokens_per_s", "inference tokens/s (tags)", "{:,.0f}"),
+        ("paired_confidence_fraction", "tokens/s with confidences / tags only (paired)", "{:.2f}"),
         ("peak_rss_mb", "peak RSS of inference (MB)", "{:,.0f}")]
 
 

@@ -1,4 +1,4 @@
-"""int8 against float32 on a trained NER model: CoNLL-2003 test F1 and tokens/s.
+"""int8 and bf16 against float32 on a trained NER model: CoNLL-2003 test F1 and tokens/s.
 
 Measures, on the whole pre-tokenized CoNLL-2003 test set (eng.testb from $SEQTAG_CORPORA, read by
 seqtag.data like the other benchmarks), batch 256, ``--threads`` torch threads (1 by default):
@@ -6,6 +6,8 @@ seqtag.data like the other benchmarks), batch 256, ``--threads`` torch threads (
 - ``torch-fp32``: the saved tagger as ``seqtag.load`` gives it;
 - ``torch-int8``: the same weights through ``seqtag.quantize.load_int8`` (``seqtag predict --int8``:
   PyTorch dynamic quantization of the BiLSTM and the emission layer);
+- ``torch-bf16``: the same weights through ``seqtag.quantize.load_bf16`` (``seqtag predict --bf16``: the
+  recurrences in bfloat16; skipped, and said, on a CPU without native bfloat16);
 - with ``--onnx`` also ``onnx-fp32`` and ``onnx-int8``: the ONNX export run by onnxruntime, and that
   graph quantized by onnxruntime's ``quantize_dynamic`` (written to a temporary folder, never to the
   model), for the comparison of the two ways of getting int8.
@@ -13,8 +15,8 @@ seqtag.data like the other benchmarks), batch 256, ``--threads`` torch threads (
 For each: seqeval entity F1 (IOB2) and tokens/s tags only and with confidences, each the median of 3
 timed passes after a first, untimed one (caches warm). The runtimes are measured in one child process,
 their passes interleaved round by round, so that all meet the same load on a shared machine; the paired
-speedup is the median over the rounds of each round's ratio. The verdict is the issue's: int8 is the fast
-path if it is at least 1.5x float32's tokens/s at no more than 0.2 F1 points lost.
+speedup is the median over the rounds of each round's ratio. The verdict is the issue's: int8 (or bf16) is
+the fast path if it is at least 1.5x float32's tokens/s at no more than 0.2 F1 points lost.
 
     SEQTAG_CORPORA=/work/shared/corpora python benchmarks/bench_int8.py --model /tmp/bench/ner-seed0
     python benchmarks/bench_int8.py --model models/ner --threads 2 --onnx --output /tmp/int8.json
@@ -37,7 +39,7 @@ from typing import Any
 from seqtag.atomic import atomic_write_json
 
 HERE = Path(__file__).resolve().parent
-RUNTIMES = ("torch-fp32", "torch-int8", "onnx-fp32", "onnx-int8")
+RUNTIMES = ("torch-fp32", "torch-int8", "torch-bf16", "onnx-fp32", "onnx-int8")
 SPEEDUP, MAX_F1_LOSS = 1.5, 0.2  # the issue's bar for the documented fast path
 
 
@@ -60,6 +62,10 @@ def load(runtime: str, model: str, threads: int, work: str) -> Any:
         from seqtag.quantize import load_int8
 
         return load_int8(model)
+    if runtime == "torch-bf16":
+        from seqtag.quantize import load_bf16
+
+        return load_bf16(model)
     from seqtag.export import OnnxTagger, export_onnx
 
     onnx_path = Path(work) / "model.onnx"
@@ -120,11 +126,11 @@ def run_child(runtimes: tuple[str, ...], model: str, threads: int, work: str) ->
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def verdict(fp32: dict[str, Any], int8: dict[str, Any]) -> dict[str, Any]:
-    speed = {key: round(int8[f"tokens_per_s_{key}"] / fp32[f"tokens_per_s_{key}"], 3)
+def verdict(fp32: dict[str, Any], fast: dict[str, Any]) -> dict[str, Any]:
+    speed = {key: round(fast[f"tokens_per_s_{key}"] / fp32[f"tokens_per_s_{key}"], 3)
              for key in ("tags_only", "with_confidence")}
-    loss = round(fp32["f1"] - int8["f1"], 2)
-    paired = {key: int8[f"paired_speedup_{key}"] for key in ("tags_only", "with_confidence")}
+    loss = round(fp32["f1"] - fast["f1"], 2)
+    paired = {key: fast[f"paired_speedup_{key}"] for key in ("tags_only", "with_confidence")}
     return {"speedup": speed, "paired_speedup_vs_torch_fp32": paired, "f1_loss": loss,
             "meets_bar": speed["tags_only"] >= SPEEDUP and loss <= MAX_F1_LOSS}
 
@@ -141,7 +147,12 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(tuple(args.child.split(",")), args.model, args.threads, args.work)))
         return
-    runtimes = RUNTIMES if args.onnx else RUNTIMES[:2]
+    runtimes = RUNTIMES if args.onnx else RUNTIMES[:3]
+    from seqtag.quantize import native_bf16
+
+    if not native_bf16():
+        print("torch-bf16: skipped, this CPU has no native bfloat16 (AVX512-BF16 or AMX)", flush=True)
+        runtimes = tuple(r for r in runtimes if r != "torch-bf16")
     with tempfile.TemporaryDirectory(prefix="bench-int8-") as work:
         results = run_child(runtimes, args.model, args.threads, work)
     for runtime, m in results.items():
@@ -160,10 +171,12 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"), "bar": {"speedup": SPEEDUP, "max_f1_loss": MAX_F1_LOSS},
         "results": results, "torch_int8_vs_fp32": verdict(results["torch-fp32"], results["torch-int8"]),
     }
+    if "torch-bf16" in results:
+        report["torch_bf16_vs_fp32"] = verdict(results["torch-fp32"], results["torch-bf16"])
     if args.onnx:
         report["onnx_int8_vs_onnx_fp32"] = verdict(results["onnx-fp32"], results["onnx-int8"])
         report["onnx_int8_vs_torch_fp32"] = verdict(results["torch-fp32"], results["onnx-int8"])
-    for key in ("torch_int8_vs_fp32", "onnx_int8_vs_onnx_fp32", "onnx_int8_vs_torch_fp32"):
+    for key in ("torch_int8_vs_fp32", "torch_bf16_vs_fp32", "onnx_int8_vs_onnx_fp32", "onnx_int8_vs_torch_fp32"):
         if key in report:
             v = report[key]
             print(f"{key}: {v['speedup']['tags_only']:.2f}x tags only, {v['speedup']['with_confidence']:.2f}x with "

@@ -344,12 +344,15 @@ def _write_scores(path: Path, scores: dict[str, Any]) -> None:
 @click.option("--int8", is_flag=True,
               help="Run the LSTM/GRU and the output layer in int8 (PyTorch dynamic quantization of the float32 "
                    "weights at load time; CPU only; see docs/benchmarks.md, int8).")
+@click.option("--bf16", is_flag=True,
+              help="Run the recurrences in bfloat16 (cast from the float32 weights at load time; CPUs with "
+                   "AVX512-BF16 or AMX only; see docs/benchmarks.md, int8 and bf16).")
 @device_option("auto")
 @threads_option
 @no_verify_option
 @handle_errors
 def predict(model: str, input: TextIO, input_format: str, output_format: str, batch_size: int, no_progress: bool,
-            int8: bool, device: str, threads: int | None, no_verify: bool) -> None:
+            int8: bool, bf16: bool, device: str, threads: int | None, no_verify: bool) -> None:
     """Tag raw text or CoNLL tokens from FILE (default: standard input) with the saved tagger MODEL.
 
     With --input-format auto, a file named *.conll (.conllu, .iob, .bio, .tsv...) is read as CoNLL
@@ -361,7 +364,7 @@ def predict(model: str, input: TextIO, input_format: str, output_format: str, ba
     _threads(threads)
     for line in predict_lines(model, input, input_format, output_format, batch_size,
                               log=lambda msg: click.echo(msg, err=True), verify=not no_verify, device=device,
-                              progress=False if no_progress else None, int8=int8):
+                              progress=False if no_progress else None, int8=int8, bf16=bf16):
         click.echo(line)  # flushed line by line, which a terminal's user waits for
 
 

@@ -1,4 +1,4 @@
-"""int8 inference on the CPU: a tagger whose LSTM/GRU and linear layers run PyTorch's dynamic quantization.
+"""Reduced-precision inference on the CPU: int8 (PyTorch dynamic quantization) and bfloat16 recurrences.
 
 :func:`load_int8` (``seqtag predict --int8``) loads a saved tagger as usual, from its float32 weights,
 and then replaces, in a copy of its network,
@@ -10,17 +10,22 @@ and then replaces, in a copy of its network,
 - the heads' emission layer (``proj`` of ``crf.v1`` and ``softmax.v1``) by a dynamically quantized
   ``Linear``.
 
-Everything else (embeddings, the character CNN, CRF decoding and its marginals) stays float32, and the
-prediction loop is the one every runtime shares (:class:`~seqtag.inference.Predictor`). Nothing int8 is
-ever written: the model folder keeps its float32 weights, and an :class:`Int8Tagger` refuses
-:meth:`~Int8Tagger.save`. The int8 kernels are CPU ones, so the tagger stays on the CPU.
+:func:`load_bf16` (``seqtag predict --bf16``) casts the same recurrences (and ``rnn.v1``'s) to bfloat16:
+each direction runs oneDNN's fused recurrent kernel in bfloat16 and hands float32 back, so the embeddings,
+the emission layer, CRF decoding and marginals stay float32. It needs a CPU with native bfloat16
+arithmetic (AVX512-BF16 or AMX); elsewhere bfloat16 would be emulated and slower, and loading says so.
+
+Everything else stays float32, and the prediction loop is the one every runtime shares
+(:class:`~seqtag.inference.Predictor`). Nothing reduced is ever written: the model folder keeps its float32
+weights, and a :class:`ReducedTagger` refuses :meth:`~ReducedTagger.save`. These kernels are CPU ones, so
+the tagger stays on the CPU.
 
 Activations are quantized with the range of each step's whole batch, so unlike float32 an int8 tag can
-depend (rarely) on the other sentences of its batch; tests check that int8 agrees with float32 on most
-tags, not exactly.
+depend (rarely) on the other sentences of its batch; bfloat16 keeps 8 bits of mantissa. Tests check that
+both agree with float32 on most tags, not exactly.
 
-What it is worth on the default CoNLL-2003 NER model is measured by ``benchmarks/bench_int8.py``
-(``benchmarks/results/int8.json``, docs/benchmarks.md, section "int8").
+What they are worth on the default CoNLL-2003 NER model is measured by ``benchmarks/bench_int8.py``
+(``benchmarks/results/int8.json``, docs/benchmarks.md, section "int8 and bf16").
 """
 
 from __future__ import annotations
@@ -42,34 +47,47 @@ from .heads.base import Head
 from .model import TaggerModel
 from .tagger import Tagger
 
-__all__ = ["Int8Tagger", "QuantizeError", "load_int8", "quantize", "quantize_model"]
+__all__ = ["Bf16Tagger", "Int8Tagger", "QuantizeError", "ReducedTagger", "bf16_model", "load_bf16", "load_int8",
+           "native_bf16", "quantize", "quantize_model"]
 
 
 class QuantizeError(ConfigError):
     """The model has no part that int8 quantization covers, or one it cannot run in int8 (one line)."""
 
 
-class Int8Tagger(Tagger):
-    """A :class:`~seqtag.tagger.Tagger` whose network is dynamically quantized (see the module's doc).
-
-    It predicts and evaluates like any tagger, on the CPU only, and is never saved: save the float32
-    tagger and load it again with :func:`load_int8`.
+class ReducedTagger(Tagger):
+    """A :class:`~seqtag.tagger.Tagger` whose network runs in reduced precision (int8 or bf16, see the module's
+    doc). It predicts and evaluates like any tagger, on the CPU only, and is never saved: save the float32
+    tagger and load it again with :func:`load_int8` or :func:`load_bf16`.
     """
 
-    int8 = True
+    precision = "fp32"  # what the subclass runs: "int8" or "bf16"
 
     def save(self, path: str | Path, scores: Any = None) -> None:
-        """Refused: int8 weights are derived at load time, never written (one-line :class:`QuantizeError`)."""
-        raise QuantizeError(f"{path}: an int8 tagger is not saved; save the float32 tagger and load it with "
-                            "seqtag.quantize.load_int8 (seqtag predict --int8)")
+        """Refused: reduced weights are derived at load time, never written (one-line :class:`QuantizeError`)."""
+        raise QuantizeError(f"{path}: a tagger in {self.precision} is not saved; save the float32 tagger and load it "
+                            f"with seqtag.quantize.load_{self.precision} (seqtag predict --{self.precision})")
 
-    def to(self, device: str | torch.device | None) -> "Int8Tagger":
+    def to(self, device: str | torch.device | None) -> "ReducedTagger":
         """Stays on the CPU: ``cpu`` or ``None`` is accepted, any other device is a one-line :class:`DeviceError`."""
         target = resolve_device(device)
         if target.type != "cpu":
-            raise DeviceError(f"an int8 tagger runs on the CPU only (PyTorch's int8 kernels are CPU ones), "
+            raise DeviceError(f"a tagger in {self.precision} runs on the CPU only (its kernels here are CPU ones), "
                               f"not on {target}; use the float32 tagger there")
         return self
+
+
+class Int8Tagger(ReducedTagger):
+    """A tagger whose network is dynamically quantized (see the module's doc)."""
+
+    precision = "int8"
+    int8 = True
+
+
+class Bf16Tagger(ReducedTagger):
+    """A tagger whose recurrences run in bfloat16 (see the module's doc)."""
+
+    precision = "bf16"
 
 
 def _targets(model: TaggerModel) -> Iterator[tuple[nn.Module, str, nn.Module]]:
@@ -149,8 +167,77 @@ def load_int8(path: str | Path, verify: bool = True, device: str | torch.device 
         DeviceError: A device other than the CPU was asked for.
         ModelLoadError: The folder cannot be loaded (one line naming the file).
     """
-    if device is not None and str(device).strip().lower() != "auto" and resolve_device(device).type != "cpu":
-        raise DeviceError(f"--int8 runs on the CPU only, and --device {device} was asked for; use --device cpu")
+    _cpu_only(device, "--int8")
     tagger = Tagger.load(path, verify=verify)
     model = quantize_model(tagger.model)
     return Int8Tagger(tagger.config, tagger.labels, model, tagger.meta)
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX tiles), as oneDNN's kernels need."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
+def _cast_in(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A bf16 recurrence called as a module (sequences of one length, packed ones): its input in bfloat16."""
+    return (args[0].to(torch.bfloat16), *args[1:])
+
+
+def _cast_out(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
+    """... and its output (sequence, states) back in float32."""
+    out, state = output
+    state = tuple(s.float() for s in state) if isinstance(state, tuple) else state.float()
+    return out.to(torch.float32), state
+
+
+def bf16_model(model: TaggerModel) -> TaggerModel:
+    """Cast, in place, the recurrences of the CPU network ``model`` (the LSTM/GRU/RNN of its encoders and of
+    ``char_lstm.v1``) to bfloat16; returns ``model``, in eval mode, for inference only. Their inputs and
+    outputs stay float32 (:func:`~seqtag.encoders.padded_rnn.padded_rnn` casts each direction).
+
+    Raises:
+        QuantizeError: The model has no recurrence (a plugin's encoder), or the CPU has no native bfloat16
+            (one line).
+        DeviceError: The model is not on the CPU.
+    """
+    params = next(model.parameters(), None)
+    if params is not None and params.device.type != "cpu":
+        raise DeviceError(f"bf16 runs on the CPU here, and the model is on {params.device}; load it with "
+                          "device='cpu'")
+    if not native_bf16():
+        raise QuantizeError("this CPU has no native bfloat16 arithmetic (AVX512-BF16 or AMX), so bf16 would be "
+                            "slower than float32; predict without --bf16 (or try --int8)")
+    targets = [m for m in model.modules() if type(m) in (nn.LSTM, nn.GRU, nn.RNN)]
+    if not targets:
+        encoder = type(model.encoder).__name__
+        raise QuantizeError(f"nothing to run in bf16: the model has no LSTM, GRU or RNN (its encoder is "
+                            f"{encoder}); predict without --bf16")
+    model.eval()
+    for rnn in targets:
+        rnn.to(torch.bfloat16)
+        rnn.register_forward_pre_hook(_cast_in)
+        rnn.register_forward_hook(_cast_out)
+    return model
+
+
+def load_bf16(path: str | Path, verify: bool = True, device: str | torch.device | None = None) -> Bf16Tagger:
+    """Load the saved tagger in ``path`` (as :func:`seqtag.load`, from its float32 weights) and cast its
+    recurrences to bfloat16 (:func:`bf16_model`).
+
+    ``device``: ``None``, ``cpu`` or ``auto`` (bf16 runs on the CPU, whatever else there is).
+
+    Raises:
+        QuantizeError: The model has no recurrence, or the CPU has no native bfloat16 (one line).
+        DeviceError: A device other than the CPU was asked for.
+        ModelLoadError: The folder cannot be loaded (one line naming the file).
+    """
+    _cpu_only(device, "--bf16")
+    tagger = Tagger.load(path, verify=verify)
+    model = bf16_model(tagger.model)
+    return Bf16Tagger(tagger.config, tagger.labels, model, tagger.meta)
+
+
+def _cpu_only(device: str | torch.device | None, flag: str) -> None:
+    if device is not None and str(device).strip().lower() != "auto" and resolve_device(device).type != "cpu":
+        raise DeviceError(f"{flag} runs on the CPU only, and --device {device} was asked for; use --device cpu")

@@ -1,6 +1,6 @@
-"""int8 inference (seqtag.quantize, ``seqtag predict --int8``): the quantized recurrence over padded batches,
-agreement with float32 on the sample corpus, the CLI flag, and the one-line refusals. No timing is asserted
-(benchmarks/bench_int8.py measures the speed)."""
+"""Reduced-precision inference (seqtag.quantize, ``seqtag predict --int8`` and ``--bf16``): the int8 and bf16
+recurrences over padded batches, agreement with float32 on the sample corpus, the CLI flags, and the one-line
+refusals. No timing is asserted (benchmarks/bench_int8.py measures the speed)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from torch.ao.nn.quantized import dynamic as qdynamic
 from seqtag.cli import main
 from seqtag.encoders.padded_rnn import padded_rnn
 from seqtag.errors import DeviceError, SeqtagError
-from seqtag.quantize import Int8Tagger, QuantizeError, load_int8, quantize, quantize_model
+from seqtag.quantize import Bf16Tagger, Int8Tagger, QuantizeError, load_bf16, load_int8, native_bf16, quantize, quantize_model
 
 from .conftest import SAMPLES
 
@@ -137,3 +137,88 @@ def test_a_model_without_a_recurrence_is_refused(ner_model: Path) -> None:
     with pytest.raises(QuantizeError, match="no LSTM or GRU") as info:
         quantize_model(model)
     assert isinstance(info.value, SeqtagError) and "\n" not in str(info.value)
+
+
+# -- bf16 -----------------------------------------------------------------------------------------
+@pytest.fixture
+def bf16_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bf16's numerics are checked on any CPU: one without native bfloat16 emulates it (slower, same results)."""
+    monkeypatch.setattr("seqtag.quantize.native_bf16", lambda: True)
+
+
+def test_bf16_padded_rnn_is_float32_outside_and_close_to_it() -> None:
+    """A recurrence cast to bfloat16 runs each direction in bfloat16 on the padded, reversed batch and hands
+    float32 back; at real positions it is float32's result to bfloat16's precision, and padding stays zero."""
+    torch.manual_seed(0)
+    rnn = nn.LSTM(6, 5, num_layers=2, bidirectional=True, batch_first=True).eval()
+    lengths = torch.tensor([7, 3, 5, 1])
+    x = torch.randn(4, 7, 6)
+    with torch.inference_mode():
+        want = padded_rnn(rnn, x, lengths)
+        rnn.to(torch.bfloat16)
+        got = padded_rnn(rnn, x, lengths)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want, atol=0.03, rtol=0.0)
+    assert float((got - want).abs().max()) > 0  # really computed in bfloat16
+    for i, n in enumerate(lengths.tolist()):
+        assert bool((got[i, n:] == 0).all())
+
+
+def test_bf16_tagger_agrees_with_float32_on_the_sample_corpus(ner_model: Path, bf16_cpu: None) -> None:
+    import seqtag
+
+    fp32 = seqtag.load(ner_model)
+    bf16 = load_bf16(ner_model)
+    assert isinstance(bf16, Bf16Tagger) and bf16.precision == "bf16"
+    assert bf16.model.encoder.rnn.weight_hh_l0.dtype == torch.bfloat16  # the recurrence is bfloat16
+    assert bf16.model.head.proj.weight.dtype == torch.float32  # the emission layer is not
+    sents = _sample_test_sentences()
+    want = fp32.predict(sents, batch_size=16)
+    got = bf16.predict(sents, batch_size=16)
+    pairs = [(a, b) for w, g in zip(want, got) for a, b in zip(w.tags, g.tags)]
+    assert len(pairs) == sum(len(s) for s in sents) > 200
+    assert sum(a == b for a, b in pairs) / len(pairs) >= 0.98
+    diff = [abs(a - b) for w, g in zip(want, got) for a, b in zip(w.scores, g.scores)]
+    assert sum(diff) / len(diff) < 0.02
+    # one sentence alone: the recurrence is called as a module (no padding), float32 in and out
+    alone = bf16.predict([sents[0]])[0]
+    assert alone.tags == got[0].tags
+
+
+def test_bf16_tagger_is_not_saved_and_stays_on_the_cpu(ner_model: Path, tmp_path: Path, bf16_cpu: None) -> None:
+    bf16 = load_bf16(ner_model)
+    with pytest.raises(QuantizeError, match="tagger in bf16 is not saved"):
+        bf16.save(tmp_path / "copy")
+    assert not (tmp_path / "copy").exists()
+    assert bf16.to("cpu") is bf16
+    with pytest.raises(DeviceError):
+        bf16.to("cuda")
+    with pytest.raises(DeviceError):
+        load_bf16(ner_model, device="cuda")
+
+
+def test_bf16_needs_a_cpu_with_native_bfloat16(ner_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.setattr(torch.cpu, name, lambda: False, raising=False)
+    assert not native_bf16()
+    with pytest.raises(QuantizeError, match="no native bfloat16") as info:
+        load_bf16(ner_model)
+    assert "\n" not in str(info.value)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert native_bf16()
+
+
+def test_predict_bf16_flag(ner_model: Path, tmp_path: Path, bf16_cpu: None) -> None:
+    text = tmp_path / "in.txt"
+    sents = _sample_test_sentences()[:12]
+    text.write_text("\n".join(" ".join(s) for s in sents) + "\n", encoding="utf-8")
+    res = CliRunner().invoke(main, ["predict", str(ner_model), str(text), "--bf16", "--threads", "1",
+                                    "--input-format", "text", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+    want = load_bf16(ner_model).predict([" ".join(s) for s in sents])
+    assert [r["tags"] for r in rows] == [p.tags for p in want]
+    res = CliRunner().invoke(main, ["predict", str(ner_model), str(text), "--bf16", "--int8"])
+    assert res.exit_code == 2
+    assert res.stderr.startswith("error:") and "choose one" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1

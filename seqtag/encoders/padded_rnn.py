@@ -8,7 +8,8 @@ result. One implementation serves the recurrent encoders, the character BiLSTM a
 
 An int8 tagger (:mod:`seqtag.quantize`) holds ``torch.ao.nn.quantized.dynamic`` ``LSTM``/``GRU`` modules
 in their place: each direction then runs torch's dynamically quantized recurrence (``torch.quantized_lstm``,
-``torch.quantized_gru``) on the same padded, reversed input.
+``torch.quantized_gru``) on the same padded, reversed input. A bf16 tagger's recurrences hold bfloat16
+weights: each direction runs in bfloat16 and hands back the input's own dtype.
 """
 
 from __future__ import annotations
@@ -49,7 +50,10 @@ def padded_rnn(rnn: Recurrence, x: torch.Tensor, lengths: torch.Tensor) -> torch
     rev = torch.where(real, ends - 1 - pos, pos)  # shape: (batch, seq), each sequence reversed in place
     # row indices into the (batch * seq, dim) view: index_select is far faster than gather here
     rev = (rev + torch.arange(batch, device=x.device).unsqueeze(1) * seq).view(-1)  # shape: (batch * seq,)
-    out = x
+    weight = getattr(rnn, "weight_ih_l0", None)  # absent from a quantized recurrence
+    # a bf16 tagger's recurrence: bfloat16 from here to the end, the input's dtype outside
+    cast = weight is not None and weight.dtype != x.dtype
+    out = x.to(weight.dtype) if cast else x
     for layer in range(rnn.num_layers):
         if layer > 0 and rnn.dropout > 0 and rnn.training:
             out = F.dropout(out, rnn.dropout, True)
@@ -59,6 +63,8 @@ def padded_rnn(rnn: Recurrence, x: torch.Tensor, lengths: torch.Tensor) -> torch
             y = _one_direction(rnn, flipped, layer, "_reverse")  # shape: (batch, seq, hidden)
             parts.append(y.reshape(batch * seq, -1).index_select(0, rev).view(batch, seq, -1))
         out = torch.cat(parts, dim=2) if len(parts) > 1 else parts[0]  # shape: (batch, seq, dirs * hidden)
+    if cast:
+        out = out.to(x.dtype)
     pad = ~real.unsqueeze(2)  # shape: (batch, seq, 1)
     if torch.is_inference_mode_enabled():  # no autograd graph holds `out`: zero the padding in place
         return out.masked_fill_(pad, 0.0)

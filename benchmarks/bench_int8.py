@@ -147,7 +147,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(tuple(args.child.split(",")), args.model, args.threads, args.work)))
         return
-    runtimes = RUNTIMES if args.onnx else RUNTIMES[:3]
+    runtimes: tuple[str, ...] = RUNTIMES if args.onnx else RUNTIMES[:3]
     from seqtag.quantize import native_bf16
 
     if not native_bf16():

@@ -174,6 +174,27 @@ threads_option = click.option(
          "on a shared machine fewer threads are often faster.")
 
 
+def precision_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--int8`` and ``--bf16``: how a saved model runs (``predict``, ``evaluate``); :func:`_precision` reads them."""
+    command = click.option(
+        "--bf16", is_flag=True,
+        help="Run the recurrences in bfloat16 (cast from the float32 weights at load time; CPUs with "
+             "AVX512-BF16 or AMX only; see docs/scale.md, Faster prediction on the CPU).")(command)
+    return click.option(
+        "--int8", is_flag=True,
+        help="Run the LSTM/GRU and the output layer in int8 (PyTorch dynamic quantization of the float32 "
+             "weights at load time; CPU only; see docs/scale.md, Faster prediction on the CPU).")(command)
+
+
+def _precision(int8: bool, bf16: bool) -> str:
+    """The precision ``--int8`` / ``--bf16`` ask for (``fp32`` without either); both is one line."""
+    if int8 and bf16:
+        from .quantize import QuantizeError
+
+        raise QuantizeError("--int8 and --bf16 are two ways of running the model: choose one")
+    return "int8" if int8 else "bf16" if bf16 else "fp32"
+
+
 def _threads(threads: int | None) -> None:
     """Set torch's threads for a command that computes (see seqtag.threads)."""
     from .threads import configure_threads
@@ -265,7 +286,8 @@ def train(task: str | None, dataset: str | None, config_path: str | None, overri
 @main.command(context_settings=CONTEXT_SETTINGS, epilog=examples(
     "seqtag evaluate models/ner             # its corpus's test split",
     "seqtag evaluate models/pos --dataset data/ --split dev --json",
-    "seqtag evaluate models/ner --output metrics.json --report reports/ner"))
+    "seqtag evaluate models/ner --output metrics.json --report reports/ner",
+    "seqtag evaluate models/ner --bf16 --threads 1      # the F1 of the faster bfloat16 path"))
 @click.argument("model", type=click.Path())
 @gold_data_options("score on", "test", "The split to score (train, dev, test; a single file is every split).")
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as one JSON object instead of tables.")
@@ -274,13 +296,14 @@ def train(task: str | None, dataset: str | None, config_path: str | None, overri
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Also write an HTML report (tables and pictures, one report.html) into DIR.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (one is drawn on a terminal's standard error).")
+@precision_options
 @device_option("auto")
 @threads_option
 @no_verify_option
 @handle_errors
 def evaluate(model: str, dataset: str | None, split: str, tag_column: str | None, scheme: str | None,
              batch_size: int, as_json: bool, output: str | None, report_dir: str | None, no_progress: bool,
-             device: str, threads: int | None, no_verify: bool) -> None:
+             int8: bool, bf16: bool, device: str, threads: int | None, no_verify: bool) -> None:
     """Score the saved tagger MODEL: seqeval entity P/R/F1 (NER) or token accuracy (POS).
 
     NER: seqeval's report (each entity type, then the micro, macro and weighted averages), strict-mode
@@ -288,12 +311,12 @@ def evaluate(model: str, dataset: str | None, split: str, tag_column: str | None
     confusions.
     """
     from .predict_io import counting_tokens
+    from .quantize import load_precision
     from .tables import format_scores, is_terminal, progress_bar
-    from .tagger import Tagger
     from .workflow import evaluate_tagger
 
     _threads(threads)
-    tagger = Tagger.load(model, verify=not no_verify, device=device)
+    tagger = load_precision(model, _precision(int8, bf16), verify=not no_verify, device=device)
     with progress_bar("scoring", "tokens", enabled=False if no_progress else None) as bar, \
             counting_tokens(tagger, bar):
         scores = evaluate_tagger(tagger, dataset, split, tag_column=tag_column, scheme=scheme,
@@ -341,12 +364,7 @@ def _write_scores(path: Path, scores: dict[str, Any]) -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True, help="Sentences per batch.")
 @click.option("--no-progress", is_flag=True,
               help="No progress bar (one is drawn on a terminal's standard error while the output goes elsewhere).")
-@click.option("--int8", is_flag=True,
-              help="Run the LSTM/GRU and the output layer in int8 (PyTorch dynamic quantization of the float32 "
-                   "weights at load time; CPU only; see docs/benchmarks.md, int8).")
-@click.option("--bf16", is_flag=True,
-              help="Run the recurrences in bfloat16 (cast from the float32 weights at load time; CPUs with "
-                   "AVX512-BF16 or AMX only; see docs/benchmarks.md, int8 and bf16).")
+@precision_options
 @device_option("auto")
 @threads_option
 @no_verify_option
@@ -364,7 +382,7 @@ def predict(model: str, input: TextIO, input_format: str, output_format: str, ba
     _threads(threads)
     for line in predict_lines(model, input, input_format, output_format, batch_size,
                               log=lambda msg: click.echo(msg, err=True), verify=not no_verify, device=device,
-                              progress=False if no_progress else None, int8=int8, bf16=bf16):
+                              progress=False if no_progress else None, precision=_precision(int8, bf16)):
         click.echo(line)  # flushed line by line, which a terminal's user waits for
 
 

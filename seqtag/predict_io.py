@@ -171,7 +171,7 @@ def _show_progress(progress: bool | None, interactive: bool) -> bool:
 def predict_lines(model: str, stream: TextIO, input_format: str = "auto", output_format: str = "auto",
                   batch_size: int = 128, log: Callable[[str], None] = _stderr, verify: bool = True,
                   device: str | None = None, progress: bool | None = None, int8: bool = False,
-                  bf16: bool = False) -> Iterator[str]:
+                  precision: str = "fp32") -> Iterator[str]:
     """Tag a stream: text lines (tokenized by the model) or CoNLL tokens; yield CoNLL or JSON lines.
 
     ``log`` gets the lines meant for standard error: the format ``auto`` chose, and a ``warning:`` for
@@ -181,23 +181,15 @@ def predict_lines(model: str, stream: TextIO, input_format: str = "auto", output
     runs (``cpu``, ``cuda``, ``cuda:N``, ``mps``, ``auto``; ``None``: the CPU); an unknown or absent one
     is a one-line :class:`~seqtag.errors.DeviceError`, raised when the first line is asked for, before
     any input is read. ``progress``: draw a bar on standard error (``None``: when it is a terminal and
-    neither the input nor standard output is; ``log``'s lines then go above the bar). ``int8``: run the
-    model dynamically quantized, on the CPU (:func:`seqtag.quantize.load_int8`); ``bf16``: its recurrences
-    in bfloat16, on the CPU (:func:`seqtag.quantize.load_bf16`); not both.
+    neither the input nor standard output is; ``log``'s lines then go above the bar). ``precision``: run the
+    model as saved (``fp32``), dynamically quantized (``int8``) or with its recurrences in bfloat16 (``bf16``),
+    the last two on the CPU (:func:`seqtag.quantize.load_precision`); ``int8=True`` is ``precision="int8"``.
     """
+    from .quantize import load_precision
     from .tables import progress_bar
     from .tagger import Tagger
 
-    if int8 and bf16:
-        from .quantize import QuantizeError
-
-        raise QuantizeError("--int8 and --bf16 are two ways of running the model: choose one")
-    if int8 or bf16:
-        from .quantize import load_bf16, load_int8
-
-        tagger: Tagger = (load_int8 if int8 else load_bf16)(model, verify=verify, device=device)
-    else:
-        tagger = Tagger.load(model, verify=verify, device=device)
+    tagger: Tagger = load_precision(model, "int8" if int8 else precision, verify=verify, device=device)
     name = str(getattr(stream, "name", "-"))
     interactive = _is_terminal(stream)
     show = _show_progress(progress, interactive)

@@ -47,8 +47,11 @@ from .heads.base import Head
 from .model import TaggerModel
 from .tagger import Tagger
 
-__all__ = ["Bf16Tagger", "Int8Tagger", "QuantizeError", "ReducedTagger", "bf16_model", "load_bf16", "load_int8",
-           "native_bf16", "quantize", "quantize_model"]
+__all__ = ["Bf16Tagger", "Int8Tagger", "PRECISIONS", "QuantizeError", "ReducedTagger", "bf16_model", "load_bf16",
+           "load_int8", "load_precision", "native_bf16", "quantize", "quantize_model"]
+
+PRECISIONS = ("fp32", "int8", "bf16")
+"""How a saved tagger can run for inference: as saved, or through :func:`load_int8` or :func:`load_bf16`."""
 
 
 class QuantizeError(ConfigError):
@@ -241,3 +244,21 @@ def load_bf16(path: str | Path, verify: bool = True, device: str | torch.device 
 def _cpu_only(device: str | torch.device | None, flag: str) -> None:
     if device is not None and str(device).strip().lower() != "auto" and resolve_device(device).type != "cpu":
         raise DeviceError(f"{flag} runs on the CPU only, and --device {device} was asked for; use --device cpu")
+
+
+def load_precision(path: str | Path, precision: str = "fp32", verify: bool = True,
+                   device: str | torch.device | None = None) -> Tagger:
+    """Load the saved tagger in ``path`` to run in ``precision``: ``fp32`` (:meth:`Tagger.load
+    <seqtag.tagger.Tagger.load>`, on ``device``), ``int8`` (:func:`load_int8`) or ``bf16`` (:func:`load_bf16`);
+    what ``seqtag predict`` and ``seqtag evaluate`` load with ``--int8`` or ``--bf16``.
+
+    Raises:
+        QuantizeError: An unknown precision, or one the model or the CPU cannot run (one line).
+    """
+    if precision == "fp32":
+        return Tagger.load(path, verify=verify, device=device)
+    if precision == "int8":
+        return load_int8(path, verify=verify, device=device)
+    if precision == "bf16":
+        return load_bf16(path, verify=verify, device=device)
+    raise QuantizeError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")

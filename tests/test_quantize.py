@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -16,7 +17,16 @@ from torch.ao.nn.quantized import dynamic as qdynamic
 from seqtag.cli import main
 from seqtag.encoders.padded_rnn import padded_rnn
 from seqtag.errors import DeviceError, SeqtagError
-from seqtag.quantize import Bf16Tagger, Int8Tagger, QuantizeError, load_bf16, load_int8, native_bf16, quantize, quantize_model
+from seqtag.quantize import (
+    Bf16Tagger,
+    Int8Tagger,
+    QuantizeError,
+    load_bf16,
+    load_int8,
+    native_bf16,
+    quantize,
+    quantize_model,
+)
 
 from .conftest import SAMPLES
 
@@ -222,3 +232,32 @@ def test_predict_bf16_flag(ner_model: Path, tmp_path: Path, bf16_cpu: None) -> N
     assert res.exit_code == 2
     assert res.stderr.startswith("error:") and "choose one" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_evaluate_scores_the_precision_asked_for(ner_model: Path, bf16_cpu: None,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """``evaluate --int8`` / ``--bf16`` score the tagger ``load_precision`` gives, as ``evaluate_tagger`` does."""
+    import seqtag.quantize
+    from seqtag.quantize import load_precision
+    from seqtag.workflow import evaluate_tagger
+
+    loaded: list[str] = []
+
+    def spy(path: Any, precision: str = "fp32", **kwargs: Any) -> Any:
+        loaded.append(precision)
+        return load_precision(path, precision, **kwargs)
+
+    monkeypatch.setattr(seqtag.quantize, "load_precision", spy)
+    sample = str(SAMPLES / "sample_ner")
+    for flag, precision in (("--int8", "int8"), ("--bf16", "bf16"), (None, "fp32")):
+        args = ["evaluate", str(ner_model), "--dataset", sample, "--json", "--threads", "1", "--no-progress"]
+        res = CliRunner().invoke(main, args + ([flag] if flag else []))
+        assert res.exit_code == 0, res.output
+        assert loaded[-1] == precision
+        got = json.loads(res.stdout.strip().splitlines()[-1])
+        tagger = load_precision(ner_model, precision)
+        assert getattr(tagger, "precision", "fp32") == precision
+        want = evaluate_tagger(tagger, sample, "test")
+        assert (got["f1"], got["precision"], got["recall"]) == (want["f1"], want["precision"], want["recall"])
+    with pytest.raises(QuantizeError, match="unknown precision 'fp8'"):
+        load_precision(ner_model, "fp8")

@@ -52,8 +52,9 @@ def padded_rnn(rnn: Recurrence, x: torch.Tensor, lengths: torch.Tensor) -> torch
     rev = (rev + torch.arange(batch, device=x.device).unsqueeze(1) * seq).view(-1)  # shape: (batch * seq,)
     weight = getattr(rnn, "weight_ih_l0", None)  # absent from a quantized recurrence
     # a bf16 tagger's recurrence: bfloat16 from here to the end, the input's dtype outside
-    cast = weight is not None and weight.dtype != x.dtype
-    out = x.to(weight.dtype) if cast else x
+    dtype = x.dtype if weight is None else weight.dtype
+    cast = dtype != x.dtype
+    out = x.to(dtype) if cast else x
     for layer in range(rnn.num_layers):
         if layer > 0 and rnn.dropout > 0 and rnn.training:
             out = F.dropout(out, rnn.dropout, True)

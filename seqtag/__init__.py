@@ -20,10 +20,12 @@ if TYPE_CHECKING:
 __all__ = ["__version__", "FORMAT_VERSION", "load", "train", "SeqtagError"]
 
 
-def load(path: Any, verify: bool = True, device: Any = None) -> "Tagger":
+def load(path: Any, verify: bool = True, device: Any = None, precision: str = "fp32") -> "Tagger":
     """Load a saved tagger directory (see :class:`seqtag.tagger.Tagger`); ``verify=False`` skips the check
     of its files against the SHA-256 manifest in ``meta.json``; ``device`` (``cpu``, ``cuda``, ``cuda:N``,
-    ``mps``, ``auto``; ``None``: the CPU) is where the network runs."""
-    from .tagger import Tagger
+    ``mps``, ``auto``; ``None``: the CPU) is where the network runs; ``precision``: ``fp32`` (as saved), or
+    for faster prediction on the CPU ``bf16`` (the recurrences in bfloat16, on CPUs with native bfloat16)
+    or ``int8`` (dynamic quantization); see :mod:`seqtag.quantize`."""
+    from .quantize import load_precision
 
-    return Tagger.load(path, verify=verify, device=device)
+    return load_precision(path, precision, verify=verify, device=device)

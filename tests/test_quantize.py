@@ -261,3 +261,9 @@ def test_evaluate_scores_the_precision_asked_for(ner_model: Path, bf16_cpu: None
         assert (got["f1"], got["precision"], got["recall"]) == (want["f1"], want["precision"], want["recall"])
     with pytest.raises(QuantizeError, match="unknown precision 'fp8'"):
         load_precision(ner_model, "fp8")
+    # seqtag.load is the same loader
+    import seqtag
+
+    assert isinstance(seqtag.load(ner_model, precision="bf16"), Bf16Tagger)
+    assert isinstance(seqtag.load(ner_model, precision="int8"), Int8Tagger)
+    assert type(seqtag.load(ner_model)).__name__ == "Tagger"

@@ -6,10 +6,11 @@ each), and the figures are the ones training writes in the model's meta.json: be
 that model, the best epoch, and the wall time to the best dev score. A lever is judged by its median over the
 seeds against the default's, trained the same way (one seed's noise on CoNLL-2003 test is about 1 F1).
 The levers recorded on 2026-12-02 and 03 were trained on the defaults of then: character CNN and word dropout
-0.05 for both tasks (``word_dropout_0.05``; POS's ``default`` in levers_pos.json). The NER default is now word
-dropout 0.2 (``word_dropout_0.2``), the POS default a character BiLSTM with word dropout 0.2
-(``char_lstm_word_dropout_0.2``); every lever that sets the embedding parts names all of them, so it means
-the same whatever the default.
+0.05 for both tasks (``word_dropout_0.05``; POS's ``default`` in levers_pos.json), those of 2026-12-03
+(NER's ``word_dropout_0.3``, ``char_lstm_word_dropout_0.2``) on word dropout 0.2 and patience 12. The NER
+default is now word dropout 0.3 (``word_dropout_0.3``) and patience 12, the POS default a character BiLSTM
+with word dropout 0.2 (``char_lstm_word_dropout_0.2``); every lever that sets the embedding parts names all
+of them, so it means the same whatever the default.
 
     SEQTAG_CORPORA=../shared/corpora python benchmarks/bench_levers.py --task ner \\
         --levers default,char_lstm,locked_dropout --seeds 3 --jobs 2 --threads 1
@@ -59,6 +60,8 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
     "char_lstm_word_dropout_0.2": ("both: the character BiLSTM and word dropout 0.2",
                                    ["model.embedding.parts=" + json.dumps([{**WORD, "word_dropout": 0.2},
                                                                            CHAR_LSTM])]),
+    "word_dropout_0.3": ("words replaced by <unk> in training with probability 0.3 (character CNN)",
+                         ["model.embedding.parts=" + json.dumps([{**WORD, "word_dropout": 0.3}, CHARS])]),
     "locked_dropout": ("locked (variational) dropout after the embedding and the encoder",
                        ["model.locked_dropout=true"]),
     "two_layers": ("two stacked BiLSTM layers", ["model.encoder.num_layers=2"]),

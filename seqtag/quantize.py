@@ -119,10 +119,7 @@ def quantize_model(model: TaggerModel) -> TaggerModel:
             speed it up, or cannot run it (one line).
         DeviceError: The model is not on the CPU.
     """
-    params = next(model.parameters(), None)
-    if params is not None and params.device.type != "cpu":
-        raise DeviceError(f"int8 runs on the CPU only, and the model is on {params.device}; load it with "
-                          "device='cpu'")
+    _model_on_cpu(model, "int8")
     engines = torch.backends.quantized.supported_engines
     if torch.backends.quantized.engine not in engines or torch.backends.quantized.engine == "none":
         raise QuantizeError(f"this PyTorch build has no int8 CPU engine (it has {', '.join(engines)}); "
@@ -170,10 +167,7 @@ def load_int8(path: str | Path, verify: bool = True, device: str | torch.device 
         DeviceError: A device other than the CPU was asked for.
         ModelLoadError: The folder cannot be loaded (one line naming the file).
     """
-    _cpu_only(device, "--int8")
-    tagger = Tagger.load(path, verify=verify)
-    model = quantize_model(tagger.model)
-    return Int8Tagger(tagger.config, tagger.labels, model, tagger.meta)
+    return _load_reduced(path, "int8", verify, device)  # type: ignore[return-value]
 
 
 def native_bf16() -> bool:
@@ -204,10 +198,7 @@ def bf16_model(model: TaggerModel) -> TaggerModel:
             (one line).
         DeviceError: The model is not on the CPU.
     """
-    params = next(model.parameters(), None)
-    if params is not None and params.device.type != "cpu":
-        raise DeviceError(f"bf16 runs on the CPU here, and the model is on {params.device}; load it with "
-                          "device='cpu'")
+    _model_on_cpu(model, "bf16")
     if not native_bf16():
         raise QuantizeError("this CPU has no native bfloat16 arithmetic (AVX512-BF16 or AMX), so bf16 would be "
                             "slower than float32; predict without --bf16 (or try --int8)")
@@ -235,15 +226,23 @@ def load_bf16(path: str | Path, verify: bool = True, device: str | torch.device 
         DeviceError: A device other than the CPU was asked for.
         ModelLoadError: The folder cannot be loaded (one line naming the file).
     """
-    _cpu_only(device, "--bf16")
-    tagger = Tagger.load(path, verify=verify)
-    model = bf16_model(tagger.model)
-    return Bf16Tagger(tagger.config, tagger.labels, model, tagger.meta)
+    return _load_reduced(path, "bf16", verify, device)  # type: ignore[return-value]
 
 
-def _cpu_only(device: str | torch.device | None, flag: str) -> None:
+def _model_on_cpu(model: TaggerModel, precision: str) -> None:
+    params = next(model.parameters(), None)
+    if params is not None and params.device.type != "cpu":
+        raise DeviceError(f"{precision} runs on the CPU only, and the model is on {params.device}; load it with "
+                          "device='cpu'")
+
+
+def _load_reduced(path: str | Path, precision: str, verify: bool, device: str | torch.device | None) -> ReducedTagger:
+    """:func:`load_int8` and :func:`load_bf16`: the saved float32 tagger, its network converted on the CPU."""
     if device is not None and str(device).strip().lower() != "auto" and resolve_device(device).type != "cpu":
-        raise DeviceError(f"{flag} runs on the CPU only, and --device {device} was asked for; use --device cpu")
+        raise DeviceError(f"--{precision} runs on the CPU only, and --device {device} was asked for; use --device cpu")
+    convert, kind = {"int8": (quantize_model, Int8Tagger), "bf16": (bf16_model, Bf16Tagger)}[precision]
+    tagger = Tagger.load(path, verify=verify)
+    return kind(tagger.config, tagger.labels, convert(tagger.model), tagger.meta)
 
 
 def load_precision(path: str | Path, precision: str = "fp32", verify: bool = True,

@@ -84,29 +84,38 @@ def test_int8_tagger_agrees_with_float32_on_the_sample_corpus(ner_model: Path) -
     assert [p.tags for p in again.predict(sents[:20])] == [p.tags for p in got[:20]]
 
 
-def test_int8_tagger_is_not_saved_and_stays_on_the_cpu(ner_model: Path, tmp_path: Path) -> None:
-    int8 = load_int8(ner_model)
-    with pytest.raises(QuantizeError, match="not saved"):
-        int8.save(tmp_path / "copy")
+@pytest.fixture
+def bf16_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bf16's numerics are checked on any CPU: one without native bfloat16 emulates it (slower, same results)."""
+    monkeypatch.setattr("seqtag.quantize.native_bf16", lambda: True)
+
+
+@pytest.mark.parametrize("precision", ["int8", "bf16"])
+def test_reduced_tagger_is_not_saved_and_stays_on_the_cpu(ner_model: Path, tmp_path: Path, bf16_cpu: None,
+                                                          precision: str) -> None:
+    tagger = (load_int8 if precision == "int8" else load_bf16)(ner_model)
+    with pytest.raises(QuantizeError, match=f"tagger in {precision} is not saved"):
+        tagger.save(tmp_path / "copy")
     assert not (tmp_path / "copy").exists()
-    assert int8.to("cpu") is int8
+    assert tagger.to("cpu") is tagger
     with pytest.raises(DeviceError):
-        int8.to("cuda")
+        tagger.to("cuda")
     with pytest.raises(DeviceError):
-        load_int8(ner_model, device="cuda")
+        (load_int8 if precision == "int8" else load_bf16)(ner_model, device="cuda")
 
 
-def test_predict_int8_flag(ner_model: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("flag", ["--int8", "--bf16"])
+def test_predict_precision_flags(ner_model: Path, tmp_path: Path, bf16_cpu: None, flag: str) -> None:
     text = tmp_path / "in.txt"
     sents = _sample_test_sentences()[:12]
     text.write_text("\n".join(" ".join(s) for s in sents) + "\n", encoding="utf-8")
-    res = CliRunner().invoke(main, ["predict", str(ner_model), str(text), "--int8", "--threads", "1",
+    res = CliRunner().invoke(main, ["predict", str(ner_model), str(text), flag, "--threads", "1",
                                     "--input-format", "text", "--no-progress"])
     assert res.exit_code == 0, res.output
     rows = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
-    want = load_int8(ner_model).predict([" ".join(s) for s in sents])
+    want = (load_int8 if flag == "--int8" else load_bf16)(ner_model).predict([" ".join(s) for s in sents])
     assert [r["tags"] for r in rows] == [p.tags for p in want]
-    res = CliRunner().invoke(main, ["predict", str(ner_model), str(text), "--int8", "--device", "cuda"])
+    res = CliRunner().invoke(main, ["predict", str(ner_model), str(text), flag, "--device", "cuda"])
     assert res.exit_code == 2
     assert res.stderr.startswith("error:") and len(res.stderr.strip().splitlines()) == 1
 
@@ -149,13 +158,6 @@ def test_a_model_without_a_recurrence_is_refused(ner_model: Path) -> None:
     assert isinstance(info.value, SeqtagError) and "\n" not in str(info.value)
 
 
-# -- bf16 -----------------------------------------------------------------------------------------
-@pytest.fixture
-def bf16_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    """bf16's numerics are checked on any CPU: one without native bfloat16 emulates it (slower, same results)."""
-    monkeypatch.setattr("seqtag.quantize.native_bf16", lambda: True)
-
-
 def test_bf16_padded_rnn_is_float32_outside_and_close_to_it() -> None:
     """A recurrence cast to bfloat16 runs each direction in bfloat16 on the padded, reversed batch and hands
     float32 back; at real positions it is float32's result to bfloat16's precision, and padding stays zero."""
@@ -195,18 +197,6 @@ def test_bf16_tagger_agrees_with_float32_on_the_sample_corpus(ner_model: Path, b
     assert alone.tags == got[0].tags
 
 
-def test_bf16_tagger_is_not_saved_and_stays_on_the_cpu(ner_model: Path, tmp_path: Path, bf16_cpu: None) -> None:
-    bf16 = load_bf16(ner_model)
-    with pytest.raises(QuantizeError, match="tagger in bf16 is not saved"):
-        bf16.save(tmp_path / "copy")
-    assert not (tmp_path / "copy").exists()
-    assert bf16.to("cpu") is bf16
-    with pytest.raises(DeviceError):
-        bf16.to("cuda")
-    with pytest.raises(DeviceError):
-        load_bf16(ner_model, device="cuda")
-
-
 def test_bf16_needs_a_cpu_with_native_bfloat16(ner_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
         monkeypatch.setattr(torch.cpu, name, lambda: False, raising=False)
@@ -218,16 +208,9 @@ def test_bf16_needs_a_cpu_with_native_bfloat16(ner_model: Path, monkeypatch: pyt
     assert native_bf16()
 
 
-def test_predict_bf16_flag(ner_model: Path, tmp_path: Path, bf16_cpu: None) -> None:
+def test_int8_and_bf16_together_is_one_line(ner_model: Path, tmp_path: Path) -> None:
     text = tmp_path / "in.txt"
-    sents = _sample_test_sentences()[:12]
-    text.write_text("\n".join(" ".join(s) for s in sents) + "\n", encoding="utf-8")
-    res = CliRunner().invoke(main, ["predict", str(ner_model), str(text), "--bf16", "--threads", "1",
-                                    "--input-format", "text", "--no-progress"])
-    assert res.exit_code == 0, res.output
-    rows = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
-    want = load_bf16(ner_model).predict([" ".join(s) for s in sents])
-    assert [r["tags"] for r in rows] == [p.tags for p in want]
+    text.write_text("EU rejects German call\n", encoding="utf-8")
     res = CliRunner().invoke(main, ["predict", str(ner_model), str(text), "--bf16", "--int8"])
     assert res.exit_code == 2
     assert res.stderr.startswith("error:") and "choose one" in res.stderr

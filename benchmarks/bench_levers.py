@@ -62,6 +62,8 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
                                                                            CHAR_LSTM])]),
     "word_dropout_0.3": ("words replaced by <unk> in training with probability 0.3 (character CNN)",
                          ["model.embedding.parts=" + json.dumps([{**WORD, "word_dropout": 0.3}, CHARS])]),
+    "word_dropout_0.4": ("words replaced by <unk> in training with probability 0.4 (character CNN)",
+                         ["model.embedding.parts=" + json.dumps([{**WORD, "word_dropout": 0.4}, CHARS])]),
     "char_lstm_word_dropout_0.3": ("the character BiLSTM and word dropout 0.3",
                                    ["model.embedding.parts=" + json.dumps([{**WORD, "word_dropout": 0.3},
                                                                            CHAR_LSTM])]),

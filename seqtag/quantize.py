@@ -254,10 +254,8 @@ def load_precision(path: str | Path, precision: str = "fp32", verify: bool = Tru
     Raises:
         QuantizeError: An unknown precision, or one the model or the CPU cannot run (one line).
     """
+    if precision not in PRECISIONS:
+        raise QuantizeError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
     if precision == "fp32":
         return Tagger.load(path, verify=verify, device=device)
-    if precision == "int8":
-        return load_int8(path, verify=verify, device=device)
-    if precision == "bf16":
-        return load_bf16(path, verify=verify, device=device)
-    raise QuantizeError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    return _load_reduced(path, precision, verify, device)

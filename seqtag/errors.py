@@ -20,6 +20,7 @@ __all__ = [
     "DeviceError",
     "DistributedError",
     "ExportError",
+    "QuantizeError",
 ]
 
 
@@ -85,3 +86,8 @@ class DistributedError(SeqtagError):
 
 class ExportError(SeqtagError):
     """A model cannot be exported (a part without an export form, a missing package) or the export is wrong."""
+
+
+class QuantizeError(ConfigError):
+    """A precision (``--int8``, ``--bf16``, the spaCy component's ``precision``) that is unknown, or that the model
+    or the CPU cannot run: no part that int8 covers, an Elman RNN in int8, no native bfloat16 (one line)."""

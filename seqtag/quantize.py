@@ -42,20 +42,15 @@ from torch.ao.nn.quantized import dynamic as qdynamic
 from .devices import resolve_device
 from .embeddings.chars import CharLSTMEmbedding
 from .encoders.rnn import GatedEncoder, RNNEncoder
-from .errors import ConfigError, DeviceError
+from .errors import DeviceError, QuantizeError
 from .heads.base import Head
 from .model import TaggerModel
+from .precisions import PRECISIONS, check_precision
 from .tagger import Tagger
 
 __all__ = ["Bf16Tagger", "Int8Tagger", "PRECISIONS", "QuantizeError", "ReducedTagger", "bf16_model", "load_bf16",
-           "load_int8", "load_precision", "native_bf16", "quantize", "quantize_model"]
+           "load_int8", "load_precision", "native_bf16", "quantize", "quantize_model", "reduced"]
 
-PRECISIONS = ("fp32", "int8", "bf16")
-"""How a saved tagger can run for inference: as saved, or through :func:`load_int8` or :func:`load_bf16`."""
-
-
-class QuantizeError(ConfigError):
-    """The model has no part that int8 quantization covers, or one it cannot run in int8 (one line)."""
 
 
 class ReducedTagger(Tagger):
@@ -153,8 +148,7 @@ def quantize(tagger: Tagger) -> Int8Tagger:
         QuantizeError: The model has nothing int8 covers, or a part it cannot run (see :func:`quantize_model`).
         DeviceError: ``tagger`` is not on the CPU.
     """
-    model = quantize_model(copy.deepcopy(tagger.model))
-    return Int8Tagger(tagger.config, tagger.labels, model, tagger.meta)
+    return reduced(tagger, "int8")  # type: ignore[return-value]
 
 
 def load_int8(path: str | Path, verify: bool = True, device: str | torch.device | None = None) -> Int8Tagger:
@@ -236,13 +230,39 @@ def _model_on_cpu(model: TaggerModel, precision: str) -> None:
                           "device='cpu'")
 
 
-def _load_reduced(path: str | Path, precision: str, verify: bool, device: str | torch.device | None) -> ReducedTagger:
+_CONVERSIONS = {"int8": (quantize_model, Int8Tagger), "bf16": (bf16_model, Bf16Tagger)}
+
+
+def reduced(tagger: Tagger, precision: str, in_place: bool = False) -> Tagger:
+    """``tagger`` to run in ``precision``: itself for ``fp32``, else a :class:`ReducedTagger` whose network is
+    converted by :func:`quantize_model` (int8) or :func:`bf16_model` (bf16).
+
+    The conversion works on a copy of the network that shares every parameter outside the recurrences with
+    ``tagger`` (which is left as it was and can go on training); ``in_place``: on ``tagger``'s own network,
+    for a tagger loaded only to be converted.
+
+    Raises:
+        QuantizeError: An unknown precision, or one the model or the CPU cannot run (one line).
+        DeviceError: ``tagger`` is not on the CPU.
+    """
+    check_precision(precision)
+    if precision == "fp32":
+        return tagger
+    convert, kind = _CONVERSIONS[precision]
+    model = tagger.model
+    if not in_place:
+        _model_on_cpu(model, precision)
+        # the recurrences are converted (bf16 casts their weights in place): they alone are copied
+        recurrent = {id(p) for m in model.modules() if isinstance(m, nn.RNNBase) for p in m.parameters()}
+        model = copy.deepcopy(model, {id(p): p for p in model.parameters() if id(p) not in recurrent})
+    return kind(tagger.config, tagger.labels, convert(model), tagger.meta)
+
+
+def _load_reduced(path: str | Path, precision: str, verify: bool, device: str | torch.device | None) -> Tagger:
     """:func:`load_int8` and :func:`load_bf16`: the saved float32 tagger, its network converted on the CPU."""
     if device is not None and str(device).strip().lower() != "auto" and resolve_device(device).type != "cpu":
         raise DeviceError(f"--{precision} runs on the CPU only, and --device {device} was asked for; use --device cpu")
-    convert, kind = {"int8": (quantize_model, Int8Tagger), "bf16": (bf16_model, Bf16Tagger)}[precision]
-    tagger = Tagger.load(path, verify=verify)
-    return kind(tagger.config, tagger.labels, convert(tagger.model), tagger.meta)
+    return reduced(Tagger.load(path, verify=verify), precision, in_place=True)
 
 
 def load_precision(path: str | Path, precision: str = "fp32", verify: bool = True,
@@ -254,8 +274,6 @@ def load_precision(path: str | Path, precision: str = "fp32", verify: bool = Tru
     Raises:
         QuantizeError: An unknown precision, or one the model or the CPU cannot run (one line).
     """
-    if precision not in PRECISIONS:
-        raise QuantizeError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
-    if precision == "fp32":
+    if check_precision(precision) == "fp32":
         return Tagger.load(path, verify=verify, device=device)
     return _load_reduced(path, precision, verify, device)

@@ -11,6 +11,11 @@ the CPU otherwise; or ``cpu``, ``cuda``, ``cuda:N``, ``mps``, ``auto`` (see :mod
 name is checked when the component is made; whether the device is there, when the tagger is loaded
 (first use, ``initialize``, ``from_disk``), as a one-line :class:`~seqtag.errors.DeviceError`.
 
+``precision`` (``fp32`` by default) runs the tagger's recurrences in ``int8`` or ``bf16`` on the CPU, as
+``seqtag predict --int8``/``--bf16`` do (:mod:`seqtag.quantize`). The component keeps the float32 tagger:
+that is what ``nlp.to_disk`` writes and ``spacy train`` trains, and the reduced copy that annotates is made
+from it on first use (again after each training step).
+
 spaCy imports this module for every ``Language()`` (it is a ``spacy_factories`` entry point), so it
 imports no torch: :mod:`seqtag.tagger` is imported inside functions only.
 """
@@ -31,8 +36,9 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples
 from spacy.util import minibatch
 
-from .errors import ConfigError, DeviceError, ModelLoadError
+from .errors import ConfigError, DeviceError, ModelLoadError, SeqtagError
 from .labels import entity_types
+from .precisions import check_precision
 from .spacy_training import TrainableTagger
 
 if TYPE_CHECKING:
@@ -62,6 +68,7 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     "seqtag_config": None,
     "pos_attr": "tag",
     "device": None,
+    "precision": "fp32",
 }
 TASKS = ("ner", "pos")
 
@@ -100,17 +107,21 @@ class SeqtagComponent(TrainableTagger, Pipe):
         pos_attr: ``"tag"`` or ``"pos"``: the reference attribute a POS tagger learns in ``spacy train``.
         device: Where the tagger runs and trains: ``None``, spaCy's device (the GPU after
             ``spacy.require_gpu()``, else the CPU); or ``cpu``, ``cuda``, ``cuda:N``, ``mps``, ``auto``.
+        precision: ``fp32``; or ``int8`` or ``bf16``: annotate with a reduced copy of the tagger, on the CPU
+            (``bf16`` needs a CPU with native bfloat16; see :mod:`seqtag.quantize`).
 
     Raises:
         DeviceError: ``device`` is not a device name (when the component is made), or the device is
-            not there (when the tagger is loaded).
+            not there (when the tagger is loaded), or it is not the CPU with ``int8``/``bf16`` (first doc).
+        QuantizeError: ``precision`` is unknown (when the component is made), or the tagger or the CPU
+            cannot run it (first doc).
     """
 
     def __init__(self, name: str = "seqtag", *, model: Optional[str] = None, batch_size: int = 128,
                  spans_key: Optional[str] = None, overwrite_ents: bool = False, set_pos: Optional[bool] = None,
                  max_tokens: int = 512, task: str = "ner",
                  seqtag_config: Optional[Union[str, Dict[str, Any]]] = None, pos_attr: str = "tag",
-                 device: Optional[str] = None) -> None:
+                 device: Optional[str] = None, precision: str = "fp32") -> None:
         if not isinstance(batch_size, int) or batch_size <= 0:
             raise ConfigError(f"seqtag component {name!r}: batch_size must be a positive integer, got {batch_size!r}")
         if not isinstance(max_tokens, int) or max_tokens < 0:
@@ -125,13 +136,15 @@ class SeqtagComponent(TrainableTagger, Pipe):
         if device is not None and (not isinstance(device, str) or not _DEVICE.match(device.strip().lower())):
             raise DeviceError(f"seqtag component {name!r}: unknown device {device!r}; expected null (spaCy's: the "
                               f"GPU after spacy.require_gpu(), else the CPU), cpu, cuda, cuda:N, mps or auto")
+        check_precision(precision, f"seqtag component {name!r}: ")
         self.name = name
         self.model_path = None if model is None else str(model)
         self.cfg: Dict[str, Any] = {"batch_size": batch_size, "spans_key": spans_key,
                                     "overwrite_ents": bool(overwrite_ents), "set_pos": set_pos,
                                     "max_tokens": max_tokens, "task": task, "seqtag_config": seqtag_config,
-                                    "pos_attr": pos_attr, "device": device}
+                                    "pos_attr": pos_attr, "device": device, "precision": precision}
         self._tagger: Optional["Tagger"] = None
+        self._runner: Optional["Tagger"] = None
         self._trainer: Optional["SpacyTrainer"] = None
         self._pos = False
         self._warned: set = set()
@@ -149,6 +162,30 @@ class SeqtagComponent(TrainableTagger, Pipe):
 
             self._set_tagger(Tagger.load(self.model_path, device=self.device))
         return self._tagger  # type: ignore[return-value]
+
+    @property
+    def runner(self) -> "Tagger":
+        """What annotates docs: :attr:`tagger` itself (``precision`` fp32), or its reduced copy, made on first use.
+
+        Raises:
+            DeviceError: ``int8``/``bf16`` on a device other than the CPU (one line naming the component).
+            QuantizeError: The tagger or the CPU cannot run the precision (one line naming the component).
+        """
+        precision = self.cfg["precision"]
+        if precision == "fp32":
+            return self.tagger
+        if self._runner is None:
+            from .quantize import reduced
+
+            tagger, device = self.tagger, self.device
+            if device.type != "cpu":
+                raise DeviceError(f"seqtag component {self.name!r}: precision {precision} runs on the CPU only, and "
+                                  f"the component's device is {device}; set its device to cpu, or precision to fp32")
+            try:
+                self._runner = reduced(tagger, precision)
+            except SeqtagError as exc:
+                raise type(exc)(f"seqtag component {self.name!r}: {exc.one_line()}") from None
+        return self._runner
 
     @property
     def device(self) -> "torch.device":
@@ -174,7 +211,7 @@ class SeqtagComponent(TrainableTagger, Pipe):
         """Use ``tagger``, moved to :attr:`device` (``place`` false: left where it is, for packaging)."""
         if place:
             tagger.to(self.device)
-        self._tagger, self._trainer = tagger, None
+        self._tagger, self._trainer, self._runner = tagger, None, None
         upos = sum(label in UPOS_TAGS for label in tagger.labels)
         set_pos = self.cfg["set_pos"]
         self._pos = tagger.task == "pos" and (bool(set_pos) if set_pos is not None
@@ -235,7 +272,7 @@ class SeqtagComponent(TrainableTagger, Pipe):
             yield from docs
 
     def _annotate(self, docs: List[Doc]) -> None:
-        tagger = self.tagger
+        tagger = self.runner
         pieces: List[Tuple[int, List[int]]] = []
         words: List[List[str]] = []
         spaces: List[List[int]] = []
@@ -413,7 +450,7 @@ def _rebuild(name: str, model: Optional[str], cfg: Dict[str, Any], data: Optiona
 def make_seqtag(nlp: Language, name: str, model: Optional[str], batch_size: int, spans_key: Optional[str],
                 overwrite_ents: bool, set_pos: Optional[bool], max_tokens: int, task: str,
                 seqtag_config: Optional[Union[str, Dict[str, Any]]], pos_attr: str,
-                device: Optional[str]) -> SeqtagComponent:
+                device: Optional[str], precision: str) -> SeqtagComponent:
     """The ``seqtag`` factory: ``nlp.add_pipe("seqtag", config={"model": "models/ner"})``.
 
     Args:
@@ -431,8 +468,10 @@ def make_seqtag(nlp: Language, name: str, model: Optional[str], batch_size: int,
         device: Where the tagger runs and trains: null, spaCy's device (the GPU after
             ``spacy.require_gpu()`` or ``spacy train --gpu-id N``, else the CPU); or ``cpu``, ``cuda``,
             ``cuda:N``, ``mps``, ``auto``. A pipeline saved before this setting existed gets null.
+        precision: ``fp32``, ``int8`` or ``bf16``: how the tagger runs when it annotates (int8 and bf16 on
+            the CPU, see :mod:`seqtag.quantize`); the pipeline keeps and saves the float32 tagger.
     """
     return SeqtagComponent(name, model=model, batch_size=batch_size, spans_key=spans_key,
                            overwrite_ents=overwrite_ents, set_pos=set_pos, max_tokens=max_tokens, task=task,
-                           seqtag_config=seqtag_config, pos_attr=pos_attr, device=device)
+                           seqtag_config=seqtag_config, pos_attr=pos_attr, device=device, precision=precision)
 

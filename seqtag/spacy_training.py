@@ -202,13 +202,15 @@ class TrainableTagger:
     ``is_trainable``/``model``/``update``/``finish_update``/``get_loss`` contract, over its ``tagger``.
 
     The component gives ``name``, ``cfg`` (``task``, ``seqtag_config``, ``pos_attr``), ``tagger``,
-    ``_tagger``, ``_trainer``, ``_set_tagger`` and ``_segments``.
+    ``_tagger``, ``_trainer``, ``_runner`` (the reduced-precision copy that annotates, made again after
+    each step), ``_set_tagger`` and ``_segments``.
     """
 
     name: str
     cfg: dict[str, Any]
     _tagger: "Tagger | None"
     _trainer: SpacyTrainer | None
+    _runner: "Tagger | None"
     _set_tagger: Callable[["Tagger"], None]
     _segments: Segments
 
@@ -270,6 +272,7 @@ class TrainableTagger:
         """
         if self._trainer is not None:
             self._trainer.step()
+            self._runner = None  # an int8/bf16 copy holds the old recurrent weights
 
     def get_loss(self, examples: Iterable["Example"], scores: Any = None) -> tuple[float, None]:
         """The tagger's loss on the examples' gold tags (eval mode, no gradient), and ``None`` for the

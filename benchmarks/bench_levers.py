@@ -83,9 +83,6 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
     "minilm_finetune": ("pretrained, offline: all-MiniLM-L6-v2 fine-tuned at lr 5e-5 (last layer, first subword) "
                         "beside the word vectors and the character CNN, BiLSTM 256, the CRF; 4 epochs "
                         "(plugins/seqtag-hf-embeddings, conll2003_minilm_finetune.toml)", MINILM_FINETUNE),
-    "minilm_finetune_word_dropout_0.3": ("minilm_finetune with word dropout 0.3 on the word vectors",
-                                         ["model.embedding.parts=" + json.dumps([MINILM, {**WORD, "word_dropout": 0.3},
-                                                                                 CHARS])] + MINILM_FINETUNE[1:]),
     # a lever on the data, not the config: train_lever adds document_runs' overrides
     "document_runs_64": ("document context: consecutive sentences of a CoNLL-2003 document joined into runs of "
                          "at most 64 tokens, trained, selected and scored as runs (IOB2)", ["data.scheme=IOB2"]),

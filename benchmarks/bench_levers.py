@@ -28,6 +28,7 @@ It prints a markdown table and writes (merging into an existing file, lever by l
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import platform
@@ -100,24 +101,19 @@ def document_runs(work: Path, max_tokens: int = 64) -> list[str]:
 
     from seqtag.data import catalogue
     from seqtag.labels import convert
+    from seqtag.readers import read_conll
 
     entry = catalogue()[FILES["ner"][0]]
     folder = work / f"document-runs-{max_tokens}"
     folder.mkdir(parents=True, exist_ok=True)
     splits = []
     for split, rel in entry["files"].items():
-        docs: list[list[list[tuple[str, str]]]] = [[]]
-        sent: list[tuple[str, str]] = []
-        for line in (corpora() / rel).read_text(encoding="utf-8").splitlines() + [""]:
-            cols = line.split()
-            if cols and cols[0] != "-DOCSTART-":
-                sent.append((cols[0], cols[entry["tag_column"]]))
-                continue
-            if sent:
-                docs[-1].append(sent)
-                sent = []
-            if cols and docs[-1]:  # -DOCSTART-: a new document
-                docs.append([])
+        starts: list[int] = []  # the -DOCSTART- lines, as the reader finds them
+        sents = read_conll(corpora() / rel, tag_column=entry["tag_column"], documents=starts)
+        docs: list[list[list[tuple[str, str]]]] = [[] for _ in range(len(starts) + 1)]
+        for sent in sents:  # a sentence belongs to the last document started before its first line
+            docs[bisect.bisect(starts, sent.line)].append(list(zip(sent.tokens, sent.tags)))
+        docs = [doc for doc in docs if doc]
         runs: list[list[tuple[str, str]]] = []
         for doc in docs:
             run: list[tuple[str, str]] = []

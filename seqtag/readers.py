@@ -85,14 +85,16 @@ class _Watched:
 
 def conll_blocks(lines: Iterable[tuple[int, str]], row: Callable[[int, str, list[str]], T | None], *,
                  separator: str | None = None, comment_prefix: str | None = None,
-                 docstart: bool = True) -> Iterator[tuple[int, list[T]]]:
+                 docstart: bool = True, documents: list[int] | None = None) -> Iterator[tuple[int, list[T]]]:
     """The sentences of numbered column lines as they stream by: ``(first line, rows)`` per sentence.
 
     Blank and whitespace-only lines end a sentence, and so do ``-DOCSTART-`` lines (skipped, when
     ``docstart``); lines starting with ``comment_prefix`` are skipped. Each token line is split on
     whitespace (or ``separator``) and handed to ``row(lineno, line, columns)`` at once, so a row that
     raises names its line before later lines are read; ``row`` returns the value kept for the line,
-    or ``None`` to skip it. The first line of a sentence is that of its first kept row.
+    or ``None`` to skip it. The first line of a sentence is that of its first kept row. ``documents``: a
+    list the numbers of the ``-DOCSTART-`` lines are appended to (a sentence belongs to the last one
+    before its first line).
     """
     rows: list[T] = []
     start = 0
@@ -101,7 +103,10 @@ def conll_blocks(lines: Iterable[tuple[int, str]], row: Callable[[int, str, list
             continue
         if line.strip():
             cols = line.split(separator) if separator else line.split()
-            if not (docstart and cols[0] == "-DOCSTART-"):
+            if docstart and cols[0] == "-DOCSTART-":
+                if documents is not None:
+                    documents.append(lineno)
+            else:
                 value = row(lineno, line, cols)
                 if value is not None:
                     if not rows:
@@ -128,17 +133,18 @@ def _sentences(blocks: Iterable[tuple[int, list[tuple[str, str]]]], lines: _Watc
 
 
 def read_conll(path: str | Path, tag_column: int = -1, token_column: int = 0, separator: str | None = None,
-               comment_prefix: str | None = None) -> list[Sentence]:
+               comment_prefix: str | None = None, documents: list[int] | None = None) -> list[Sentence]:
     """Read a CoNLL column file: one token per line, columns split on whitespace (or ``separator``).
 
-    ``-DOCSTART-`` lines are skipped; blank and whitespace-only lines end a sentence. Every token line
-    must have as many columns as the first one.
+    ``-DOCSTART-`` lines are skipped (their line numbers appended to ``documents`` when it is a list, so
+    a sentence's document is the last one that starts before its ``line``); blank and whitespace-only
+    lines end a sentence. Every token line must have as many columns as the first one.
     """
-    return list(iter_conll(path, tag_column, token_column, separator, comment_prefix))
+    return list(iter_conll(path, tag_column, token_column, separator, comment_prefix, documents))
 
 
 def iter_conll(path: str | Path, tag_column: int = -1, token_column: int = 0, separator: str | None = None,
-               comment_prefix: str | None = None) -> Iterator[Sentence]:
+               comment_prefix: str | None = None, documents: list[int] | None = None) -> Iterator[Sentence]:
     """The sentences of a CoNLL column file one by one as they are read, checked as :func:`read_conll` says.
 
     A line that breaks the format raises when the reading reaches it; a file without sentences raises
@@ -159,7 +165,8 @@ def iter_conll(path: str | Path, tag_column: int = -1, token_column: int = 0, se
         return cols[token_column], cols[tag_column]
 
     lines = _Watched(read_lines(path))
-    yield from _sentences(conll_blocks(lines, row, separator=separator, comment_prefix=comment_prefix), lines, path)
+    blocks = conll_blocks(lines, row, separator=separator, comment_prefix=comment_prefix, documents=documents)
+    yield from _sentences(blocks, lines, path)
 
 
 def read_conllu(path: str | Path, column: str = "upos") -> list[Sentence]:

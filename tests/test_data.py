@@ -45,6 +45,19 @@ def test_conll_iob1_docstart_and_whitespace_lines(tmp_path: Path) -> None:
     assert c.sentences("data", "BIOES")[1][1] == ["B-PER", "E-PER"]
 
 
+def test_conll_documents_are_the_docstart_lines(tmp_path: Path) -> None:
+    from seqtag.readers import read_conll
+
+    f = tmp_path / "x.conll"
+    f.write_text(IOB1 + "\n-DOCSTART- -X- O O\n\nAnna NNP I-PER\n\nBob NNP I-PER\n")
+    starts: list[int] = []
+    sents = read_conll(f, documents=starts)
+    assert starts == [1, 10]  # the -DOCSTART- lines, none of them a sentence
+    assert [s.tokens[0] for s in sents] == ["EU", "Peter", "Anna", "Bob"]
+    assert [sum(s.line > d for d in starts) for s in sents] == [1, 1, 2, 2]  # each sentence's document
+    assert read_conll(f) == sents  # without the list, the same sentences
+
+
 def test_conll_tag_column_choice(tmp_path: Path) -> None:
     f = tmp_path / "x.conll"
     f.write_text(CONLL)

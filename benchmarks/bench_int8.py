@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from seqtag.atomic import atomic_write_json
+from seqtag.quantize import cpu_summary
 
 HERE = Path(__file__).resolve().parent
 RUNTIMES = ("torch-fp32", "torch-int8", "torch-bf16", "onnx-fp32", "onnx-int8")
@@ -167,7 +167,7 @@ def main() -> None:
         "dataset": "conll2003 eng.testb, pre-tokenized, batch 256", "threads": args.threads,
         "timing": "median of 3 timed passes after one untimed pass; runtimes interleaved round by round in one process",
         "torch": torch.__version__, "quantized_engine": torch.backends.quantized.engine,
-        "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+        "cpu": cpu_summary(), "cpus": os.cpu_count(),
         "date": time.strftime("%Y-%m-%d"), "bar": {"speedup": SPEEDUP, "max_f1_loss": MAX_F1_LOSS},
         "results": results, "torch_int8_vs_fp32": verdict(results["torch-fp32"], results["torch-int8"]),
     }

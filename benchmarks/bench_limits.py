@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import platform
 import random
 import statistics
 import sys
@@ -47,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_vs_spacy import FILES, corpora, median_time, paired_rates, summary, test_sentences  # noqa: E402
 
 from seqtag.atomic import atomic_write_json  # noqa: E402
+from seqtag.quantize import cpu_summary  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BATCH, SEQ = 256, 25  # the fixed batch of the bare encoder (as bench_vs_spacy.py)
@@ -272,7 +272,7 @@ def main() -> None:
     res = measure(args)
     out: dict[str, Any] = {
         "model": str(args.model), "dataset": "conll2003: eng.testb (predict), eng.train (training batches)",
-        "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "cpu": cpu_summary(),
         "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "mkldnn": bool(torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled),
         "date": time.strftime("%Y-%m-%d %H:%M"), "seconds": round(time.time() - t0, 1),

@@ -179,7 +179,8 @@ def precision_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.option(
         "--bf16", is_flag=True,
         help="Run the recurrences in bfloat16 (cast from the float32 weights at load time; CPUs with "
-             "AVX512-BF16 or AMX only; see docs/scale.md, Faster prediction on the CPU).")(command)
+             "AVX512-BF16 or AMX only; the fast path with AMX and --threads 1; see docs/scale.md, Faster "
+             "prediction on the CPU).")(command)
     return click.option(
         "--int8", is_flag=True,
         help="Run the LSTM/GRU and the output layer in int8 (PyTorch dynamic quantization of the float32 "

@@ -25,7 +25,8 @@ depend (rarely) on the other sentences of its batch; bfloat16 keeps 8 bits of ma
 both agree with float32 on most tags, not exactly.
 
 What they are worth on the default CoNLL-2003 NER model is measured by ``benchmarks/bench_int8.py``
-(``benchmarks/results/int8.json``, docs/benchmarks.md, section "int8 and bf16").
+(``benchmarks/results/int8_amx.json`` on a CPU with AMX, where bf16 is the fast path; ``int8.json`` on one
+without; docs/benchmarks.md, section "int8 and bf16").
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from .precisions import PRECISIONS, check_precision
 from .tagger import Tagger
 
 __all__ = ["Bf16Tagger", "Int8Tagger", "PRECISIONS", "QuantizeError", "ReducedTagger", "bf16_model", "load_bf16",
-           "load_int8", "load_precision", "native_bf16", "quantize", "quantize_model", "reduced"]
+           "cpu_summary", "load_int8", "load_precision", "native_bf16", "quantize", "quantize_model", "reduced"]
 
 
 
@@ -168,6 +169,22 @@ def native_bf16() -> bool:
     """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX tiles), as oneDNN's kernels need."""
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
+def cpu_summary() -> dict[str, Any]:
+    """The CPU's model name (from ``/proc/cpuinfo`` on Linux, else ``platform.processor()``) and the features
+    reduced precision depends on: AVX512-BF16, AMX tiles (bfloat16 matrix products; the bf16 recurrence
+    gains most with them) and VNNI (int8). What the benchmarks record beside their figures."""
+    import platform
+
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
+    except OSError:
+        pass
+    flags = {"avx512_bf16": "_is_avx512_bf16_supported", "amx": "_is_amx_tile_supported", "vnni": "_is_vnni_supported"}
+    return {"model": name, **{k: bool(getattr(torch.cpu, fn, lambda: False)()) for k, fn in flags.items()}}
 
 
 def _cast_in(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:

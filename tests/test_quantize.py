@@ -21,6 +21,7 @@ from seqtag.quantize import (
     Bf16Tagger,
     Int8Tagger,
     QuantizeError,
+    cpu_summary,
     load_bf16,
     load_int8,
     native_bf16,
@@ -206,6 +207,16 @@ def test_bf16_needs_a_cpu_with_native_bfloat16(ner_model: Path, monkeypatch: pyt
     assert "\n" not in str(info.value)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
     assert native_bf16()
+
+
+def test_cpu_summary_names_the_cpu_and_follows_its_features(monkeypatch: pytest.MonkeyPatch) -> None:
+    summary = cpu_summary()
+    assert isinstance(summary["model"], str) and summary["model"].strip()
+    for name, fn in (("amx", "_is_amx_tile_supported"), ("avx512_bf16", "_is_avx512_bf16_supported"),
+                     ("vnni", "_is_vnni_supported")):
+        for value in (True, False):
+            monkeypatch.setattr(torch.cpu, fn, lambda value=value: value, raising=False)
+            assert cpu_summary()[name] is value
 
 
 def test_int8_and_bf16_together_is_one_line(ner_model: Path, tmp_path: Path) -> None:

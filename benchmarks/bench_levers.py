@@ -84,6 +84,11 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
     "locked_dropout": ("locked (variational) dropout after the embedding and the encoder",
                        ["model.locked_dropout=true"]),
     "two_layers": ("two stacked BiLSTM layers", ["model.encoder.num_layers=2"]),
+    "two_layers_residual": ("two BiLSTM layers (200 per direction each) with residual connections, each "
+                            "layer's input added to its output (the first projected: 166 -> 400)",
+                            ['model.encoder={"type": "stack.v1", "residual": true, "layers": ['
+                             '{"type": "lstm.v1", "hidden_size": 200, "num_layers": 1, "bidirectional": true}, '
+                             '{"type": "lstm.v1", "hidden_size": 200, "num_layers": 1, "bidirectional": true}]}']),
     "average": ("an exponential moving average of the weights (0.999)", ["training.average=0.999"]),
     "long_schedule": ("a longer schedule: up to 60 epochs, stopping after 12 without a better dev score (the "
                       "learning rate still halves after 2)", ["training.max_epochs=60", "training.patience=12"]),

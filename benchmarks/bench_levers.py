@@ -107,6 +107,11 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
     "minilm_frozen_word_dropout_0.3": ("minilm_frozen with word dropout 0.3 on its word vectors (the NER "
                                        "default's) instead of 0.05 (conll2003_minilm.toml since 2026-12-03)",
                                        minilm_frozen(0.3)),
+    "document_context_16": ("document context given to the encoder: up to 16 tokens of the sentences before and "
+                            "16 after each sentence in its document, only the sentence tagged (model.context = 16)",
+                            ["model.context=16"]),
+    "document_context_48": ("document context as document_context_16, up to 48 tokens on each side",
+                            ["model.context=48"]),
     # a lever on the data, not the config: train_lever adds document_runs' overrides
     "document_runs_64": ("document context: consecutive sentences of a CoNLL-2003 document joined into runs of "
                          "at most 64 tokens, trained, selected and scored as runs (IOB2)", ["data.scheme=IOB2"]),

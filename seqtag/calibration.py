@@ -141,6 +141,7 @@ def fit_temperature(tagger: Any, sentences: Sequence[tuple[list[str], list[str]]
     """
     import torch
 
+    from .context import InContext
     from .inference import Predictor
     from .model import make_batch
 
@@ -150,7 +151,7 @@ def fit_temperature(tagger: Any, sentences: Sequence[tuple[list[str], list[str]]
         raise ValueError(f"the head {type(head).__name__} takes no temperature: its confidences cannot be calibrated")
     task = tagger.task
     predictor: Predictor = tagger.predictor
-    items = [(list(t), list(g)) for t, g in sentences if t]
+    items = [(t if isinstance(t, InContext) else list(t), list(g)) for t, g in sentences if t]
     order = sorted(range(len(items)), key=lambda i: len(items[i][0]))
     cached = []
     was_training = model.training
@@ -160,7 +161,7 @@ def fit_temperature(tagger: Any, sentences: Sequence[tuple[list[str], list[str]]
             idx = order[start:start + batch_size]
             words = [items[i][0] for i in idx]
             batch = make_batch(model, words)
-            cached.append((idx, words, model.encode(batch), batch.mask))
+            cached.append((idx, words, model.encode(batch), batch.tag_mask))
 
     def units(temperature: float) -> tuple[list[float], list[bool]]:
         head.temperature = temperature

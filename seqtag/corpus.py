@@ -112,12 +112,21 @@ class Corpus:
         split = self.resolve(name)
         return self.sources.get(split, split)
 
-    def sentences(self, name: str, scheme: str | None = None) -> list[TaggedSentence]:
+    def sentences(self, name: str, scheme: str | None = None, context: int = 0) -> list[TaggedSentence]:
         """``(tokens, tags)`` pairs of a split, NER tags converted to ``scheme`` (``None``: as read).
 
         The conversion is done on the first request for a split and scheme, and kept; the list
         returned is the caller's, the token and tag lists inside are shared (read them, do not change them).
+        ``context``: each token list is an :class:`~seqtag.context.InContext` with up to that many tokens
+        of the sentences around it in its document (see :mod:`seqtag.context`).
         """
+        if context:
+            from .context import with_context
+
+            plain = self.sentences(name, scheme)
+            read = self._read[self.resolve(name)]
+            windows = with_context([t for t, _ in plain], [s.document for s in read], context)
+            return [(w, tags) for w, (_, tags) in zip(windows, plain)]
         split = self.resolve(name)
         key = (split, scheme if self.task == "ner" else None)
         pairs = self._converted.get(key)

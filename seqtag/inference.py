@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 from .config import build_part
+from .context import InContext
 from .labels import LabelTable, tags_from_spans
 from .tokenizers import Tokenizer, word_offsets
 
@@ -91,13 +92,15 @@ class Predictor:
         if isinstance(item, str):
             toks = self.tokenizer(item)
             return [t.text for t in toks], [(t.start, t.end) for t in toks]
-        words = list(item)
+        words = item if isinstance(item, InContext) else list(item)  # a sentence keeps its document context
         return words, word_offsets(words)
 
     def make_prediction(self, words: list[str], offsets: list[tuple[int, int]], tag_ids: list[int],
                         conf: list[float] | None) -> Prediction:
         """One sentence's :class:`Prediction` from its tag ids (``conf`` ``None``: every score 1.0)."""
         table = self.table
+        if isinstance(words, InContext):  # the prediction is the sentence's; its context is not tagged
+            words = list(words)
         n = len(words)
         scores = [round(c, 6) for c in conf[:n]] if conf is not None else [1.0] * n
         if self.task != "ner":

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .config import build_part
+from .context import InContext, window
 from .devices import to_device
 from .embeddings.base import Embedding, Features
 from .encoders.base import Encoder
@@ -23,19 +24,31 @@ __all__ = ["TaggerModel", "Batch", "make_batch", "model_device"]
 
 @dataclass
 class Batch:
-    """A featurized batch: ``mask`` bool ``(batch, seq)``, ``tags`` long ``(batch, seq)`` or ``None``."""
+    """A featurized batch: ``mask`` bool ``(batch, seq)``, ``tags`` long ``(batch, seq)`` or ``None``.
+
+    With document context (:mod:`seqtag.context`) the features and ``mask`` cover each sentence's whole
+    window, and ``centre`` holds where each sentence starts in it (long ``(batch,)``) and the mask of the
+    sentences alone (bool ``(batch, words)``), which ``tags`` are aligned with: :attr:`tag_mask`."""
 
     tokens: list[list[str]]
     features: Features
     mask: torch.Tensor
     tags: torch.Tensor | None = None
     index: list[int] = field(default_factory=list)
+    centre: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def tag_mask(self) -> torch.Tensor:
+        """The mask of the tagged positions: the sentences' own (``(batch, words)``), without their context."""
+        return self.mask if self.centre is None else self.centre[1]
 
     def to(self, device: torch.device) -> "Batch":
-        """The batch with its tensors (features, mask, tags) on ``device``."""
+        """The batch with its tensors (features, masks, tags) on ``device``."""
         tags = None if self.tags is None else self.tags.to(device, non_blocking=True)
+        centre = None if self.centre is None else \
+            (self.centre[0].to(device, non_blocking=True), self.centre[1].to(device, non_blocking=True))
         return Batch(self.tokens, to_device(self.features, device), self.mask.to(device, non_blocking=True),
-                     tags, self.index)
+                     tags, self.index, centre)
 
 
 class Dropout(nn.Module):
@@ -102,34 +115,47 @@ class TaggerModel(nn.Module):
         return {"embedding": self.embedding.get_assets()}
 
     def encode(self, batch: Batch) -> torch.Tensor:
+        """The encoder's vectors of the tagged positions (those of :attr:`Batch.tag_mask`)."""
         x = self.dropout(self.embedding(batch.features))  # shape: (batch, seq, emb_dim)
-        return self.dropout(self.encoder(x, batch.mask))  # shape: (batch, seq, enc_dim)
+        h = self.dropout(self.encoder(x, batch.mask))  # shape: (batch, seq, enc_dim)
+        if batch.centre is None:
+            return h
+        starts, centre = batch.centre  # each sentence's positions out of its window
+        pos = (starts[:, None] + torch.arange(centre.size(1), device=h.device)).clamp_(max=h.size(1) - 1)
+        return h.gather(1, pos[:, :, None].expand(-1, -1, h.size(2)))  # shape: (batch, words, enc_dim)
 
     def loss(self, batch: Batch) -> torch.Tensor:
         assert batch.tags is not None
-        return self.head.loss(self.encode(batch), batch.tags, batch.mask)
+        return self.head.loss(self.encode(batch), batch.tags, batch.tag_mask)
 
     def decode(self, batch: Batch, with_confidence: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.head.decode(self.encode(batch), batch.mask, with_confidence=with_confidence)
+        return self.head.decode(self.encode(batch), batch.tag_mask, with_confidence=with_confidence)
 
 
 def make_batch(model: TaggerModel, tokens: list[list[str]], tags: list[list[int]] | None = None,
                index: list[int] | None = None, columns: Mapping[str, Sequence[Any]] | None = None) -> Batch:
     """Featurize token lists (and tag ids) into a :class:`Batch`; sentences must not be empty.
 
-    ``columns``: the sentences' ids computed ahead (:func:`seqtag.data.index_sentences`), if any. The
-    batch is put on the device of the model's parameters."""
+    A token list that is an :class:`~seqtag.context.InContext` is featurized with its context around it
+    (``columns`` then are those of the windows); the tags are the sentence's own. ``columns``: the
+    sentences' ids computed ahead (:func:`seqtag.data.index_sentences`), if any. The batch is put on the
+    device of the model's parameters."""
     lengths = torch.tensor([len(t) for t in tokens], dtype=torch.long)
-    mask = mask_from_lengths(lengths)  # shape: (batch, seq)
+    mask = mask_from_lengths(lengths)  # shape: (batch, words)
     width = mask.size(1)
     tag_tensor = None
     if tags is not None:
         tag_tensor = torch.zeros((len(tags), width), dtype=torch.long)
         for i, row in enumerate(tags):
             tag_tensor[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
-    features = model.embedding.featurize(tokens) if columns is None else \
-        model.embedding.featurize_indexed(tokens, columns)
-    batch = Batch(tokens, features, mask, tag_tensor, index or [])
+    read, centre = tokens, None
+    if any(isinstance(t, InContext) and (t.left or t.right) for t in tokens):
+        windows = [window(t) for t in tokens]
+        read = [w for w, _ in windows]
+        centre = (torch.tensor([s for _, s in windows], dtype=torch.long), mask)
+        mask = mask_from_lengths(torch.tensor([len(w) for w in read], dtype=torch.long))  # shape: (batch, seq)
+    features = model.embedding.featurize(read) if columns is None else model.embedding.featurize_indexed(read, columns)
+    batch = Batch(tokens, features, mask, tag_tensor, index or [], centre)
     device = model_device(model)
     return batch if device.type == "cpu" else batch.to(device)
 

@@ -10,10 +10,11 @@ and :func:`read_conll` and :func:`read_conllu` are the same readers read to the 
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 from .errors import DataError
 from .jsonio import json_kind, loads_json, shown
@@ -26,11 +27,13 @@ T = TypeVar("T")
 
 @dataclass
 class Sentence:
-    """Tokens and tags of one sentence, with the line it starts on."""
+    """Tokens and tags of one sentence, with the line it starts on and the number of its document in its
+    file (the ``-DOCSTART-`` lines before it; 0 in a file without them)."""
 
     tokens: list[str]
     tags: list[str]
     line: int
+    document: int = 0
 
 
 def decode_lines(raw_lines: Iterable[bytes], where: str, what: str = "file") -> Iterator[tuple[int, str]]:
@@ -121,13 +124,14 @@ def conll_blocks(lines: Iterable[tuple[int, str]], row: Callable[[int, str, list
 
 
 def _sentences(blocks: Iterable[tuple[int, list[tuple[str, str]]]], lines: _Watched,
-               path: str | Path) -> Iterator[Sentence]:
-    """The sentences of ``(first line, (token, tag) rows)`` blocks as they are read; when there are none,
+               path: str | Path, documents: Sequence[int] = ()) -> Iterator[Sentence]:
+    """The sentences of ``(first line, (token, tag) rows)`` blocks as they are read, each numbered with
+    the ``documents`` (start lines, growing as the blocks are read) begun before it; when there are none,
     at the end, the :class:`DataError` of :meth:`_Watched.check`."""
     none = True
     for start, rows in blocks:
         none = False
-        yield Sentence([tok for tok, _ in rows], [tag for _, tag in rows], start)
+        yield Sentence([tok for tok, _ in rows], [tag for _, tag in rows], start, bisect.bisect(documents, start))
     if none:
         lines.check([], path)
 
@@ -165,8 +169,9 @@ def iter_conll(path: str | Path, tag_column: int = -1, token_column: int = 0, se
         return cols[token_column], cols[tag_column]
 
     lines = _Watched(read_lines(path))
-    blocks = conll_blocks(lines, row, separator=separator, comment_prefix=comment_prefix, documents=documents)
-    yield from _sentences(blocks, lines, path)
+    starts: list[int] = documents if documents is not None else []
+    blocks = conll_blocks(lines, row, separator=separator, comment_prefix=comment_prefix, documents=starts)
+    yield from _sentences(blocks, lines, path, starts)
 
 
 def read_conllu(path: str | Path, column: str = "upos") -> list[Sentence]:

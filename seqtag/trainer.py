@@ -30,10 +30,11 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import TrainingConfig, build_config, default_config
+from .context import context_size, window
 from .data import index_sentences
 from .devices import autocast, check_precision, grad_scaler, resolve_device
 from .distributed import SINGLE, Dist, lost_rank
-from .errors import DataError, DistributedError, TrainingDivergedError
+from .errors import ConfigError, DataError, DistributedError, TrainingDivergedError
 from .evaluate import evaluate, main_score
 from .history import write_history
 from .labels import invalid_positions
@@ -310,10 +311,15 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
     if stream is None:
         train_ids = [[index[t] for t in tags] for _, tags in train_sents]
         lengths = [len(t) for t, _ in train_sents]
+        read = [window(t)[0] for t, _ in train_sents]  # with document context, the windows the encoder reads
         # word and character ids of the training sentences: computed once (datasets.map, cached on disk;
         # rank 0 writes the cache, the others read it)
         with dist.main_first():
-            indexed = index_sentences(model.embedding, [t for t, _ in train_sents], progress=progress)
+            indexed = index_sentences(model.embedding, read, progress=progress)
+        read_lengths = [len(t) for t in read]
+    elif context_size(config["model"]):
+        raise ConfigError("model.context (document context) needs the training split in memory; "
+                          "it cannot be streamed (drop --streaming or set model.context = 0)")
     dev_sents = _drop_empty(dev_sents)
 
     def epoch_batches(epoch: int, start: int) -> tuple[int | None, Any]:
@@ -329,7 +335,7 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
                         yield ([w for w, _ in part], [[index[t] for t in tags] for _, tags in part], None,
                                sum(len(w) for w, _ in part) * dist.world_size)
             return None, streamed()
-        batches = make_batches(lengths, tc.batch_size, random.Random(tc.seed * 1000 + epoch))
+        batches = make_batches(read_lengths, tc.batch_size, random.Random(tc.seed * 1000 + epoch))
 
         def listed() -> Any:
             for b in range(start, len(batches)):

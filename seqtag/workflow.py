@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from .atomic import atomic_write_json
+from .context import context_size
 from .corpus import Corpus, token_line
 from .data import DEFAULT_CORPUS, load_corpus
 from .errors import DataError
@@ -48,17 +49,18 @@ def _splits(corpus: Corpus, cfg: dict[str, Any], log: Callable[[str], None]) -> 
     def warn(message: str) -> None:
         log(f"warning: {message}")
 
+    context = context_size(cfg["model"])  # document context: the sentences come with their windows
     if corpus.has_split("dev"):
-        dev = corpus.sentences("dev", eval_scheme)
+        dev = corpus.sentences("dev", eval_scheme, context)
         check_gold_labels(task, labels, corpus, "dev", dev, warn=warn, owner="training split")
     else:
         corpus = corpus.hold_out(fraction=0.1, seed=0)
-        dev = corpus.sentences("dev", eval_scheme)
+        dev = corpus.sentences("dev", eval_scheme, context)
         log(f"no dev split: holding out {len(dev)} training sentences for model selection")
-    train = corpus.sentences("train", train_scheme)
+    train = corpus.sentences("train", train_scheme, context)
     test = None
     if corpus.has_split("test"):
-        test = corpus.sentences("test", eval_scheme)
+        test = corpus.sentences("test", eval_scheme, context)
         check_gold_labels(task, labels, corpus, "test", test, warn=warn, owner="training split")
     return train, dev, test
 
@@ -245,7 +247,7 @@ def gold_split(tagger: Any, dataset: Any, split: str, tag_column: str | None = N
     if scheme is not None:
         data["scheme"] = scheme
     corpus = corpus_for(tagger.task, data, warn=lambda m: None, dataset=dataset)
-    gold = corpus.sentences(split, "IOB2" if tagger.task == "ner" else None)
+    gold = corpus.sentences(split, "IOB2" if tagger.task == "ner" else None, context_size(tagger.config["model"]))
     check_gold_labels(tagger.task, tagger.labels, corpus, split, gold, warn=warn)
     if tagger.task == "pos":
         unknown = {t for _, tags in gold for t in tags} - set(tagger.labels)

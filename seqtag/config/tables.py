@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from ..context import context_size
 from ..errors import ConfigError
 from ..jsonio import short_repr, shown
 from ..registry import KINDS
@@ -51,11 +52,16 @@ MODEL_HELP: dict[str, str] = {
     "locked_dropout": "`true`: that dropout drops the same vector dimensions at every position of a "
                       "sentence (locked, or variational, dropout) instead of drawing each position's own "
                       "(`false`, the default).",
+    "context": "Document context: up to this many tokens of the sentences before and after each sentence in "
+               "its document (`-DOCSTART-` lines mark documents) are fed to the embedding and the encoder, "
+               "and only the sentence is tagged. `0` (the default): each sentence alone. Sentences given "
+               "without their document (texts, the spaCy component, ONNX) are tagged alone.",
 }
 
 CONFIG_KEYS = tuple(TOP_HELP)
 DATA_KEYS = tuple(DATA_HELP)
-MODEL_KEYS = (*KINDS, "dropout", "locked_dropout")  # MODEL_HELP describes each (tests/test_first_hour.py checks it)
+# MODEL_HELP describes each (tests/test_first_hour.py checks it)
+MODEL_KEYS = (*KINDS, "dropout", "locked_dropout", "context")
 
 
 def check_keys(table: Mapping[str, Any], allowed: Sequence[str], where: str, kind: str = "key") -> None:
@@ -79,11 +85,12 @@ def check_top_level(cfg: Mapping[str, Any]) -> None:
 
 
 def check_model_table(model: Any) -> None:
-    """``[model]`` holds the part tables, ``dropout`` (a number in [0, 1)) and ``locked_dropout`` (a boolean),
-    nothing else."""
+    """``[model]`` holds the part tables, ``dropout`` (a number in [0, 1)), ``locked_dropout`` (a boolean) and
+    ``context`` (a whole number >= 0), nothing else."""
     check_table(model, MODEL_KEYS, "model")
     dropout = model.get("dropout", 0.0)
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
         raise ConfigError(f"[model] dropout must be a number in [0, 1), got {shown(dropout)}")
     if not isinstance(model.get("locked_dropout", False), bool):
         raise ConfigError(f"[model] locked_dropout must be true or false, got {shown(model['locked_dropout'])}")
+    context_size(model)

@@ -1,0 +1,75 @@
+"""Document context: the tokens around a sentence in its document, fed to the encoder but not tagged.
+
+With ``model.context = N`` (tokens on each side; 0, the default, is off) a sentence of a corpus is given to
+the network with up to ``N`` tokens of the sentences before it and ``N`` of those after it in the same
+document (CoNLL files mark documents with ``-DOCSTART-`` lines; without them a file is one document). The
+embedding and the encoder run over the whole window; the head scores, trains and decodes the centre
+sentence alone (:meth:`seqtag.model.TaggerModel.encode` picks its positions out of the encoder's output).
+
+The window rides with the tokens: :class:`InContext` is the centre sentence's token list, which every
+part of seqtag reads as before, carrying ``left`` and ``right``. Sentences given without it (a text, a
+token list, the spaCy component, an exported ONNX model) are tagged alone, as a model without context
+tags them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Sequence
+
+from .errors import ConfigError
+from .jsonio import shown
+
+__all__ = ["InContext", "window", "with_context", "context_size"]
+
+
+class InContext(list[str]):
+    """A sentence's tokens (the list itself) with ``left`` and ``right``: the tokens before and after it
+    in its document, given to the encoder as context and not tagged."""
+
+    __slots__ = ("left", "right")
+
+    def __init__(self, tokens: Iterable[str], left: Sequence[str] = (), right: Sequence[str] = ()) -> None:
+        super().__init__(tokens)
+        self.left, self.right = list(left), list(right)
+
+    def __repr__(self) -> str:
+        return f"InContext({list(self)!r}, left={len(self.left)} tokens, right={len(self.right)} tokens)"
+
+
+def window(tokens: Sequence[str]) -> tuple[list[str], int]:
+    """The tokens the encoder reads for a sentence and where the sentence starts among them: its
+    context around it for an :class:`InContext`, else the sentence alone at 0."""
+    if isinstance(tokens, InContext) and (tokens.left or tokens.right):
+        return [*tokens.left, *tokens, *tokens.right], len(tokens.left)
+    return list(tokens), 0
+
+
+def with_context(sentences: Sequence[Sequence[str]], documents: Sequence[int], size: int) -> list[InContext]:
+    """Each sentence with up to ``size`` tokens of the sentences before and after it that share its
+    document number (``documents``, one per sentence, in reading order). Sentences of other documents
+    are never context, and the context does not skip over them."""
+    if len(documents) != len(sentences):
+        raise ValueError(f"{len(sentences)} sentences but {len(documents)} document numbers")
+    out = []
+    n = len(sentences)
+    for i, tokens in enumerate(sentences):
+        left: list[str] = []
+        j = i - 1
+        while j >= 0 and len(left) < size and documents[j] == documents[i]:
+            left[:0] = sentences[j]
+            j -= 1
+        right: list[str] = []
+        j = i + 1
+        while j < n and len(right) < size and documents[j] == documents[i]:
+            right.extend(sentences[j])
+            j += 1
+        out.append(InContext(tokens, left[len(left) - size:] if len(left) > size else left, right[:size]))
+    return out
+
+
+def context_size(model_cfg: Mapping[str, Any]) -> int:
+    """``model.context`` of a model table: the tokens of context on each side (0: none)."""
+    size = model_cfg.get("context", 0)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ConfigError(f"[model] context must be a whole number of tokens >= 0, got {shown(size)}")
+    return size

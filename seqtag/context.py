@@ -14,12 +14,12 @@ tags them.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from .errors import ConfigError
 from .jsonio import shown
 
-__all__ = ["InContext", "window", "with_context", "context_size"]
+__all__ = ["InContext", "window", "with_context", "iter_with_context", "context_size"]
 
 
 class InContext(list[str]):
@@ -46,25 +46,61 @@ def window(tokens: Sequence[str]) -> tuple[list[str], int]:
 
 def with_context(sentences: Sequence[Sequence[str]], documents: Sequence[int], size: int) -> list[InContext]:
     """Each sentence with up to ``size`` tokens of the sentences before and after it that share its
-    document number (``documents``, one per sentence, in reading order). Sentences of other documents
-    are never context, and the context does not skip over them."""
+    document number (``documents``, one per sentence, in reading order): :func:`iter_with_context` on
+    a list."""
     if len(documents) != len(sentences):
         raise ValueError(f"{len(sentences)} sentences but {len(documents)} document numbers")
-    out = []
-    n = len(sentences)
-    for i, tokens in enumerate(sentences):
+    return list(iter_with_context(zip(sentences, documents), size))
+
+
+def iter_with_context(sentences: Iterable[tuple[Sequence[str], int]], size: int) -> Iterator[InContext]:
+    """``(tokens, document number)`` pairs in reading order, as they stream by, to each sentence with up
+    to ``size`` tokens of the sentences before and after it in the same document. Sentences of other
+    documents are never context, and the context does not skip over them. A sentence is given once
+    ``size`` tokens after it are read, its document has ended or the stream has; only the sentences its
+    context may still need are held."""
+    held: list[tuple[Sequence[str], int]] = []  # sentences read: the next one to give is held[nxt]
+    nxt = 0
+
+    def complete(i: int) -> bool:  # held[i]'s right context is all read
+        doc, after = held[i][1], 0
+        for tokens, d in held[i + 1:]:
+            if d != doc:
+                return True
+            after += len(tokens)
+            if after >= size:
+                return True
+        return False
+
+    def give(i: int) -> InContext:
+        tokens, doc = held[i]
         left: list[str] = []
         j = i - 1
-        while j >= 0 and len(left) < size and documents[j] == documents[i]:
-            left[:0] = sentences[j]
+        while j >= 0 and len(left) < size and held[j][1] == doc:
+            left[:0] = held[j][0]
             j -= 1
         right: list[str] = []
         j = i + 1
-        while j < n and len(right) < size and documents[j] == documents[i]:
-            right.extend(sentences[j])
+        while j < len(held) and len(right) < size and held[j][1] == doc:
+            right.extend(held[j][0])
             j += 1
-        out.append(InContext(tokens, left[len(left) - size:] if len(left) > size else left, right[:size]))
-    return out
+        return InContext(tokens, left[len(left) - size:] if len(left) > size else left, right[:size])
+
+    def forget() -> None:  # drop the sentences no context to come can reach
+        nonlocal nxt
+        while nxt > 0 and (held[0][1] != held[nxt][1] or sum(len(t) for t, _ in held[1:nxt]) >= size):
+            del held[0]
+            nxt -= 1
+
+    for item in sentences:
+        held.append(item)
+        while nxt < len(held) - 1 and complete(nxt):
+            yield give(nxt)
+            nxt += 1
+            forget()
+    while nxt < len(held):
+        yield give(nxt)
+        nxt += 1
 
 
 def context_size(model_cfg: Mapping[str, Any]) -> int:

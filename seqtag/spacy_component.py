@@ -285,7 +285,7 @@ class SeqtagComponent(TrainableTagger, Pipe):
                 words.append([texts[i] for i in idx])
         context = context_size(tagger.config["model"])
         if context:  # a doc cut into pieces: each piece with the doc's tokens around it (seqtag.context)
-            words = with_context(words, [d for d, _ in pieces], context)
+            words = list(with_context(words, [d for d, _ in pieces], context))
         preds = tagger.predict(words, batch_size=self.cfg["batch_size"], with_confidence=tagger.task == "ner")
         if tagger.task == "ner":
             spans: List[List[Span]] = [[] for _ in docs]

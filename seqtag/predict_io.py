@@ -14,7 +14,6 @@ reach (when its size is known) and how many have been written. :func:`counting_t
 
 from __future__ import annotations
 
-import bisect
 import collections
 import contextlib
 import itertools
@@ -62,13 +61,12 @@ def read_conll_blocks(lines: Iterable[str], context: int = 0) -> Iterator[list[s
     ``context``: each comes with up to that many tokens of its document around it (an
     :class:`~seqtag.context.InContext`; documents begin at ``-DOCSTART-`` lines), for a model trained so.
     """
-    starts: list[int] = []
-    blocks = conll_blocks(enumerate(lines, 1), _first_column, documents=starts)
+    blocks = conll_blocks(enumerate(lines, 1), _first_column)
     if not context:
-        for _, tokens in blocks:
+        for _, _, tokens in blocks:
             yield tokens
         return
-    yield from iter_with_context(((tokens, bisect.bisect(starts, line)) for line, tokens in blocks), context)
+    yield from iter_with_context(((tokens, document) for _, document, tokens in blocks), context)
 
 
 def _first_column(lineno: int, line: str, cols: list[str]) -> str:

@@ -10,11 +10,10 @@ and :func:`read_conll` and :func:`read_conllu` are the same readers read to the 
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from .errors import DataError
 from .jsonio import json_kind, loads_json, shown
@@ -87,51 +86,58 @@ class _Watched:
 
 
 def conll_blocks(lines: Iterable[tuple[int, str]], row: Callable[[int, str, list[str]], T | None], *,
-                 separator: str | None = None, comment_prefix: str | None = None,
-                 docstart: bool = True, documents: list[int] | None = None) -> Iterator[tuple[int, list[T]]]:
-    """The sentences of numbered column lines as they stream by: ``(first line, rows)`` per sentence.
+                 separator: str | None = None, comment_prefix: str | None = None, docstart: bool = True,
+                 newdoc_prefix: str | None = None,
+                 documents: list[int] | None = None) -> Iterator[tuple[int, int, list[T]]]:
+    """The sentences of numbered column lines as they stream by: ``(first line, document, rows)`` per sentence.
 
     Blank and whitespace-only lines end a sentence, and so do ``-DOCSTART-`` lines (skipped, when
     ``docstart``); lines starting with ``comment_prefix`` are skipped. Each token line is split on
     whitespace (or ``separator``) and handed to ``row(lineno, line, columns)`` at once, so a row that
     raises names its line before later lines are read; ``row`` returns the value kept for the line,
-    or ``None`` to skip it. The first line of a sentence is that of its first kept row. ``documents``: a
-    list the numbers of the ``-DOCSTART-`` lines are appended to (a sentence belongs to the last one
-    before its first line).
+    or ``None`` to skip it. The first line of a sentence is that of its first kept row.
+
+    Documents begin at ``-DOCSTART-`` lines (when ``docstart``) and at lines starting with
+    ``newdoc_prefix`` (CoNLL-U's ``# newdoc``); a sentence's document is the number of those begun
+    before its first line (0 before any). ``documents``: a list their line numbers are appended to.
     """
     rows: list[T] = []
-    start = 0
+    start = document = sentence_document = 0
     for lineno, line in lines:
+        if newdoc_prefix and line.startswith(newdoc_prefix):
+            document += 1
+            if documents is not None:
+                documents.append(lineno)
         if comment_prefix and line.startswith(comment_prefix):
             continue
         if line.strip():
             cols = line.split(separator) if separator else line.split()
             if docstart and cols[0] == "-DOCSTART-":
+                document += 1
                 if documents is not None:
                     documents.append(lineno)
             else:
                 value = row(lineno, line, cols)
                 if value is not None:
                     if not rows:
-                        start = lineno
+                        start, sentence_document = lineno, document
                     rows.append(value)
                 continue
         if rows:
-            yield start, rows
+            yield start, sentence_document, rows
             rows = []
     if rows:
-        yield start, rows
+        yield start, sentence_document, rows
 
 
-def _sentences(blocks: Iterable[tuple[int, list[tuple[str, str]]]], lines: _Watched,
-               path: str | Path, documents: Sequence[int] = ()) -> Iterator[Sentence]:
-    """The sentences of ``(first line, (token, tag) rows)`` blocks as they are read, each numbered with
-    the ``documents`` (start lines, growing as the blocks are read) begun before it; when there are none,
-    at the end, the :class:`DataError` of :meth:`_Watched.check`."""
+def _sentences(blocks: Iterable[tuple[int, int, list[tuple[str, str]]]], lines: _Watched,
+               path: str | Path) -> Iterator[Sentence]:
+    """The sentences of :func:`conll_blocks`' ``(first line, document, (token, tag) rows)`` as they are
+    read; when there are none, at the end, the :class:`DataError` of :meth:`_Watched.check`."""
     none = True
-    for start, rows in blocks:
+    for start, document, rows in blocks:
         none = False
-        yield Sentence([tok for tok, _ in rows], [tag for _, tag in rows], start, bisect.bisect(documents, start))
+        yield Sentence([tok for tok, _ in rows], [tag for _, tag in rows], start, document)
     if none:
         lines.check([], path)
 
@@ -169,9 +175,8 @@ def iter_conll(path: str | Path, tag_column: int = -1, token_column: int = 0, se
         return cols[token_column], cols[tag_column]
 
     lines = _Watched(read_lines(path))
-    starts: list[int] = documents if documents is not None else []
-    blocks = conll_blocks(lines, row, separator=separator, comment_prefix=comment_prefix, documents=starts)
-    yield from _sentences(blocks, lines, path, starts)
+    blocks = conll_blocks(lines, row, separator=separator, comment_prefix=comment_prefix, documents=documents)
+    yield from _sentences(blocks, lines, path)
 
 
 def read_conllu(path: str | Path, column: str = "upos") -> list[Sentence]:
@@ -199,17 +204,9 @@ def iter_conllu(path: str | Path, column: str = "upos") -> Iterator[Sentence]:
             raise DataError(f"the ID column holds {cols[0]!r}; expected a word number", str(path), lineno)
         return cols[1], cols[idx]
 
-    starts: list[int] = []  # the "# newdoc" lines: a document begins at each
-
-    def noting(numbered: Iterable[tuple[int, str]]) -> Iterator[tuple[int, str]]:
-        for lineno, line in numbered:
-            if line.startswith("# newdoc"):
-                starts.append(lineno)
-            yield lineno, line
-
     lines = _Watched(read_lines(path))
-    blocks = conll_blocks(noting(lines), row, separator="\t", comment_prefix="#", docstart=False)
-    yield from _sentences(blocks, lines, path, starts)
+    blocks = conll_blocks(lines, row, separator="\t", comment_prefix="#", docstart=False, newdoc_prefix="# newdoc")
+    yield from _sentences(blocks, lines, path)
 
 
 TAG_KEYS = ("tags", "ner_tags", "upos", "pos_tags", "labels")

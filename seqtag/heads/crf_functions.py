@@ -114,33 +114,38 @@ def sequence_score(em: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor, sta
 
 def viterbi(em: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, trans: torch.Tensor,
             end: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Best tag sequences ``(batch, seq)`` and their scores ``(batch,)``; padding holds the last real tag."""
-    batch, seq, k = em.size(0), em.size(1), em.size(2)
+    """Best tag sequences ``(batch, seq)`` and their scores ``(batch,)``; padding holds the last real tag.
+
+    The forward pass keeps each step's best scores alone, laid out ``(k, batch)``: the maximum over the
+    previous tag is then a reduction over the leading axis of a ``(k, k, batch)`` sum, whose rows are
+    contiguous, several times faster than a maximum with indices over ``(batch, k, k)``. The backtrack
+    finds, for the one tag chosen at each step, the previous tag that gave it its score: the same sums
+    as the forward pass, so the same choice (the first of equal scores, as a maximum's index is).
+    """
+    seq = em.size(1)
     full = _full_steps(mask)
-    emits = em.unbind(1)  # one (batch, k) view per step
-    steps = mask.unsqueeze(2).unbind(1)  # one (batch, 1) view per step
-    score = start.unsqueeze(0) + emits[0]  # shape: (batch, k)
-    trans = trans.unsqueeze(0)  # shape: (1, k, k)
-    keep = torch.arange(k, device=em.device).unsqueeze(0).expand(batch, k)  # shape: (batch, k)
-    history: List[torch.Tensor] = [keep]  # back-pointers into each step; step 0 has none
+    emits = em.permute(1, 2, 0).contiguous().unbind(0)  # one (k, batch) per step
+    steps = mask.t().unbind(0)  # one (batch,) per step
+    trans3 = trans.unsqueeze(2)  # shape: (k, k, 1), [previous tag, tag]
+    score = start.unsqueeze(1) + emits[0]  # shape: (k, batch)
+    scores: List[torch.Tensor] = [score]
     # steps before the shortest sequence's end are real for the whole batch: no masking there
     for t in range(1, full):
-        best, idx = (score.unsqueeze(2) + trans).max(dim=1)  # shape: (batch, k)
-        score = best + emits[t]
-        history.append(idx)
+        score = (score.unsqueeze(1) + trans3).amax(dim=0) + emits[t]  # shape: (k, batch)
+        scores.append(score)
     for t in range(full, seq):
-        best, idx = (score.unsqueeze(2) + trans).max(dim=1)  # shape: (batch, k)
-        m = steps[t]  # shape: (batch, 1)
-        score = torch.where(m, best + emits[t], score)
-        history.append(torch.where(m, idx, keep))  # padded steps point to themselves
-    final, last = (score + end.unsqueeze(0)).max(dim=1)  # shape: (batch,)
-    last = last.unsqueeze(1)  # shape: (batch, 1)
+        nxt = (score.unsqueeze(1) + trans3).amax(dim=0) + emits[t]  # shape: (k, batch)
+        score = torch.where(steps[t].unsqueeze(0), nxt, score)  # a padded step keeps the last real scores
+        scores.append(score)
+    final, last = (score + end.unsqueeze(1)).max(dim=0)  # shape: (batch,)
     path: List[torch.Tensor] = [last]
     for i in range(seq - 1):
-        last = history[seq - 1 - i].gather(1, last)  # shape: (batch, 1)
+        t = seq - 1 - i  # `last` holds each sequence's tag at t: which tag at t - 1 led to it
+        prev = (scores[t - 1] + trans.index_select(1, last)).max(dim=0)[1]  # shape: (batch,); faster than argmax
+        last = prev if t < full else torch.where(steps[t], prev, last)  # padded steps hold the tag
         path.append(last)
     # flipped as a tensor, not by list.reverse(): the ONNX export gets a reversed list wrong
-    return torch.cat(path, dim=1).flip(1), final  # shape: (batch, seq), (batch,)
+    return torch.stack(path, dim=1).flip(1), final  # shape: (batch, seq), (batch,)
 
 
 def marginals(em: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, trans: torch.Tensor,

@@ -234,13 +234,14 @@ def plan_batches(lengths: Sequence[int], batch_size: int, max_cells: int = 3200,
 
 
 # -- memory -----------------------------------------------------------------------------------------
-def limit_kernel_cache(capacity: int = 64) -> None:
+def limit_kernel_cache(capacity: int = 32) -> None:
     """Cap oneDNN's cache of compiled kernels (1,024 by default, one per input shape) at ``capacity``.
 
     Streaming predict meets many batch shapes, so a small cache keeps memory flat as input grows; but a
-    cache smaller than the shapes one pass over a corpus meets compiles every kernel again each pass
-    (CoNLL-2003 test at batch 256 meets 24 shapes: 16 made the recurrences about 9% slower, while 64
-    costs about 23 MiB more over a million streamed tokens, benchmarks/bench_memory.py).
+    cache smaller than the shapes that recur compiles kernels again and again: training's epochs repeat
+    their batch shapes (16 kernels made a training step about 14% slower than 32 or 64), and so do
+    passes over one corpus (CoNLL-2003 test at batch 256 is 24 shapes). 32 keeps a million streamed
+    tokens within 10% of the memory of 100,000; 64 reached 1.09-1.10 (benchmarks/bench_memory.py).
     oneDNN reads the variable when it compiles its first kernel, so this must run before the network
     first runs in the process. A user's own setting wins.
     """

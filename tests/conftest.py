@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,8 +15,11 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 # the training curves are drawn after each epoch; tests of the pictures turn it on for themselves
 os.environ.setdefault("SEQTAG_TRAINING_PICTURE", "0")
 os.environ.setdefault("SEQTAG_THREADS", "1")  # tests run beside each other; the policy has its own tests
-# training caches its indexed corpora in the datasets cache: keep the tests' files out of the user's
-os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="seqtag-tests-datasets-"))
+# training caches its indexed corpora in the datasets cache: keep the tests' files out of the user's,
+# in a folder of the run's own that goes when the run ends (workers and commands inherit the variable)
+if "HF_DATASETS_CACHE" not in os.environ:
+    os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="seqtag-tests-datasets-")
+    atexit.register(shutil.rmtree, os.environ["HF_DATASETS_CACHE"], ignore_errors=True)
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "corpora"

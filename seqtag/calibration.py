@@ -142,7 +142,7 @@ def fit_temperature(tagger: Any, sentences: Sequence[tuple[list[str], list[str]]
     import torch
 
     from .context import InContext
-    from .inference import Predictor
+    from .inference import Predictor, confidence_rows
     from .model import make_batch
 
     model = tagger.model
@@ -169,10 +169,10 @@ def fit_temperature(tagger: Any, sentences: Sequence[tuple[list[str], list[str]]
         with torch.inference_mode():
             for idx, words, x, mask in cached:
                 tags, conf = head.decode(x, mask, with_confidence=True)
+                rows = confidence_rows(conf.float().cpu())
                 for row, (i, w) in enumerate(zip(idx, words)):
                     n = len(w)
-                    preds[i] = predictor.make_prediction(w, [(0, 0)] * n, tags[row, :n].tolist(),
-                                                         conf[row, :n].float().tolist())
+                    preds[i] = predictor.make_prediction(w, [(0, 0)] * n, tags[row, :n].tolist(), rows[row][:n])
         return confidence_units(task, preds, [g for _, g in items])
 
     try:

@@ -20,13 +20,15 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
+import numpy
+
 from .config import build_part
 from .context import InContext
 from .labels import LabelTable, tags_from_spans
 from .tokenizers import Tokenizer, word_offsets
 
-__all__ = ["Entity", "Prediction", "Predictor", "PredictingTagger", "RunBatch", "Sentence", "plan_batches",
-           "limit_kernel_cache"]
+__all__ = ["Entity", "Prediction", "Predictor", "PredictingTagger", "RunBatch", "Sentence", "confidence_rows",
+           "plan_batches", "limit_kernel_cache"]
 
 Sentence = tuple[list[str], list[tuple[int, int]]]  # the words of a sentence and their character offsets
 RunBatch = Callable[[list[list[str]]], tuple[list[list[int]], Optional[list[list[float]]]]]
@@ -97,12 +99,13 @@ class Predictor:
 
     def make_prediction(self, words: list[str], offsets: list[tuple[int, int]], tag_ids: list[int],
                         conf: list[float] | None) -> Prediction:
-        """One sentence's :class:`Prediction` from its tag ids (``conf`` ``None``: every score 1.0)."""
+        """One sentence's :class:`Prediction` from its tag ids and confidences (a row of
+        :func:`confidence_rows`; ``None``: every score 1.0)."""
         table = self.table
         if isinstance(words, InContext):  # the prediction is the sentence's; its context is not tagged
             words = list(words)
         n = len(words)
-        scores = [round(c, 6) for c in conf[:n]] if conf is not None else [1.0] * n
+        scores = conf[:n] if conf is not None else [1.0] * n
         if self.task != "ner":
             return Prediction(words, [table.labels[t] for t in tag_ids], scores, [], offsets)
         if tag_ids.count(table.outside) == n:  # most sentences name nothing
@@ -160,6 +163,12 @@ class Predictor:
                 results[i] = make(words[row], sents[i][1], tag_rows[row][:n],
                                   None if conf_rows is None else conf_rows[row][:n])
         return results  # type: ignore[return-value]
+
+
+def confidence_rows(conf: Any) -> list[list[float]]:
+    """A batch's confidences ``(batch, seq)`` (a numpy array, or a CPU tensor) as rows of floats rounded
+    to 6 decimals, what predictions hold: one rounding for the batch, not one call per token."""
+    return numpy.round(numpy.asarray(conf, dtype=numpy.float64), 6).tolist()
 
 
 class PredictingTagger:

@@ -17,7 +17,7 @@ from typing import Any
 
 from .config import build_part
 from .errors import DeviceError, ModelLoadError
-from .inference import PredictingTagger, Predictor, RunBatch
+from .inference import PredictingTagger, Predictor, RunBatch, confidence_rows
 from .modeldir import WEIGHTS, file_sha256, read_model_dir
 from .resources import check_model
 
@@ -133,6 +133,6 @@ class OnnxTagger(PredictingTagger):
         """:meth:`run` as the predictor's ``run_batch`` (the graph gives confidences either way)."""
         def run(words: list[list[str]]) -> tuple[list[list[int]], list[list[float]] | None]:
             tags, scores = self.run(words)
-            return tags.tolist(), (scores.tolist() if with_confidence else None)  # shapes: (batch, seq)
+            return tags.tolist(), (confidence_rows(scores) if with_confidence else None)  # shapes: (batch, seq)
 
         return run

@@ -20,7 +20,7 @@ import torch
 from .devices import resolve_device
 from .errors import ModelLoadError, SeqtagError
 from .hub_models import model_path
-from .inference import Entity, PredictingTagger, Prediction, Predictor, RunBatch, limit_kernel_cache
+from .inference import Entity, PredictingTagger, Prediction, Predictor, RunBatch, confidence_rows, limit_kernel_cache
 from .model import TaggerModel, make_batch, model_device
 from .modeldir import CONFIG, WEIGHTS, SavedModel, read_model_dir, write_model_dir
 
@@ -59,7 +59,7 @@ class Tagger(PredictingTagger):
             with torch.inference_mode():  # make_batch puts the batch on the network's device
                 tags, conf = self.model.decode(make_batch(self.model, words), with_confidence=with_confidence)
             # back on the CPU as Python lists (one copy each from an accelerator); shapes: (batch, seq)
-            return tags.cpu().tolist(), (conf.float().cpu().tolist() if with_confidence else None)
+            return tags.cpu().tolist(), (confidence_rows(conf.float().cpu()) if with_confidence else None)
 
         return run
 

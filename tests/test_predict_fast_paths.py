@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from seqtag.embeddings.chars import CharCNNEmbedding, CharLSTMEmbedding
-from seqtag.inference import Predictor, plan_batches
+from seqtag.inference import Predictor, confidence_rows, plan_batches
 from seqtag.labels import LabelTable, convert, spans_from_tags
 from seqtag.model import make_batch
 from seqtag.tagger import Tagger
@@ -137,7 +137,9 @@ def test_label_table_and_prediction_equal_the_string_route() -> None:
             assert table.spans(ids) == spans_from_tags([labels[i] for i in ids], scheme)
             words = _random_words(rng, n)
             conf = [rng.random() for _ in range(n)]
-            pred = predictor.make_prediction(words, word_offsets(words), ids, conf)
+            rounded = confidence_rows([conf])[0]  # one rounding per batch, as the runtimes give them
+            assert rounded == [round(c, 6) for c in conf]
+            pred = predictor.make_prediction(words, word_offsets(words), ids, rounded)
             tags, ents = _old_prediction(labels, scheme, words, ids, [round(c, 6) for c in conf])
             assert pred.tags == tags
             assert [(e.start, e.end, e.label, e.score) for e in pred.entities] == ents

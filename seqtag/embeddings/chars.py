@@ -10,6 +10,7 @@ from collections import Counter
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .. import registry
@@ -183,12 +184,18 @@ class CharCNNEmbedding(CharEmbeddingBase):
         # padding characters are zeroed whatever the padding row holds, so a word's vector never depends
         # on how wide its batch is (the inference cache relies on it)
         x = self.char_embed(chars).masked_fill((chars == 0).unsqueeze(2), 0.0)  # shape: (n_words, n_chars, char_dim)
-        x = x.transpose(1, 2)  # shape: (n_words, char_dim, n_chars)
-        h = self.conv(x)  # shape: (n_words, filters, n_chars')
-        n = h.size(2)
-        valid = mask_from_lengths(lengths, n)  # shape: (n_words, n_chars')
-        h = h.masked_fill(~valid.unsqueeze(1), float("-inf"))
-        return h.max(dim=2).values  # shape: (n_words, filters)
+        # the convolution as one matrix product over each position's window of characters (self.conv's
+        # weights): no kernel compiled per batch shape, as oneDNN's convolution is, whose cache the
+        # recurrences need, and as fast
+        k, pad = self.kernel_size, self.kernel_size // 2
+        x = F.pad(x, (0, 0, pad, pad))  # shape: (n_words, n_chars + 2 * pad, char_dim)
+        n = x.size(1) - k + 1  # the convolution's output length
+        windows = torch.cat([x[:, j: j + n] for j in range(k)], dim=2)  # shape: (n_words, n, k * char_dim)
+        weight = self.conv.weight.permute(0, 2, 1).reshape(self.filters, -1)  # (filters, k * char_dim), as windows
+        h = F.linear(windows, weight, self.conv.bias)  # shape: (n_words, n, filters)
+        valid = mask_from_lengths(lengths, n)  # shape: (n_words, n)
+        h = h.masked_fill(~valid.unsqueeze(2), float("-inf"))
+        return h.max(dim=1).values  # shape: (n_words, filters)
 
 
 @registry.embeddings.register("char_lstm.v1")

@@ -296,6 +296,10 @@ def main() -> None:
     ap.add_argument("--seqtag-model", default=None, help="measure this trained model instead of training seqtag")
     ap.add_argument("--spacy-model", default=None, help="measure this trained spaCy model instead of training spaCy")
     ap.add_argument("--work", default=None, help="folder for models and converted data (default: a temp folder)")
+    ap.add_argument("--output", default=None,
+                    help="the JSON result, {task} replaced by the task (default: results/{task}.json for a full "
+                         "run, results/{task}-quick.json with --quick, and results/{task}-measured.json when a "
+                         "system is skipped or given as a trained model, so the seeds' record stays)")
     ap.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child is not None:
@@ -376,8 +380,12 @@ def main() -> None:
               f"{results['bare_bilstm_test_set_tokens_per_s']:,.0f} tokens/s (test-set batches); "
               + json.dumps({k: results.get(k) for k in ("seqtag", "spacy", "speedup_vs_spacy", "fraction_of_ceiling",
                                                         "fraction_of_test_set_ceiling")}))
-        out = HERE / "results" / f"{task}{'-quick' if args.quick else ''}.json"
-        out.write_text(json.dumps(results, indent=2) + "\n")
+        partial = args.skip_spacy or args.seqtag_model or args.spacy_model
+        suffix = "-quick" if args.quick else "-measured" if partial else ""
+        out = Path(args.output.replace("{task}", task)) if args.output else HERE / "results" / f"{task}{suffix}.json"
+        from seqtag.atomic import atomic_write_json
+
+        atomic_write_json(out, results)
         print(f"wrote {out}")
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)

@@ -16,9 +16,9 @@ text file (one sentence a line) and runs the ``seqtag predict MODEL FILE`` comma
     python benchmarks/bench_memory.py            # trains a small model on the sample corpus first
     python benchmarks/bench_memory.py --no-mkldnn   # the same with oneDNN (mkldnn) kernels off
 
-oneDNN keeps a cache of compiled kernels ("primitives"), one per input shape of the LSTM and the
-character convolution, up to 1024 by default (seqtag sets 32); batches of many shapes fill it, which
-grows RSS for a long while.
+oneDNN keeps a cache of compiled kernels ("primitives"), one per input shape and direction of the
+recurrences (the character CNN is a plain matrix product and compiles none), up to 1024 by default
+(seqtag sets 32); batches of many shapes fill it, which grows RSS for a long while.
 ``--no-mkldnn`` (``torch.backends.mkldnn.enabled = False``) shows RSS without that cache, and
 ``--onednn-cache N`` with the cache capped at ``N`` kernels (``ONEDNN_PRIMITIVE_CACHE_CAPACITY``).
 

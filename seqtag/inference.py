@@ -249,9 +249,10 @@ def limit_kernel_cache(capacity: int = 32) -> None:
     Streaming predict meets many batch shapes, so a small cache keeps memory flat as input grows; but a
     cache smaller than the shapes that recur compiles kernels again and again: training's epochs repeat
     their batch shapes (16 kernels made a training step about 14% slower than 32 or 64), and so do
-    passes over one corpus (CoNLL-2003 test at batch 256 is 24 shapes). Only the recurrences use it (the
-    character CNN is a plain matrix product). 32 keeps a million streamed tokens within 10% of the memory
-    of 100,000; 64 reached 1.10-1.11 through the CLI (benchmarks/bench_memory.py).
+    passes over one corpus (CoNLL-2003 test at batch 256 is 24 batch shapes, about 30 kernels). Only the
+    recurrences use it (the character CNN is a plain matrix product). 32 keeps a million streamed tokens
+    within 10% of the memory of 100,000; 64 reached 1.10-1.11 through the CLI (benchmarks/bench_memory.py).
+
     oneDNN reads the variable when it compiles its first kernel, so this must run before the network
     first runs in the process. A user's own setting wins.
     """

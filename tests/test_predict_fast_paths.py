@@ -10,8 +10,10 @@ from pathlib import Path
 import torch
 
 from seqtag.embeddings.chars import CharCNNEmbedding, CharLSTMEmbedding
+from seqtag.embeddings.concat import ConcatEmbedding
 from seqtag.inference import Predictor, confidence_rows, plan_batches
 from seqtag.labels import LabelTable, convert, spans_from_tags
+from seqtag.masks import mask_from_lengths
 from seqtag.model import make_batch
 from seqtag.tagger import Tagger
 from seqtag.tokenizers import word_offsets
@@ -66,7 +68,62 @@ def test_char_cache_equals_plain_forward_across_batches() -> None:
             with torch.inference_mode():
                 cached = emb(feats)
             torch.testing.assert_close(cached, plain, rtol=1e-5, atol=1e-5)
-        assert len(emb._vec_rows) > 0
+        assert len(emb._vectors) > 0
+
+
+def test_concat_cache_equals_plain_forward_and_follows_the_weights() -> None:
+    rng = random.Random(3)
+    vocab_words = _random_words(rng, 200)
+    emb = ConcatEmbedding([{"type": "word.v1", "dim": 6, "casing_dim": 3, "min_freq": 2},
+                           {"type": "char_cnn.v1", "char_dim": 4, "filters": 5, "kernel_size": 3}])
+    emb.initialize([vocab_words, vocab_words[:100]])  # half the words in the vocabulary, the rest <unk>
+    assert emb.context_free
+    for p in emb.parameters():
+        torch.nn.init.normal_(p, std=0.7)
+    emb.eval()
+    batches = [[[rng.choice(vocab_words) for _ in range(rng.randint(1, 12))] for _ in range(rng.randint(1, 9))]
+               for _ in range(10)]
+    for batch in batches:
+        with torch.no_grad():
+            plain = emb(emb.featurize(batch))
+        with torch.inference_mode():
+            feats = emb.featurize(batch)
+            assert set(feats) == {"word_index", "_words"}
+            cached = emb(feats)
+        real = mask_from_lengths(torch.tensor([len(s) for s in batch]))  # padding: the encoders ignore it
+        torch.testing.assert_close(cached[real], plain[real], rtol=1e-6, atol=1e-6)
+    assert 0 < len(emb._vectors) <= len(set(vocab_words))
+    with torch.no_grad():  # new weights: the kept vectors are dropped
+        emb.parts[0].embed.weight.add_(1.0)
+        plain = emb(emb.featurize(batches[0]))
+    real = mask_from_lengths(torch.tensor([len(s) for s in batches[0]]))
+    with torch.inference_mode():
+        torch.testing.assert_close(emb(emb.featurize(batches[0]))[real], plain[real], rtol=1e-6, atol=1e-6)
+    # one part that reads its neighbours: no cache, the parts' own features
+    emb.parts[0].context_free = False
+    with torch.inference_mode():
+        assert set(emb.featurize(batches[0])) == {"0", "1"}
+
+
+def test_caches_follow_a_fused_optimizer() -> None:
+    """Fused Adam (the trainer's) updates weights without bumping their versions: the kept vectors must
+    still go, or every evaluation during training reads the vectors of the first."""
+    for emb in [CharCNNEmbedding(char_dim=4, filters=3),
+                ConcatEmbedding([{"type": "word.v1", "dim": 4}, {"type": "char_cnn.v1", "char_dim": 4, "filters": 3}])]:
+        emb.initialize([["alpha", "beta", "gamma"]])
+        opt = torch.optim.Adam(emb.parameters(), lr=0.5, fused=True)
+        batch = [["alpha", "beta"], ["gamma"]]
+        real = mask_from_lengths(torch.tensor([2, 1]))
+        for _ in range(3):
+            emb.train()
+            emb(emb.featurize(batch)).pow(2).sum().backward()
+            opt.step()
+            opt.zero_grad()
+            emb.eval()
+            with torch.no_grad():
+                plain = emb(emb.featurize(batch))
+            with torch.inference_mode():
+                torch.testing.assert_close(emb(emb.featurize(batch))[real], plain[real])
 
 
 def test_char_cache_is_emptied_when_weights_change() -> None:

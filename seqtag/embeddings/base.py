@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from array import array
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 if TYPE_CHECKING:
     from ..resources import PartSize, VocabSource
@@ -28,6 +30,10 @@ class Embedding(nn.Module):
     """
 
     output_dim: int
+    #: Outside training, a token's vector depends on its own string alone (not on its neighbours, nor
+    #: on randomness). Predict then encodes each distinct word once and keeps its vector
+    #: (:class:`WordVectorCache`); a concatenation of such parts is one too. ``False`` is always safe.
+    context_free: bool = False
 
     @classmethod
     def estimate_size(cls, vocab: "VocabSource", /, **config: Any) -> "PartSize | None":
@@ -73,6 +79,77 @@ class Embedding(nn.Module):
         that cannot be exported (see :mod:`seqtag.export_hook`).
         """
         return self
+
+
+def distinct_words(batch: Sequence[Sequence[str]]) -> tuple[torch.Tensor, list[str]]:
+    """A batch's distinct words, in order of first occurrence, and ``(batch, seq)`` long indices of
+    each token's word among them, counted from 1 (0 is the padding)."""
+    index: dict[str, int] = {}
+    positions = []
+    for sent in batch:
+        row = []
+        for w in sent:
+            i = index.get(w)
+            if i is None:
+                i = index[w] = len(index) + 1
+            row.append(i)
+        positions.append(row)
+    return pad_ids(positions), list(index)
+
+
+_optimizer_steps = [0]  # steps taken by any torch optimizer in this process
+
+
+def _count_step(optimizer: Any, args: Any, kwargs: Any) -> None:
+    _optimizer_steps[0] += 1
+
+
+# fused optimizers (Adam's, the trainer's default) update weights without bumping their versions
+register_optimizer_step_post_hook(_count_step)
+
+
+class WordVectorCache:
+    """Inference for a :attr:`~Embedding.context_free` embedding: each word is encoded once and its
+    vector kept, up to ``CACHE_SIZE`` words (then the cache starts again). Any change to the owner's
+    weights empties the cache: a step of any torch optimizer (fused ones leave the weights' versions
+    as they were), loading a state dict or any other in-place change (new versions), moving it to
+    another device (new addresses)."""
+
+    def __init__(self) -> None:
+        self._key: tuple[Any, ...] = ()
+        self._rows: dict[str, int] = {}
+        self._table: torch.Tensor | None = None  # row 0 = padding, then the kept vectors
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def lookup(self, owner: Embedding, words: Sequence[str], word_index: torch.Tensor,
+               encode: Callable[[list[str]], torch.Tensor]) -> torch.Tensor:
+        """The vectors ``(batch, seq, dim)`` of a batch given as :func:`distinct_words`' ``words`` and
+        ``word_index``; ``encode(words)`` gives the ``(len(words), dim)`` vectors of the words not kept."""
+        key = (_optimizer_steps[0], *((p.data_ptr(), p._version) for p in owner.parameters()))
+        if key != self._key or len(self._rows) >= CACHE_SIZE:
+            self._key, self._rows, self._table = key, {}, None
+        rows = self._rows
+        missing = [w for w in dict.fromkeys(words) if w not in rows]
+        if missing:
+            vecs = encode(missing)  # shape: (n_missing, dim)
+            start = len(rows) + 1
+            need = start + len(missing)
+            table = self._table
+            if table is None or need > table.size(0):  # doubles, but never far past the cache's size
+                grown = vecs.new_zeros(min(max(2 * need, 1024), max(need, CACHE_SIZE + 1024)), vecs.size(1))
+                if table is not None:
+                    grown[:start] = table[:start]
+                self._table = table = grown
+            table[start:need] = vecs
+            rows.update(zip(missing, range(start, need)))
+        if self._table is None:  # a batch of no words at all
+            self._table = next(owner.parameters()).new_zeros(1, owner.output_dim)
+        table = self._table
+        table_rows = torch.tensor([0] + [rows[w] for w in words], dtype=torch.long, device=table.device)
+        # an embedding lookup (index_select) is several times faster than advanced indexing here
+        return F.embedding(F.embedding(word_index.to(table.device), table_rows[:, None]).squeeze(-1), table)
 
 
 def pad_ids(rows: Sequence[Sequence[int]], pad: int = 0) -> torch.Tensor:

@@ -18,12 +18,14 @@ from ..encoders.padded_rnn import padded_rnn
 from ..errors import ConfigError
 from ..masks import mask_from_lengths
 from ..resources import PartSize, VocabSource
-from .base import CACHE_SIZE, Embedding, Features, pad_ids
+from .base import CACHE_SIZE, Embedding, Features, WordVectorCache, distinct_words, pad_ids
 from .vocab import Vocab
 
 
 class CharEmbeddingBase(Embedding):
     """Shared parts: the character vocabulary and the distinct-word featurization."""
+
+    context_free = True
 
     def __init__(self, char_dim: int, min_freq: int, max_word_length: int) -> None:
         super().__init__()
@@ -31,10 +33,7 @@ class CharEmbeddingBase(Embedding):
         self.char_dim, self.min_freq, self.max_word_length = char_dim, min_freq, max_word_length
         self.chars = Vocab()
         self._char_ids: dict[str, list[int]] = {}  # word -> its character ids, filled as words are met
-        # inference cache of word vectors (see _cached_forward)
-        self._vec_key: tuple[tuple[int, int], ...] = ()
-        self._vec_rows: dict[str, int] = {}
-        self._vec_table = torch.zeros(0)
+        self._vectors = WordVectorCache()  # inference: each word's vector, encoded once
         self.char_embed = nn.Embedding(2, char_dim, padding_idx=0)
 
     @classmethod
@@ -76,21 +75,11 @@ class CharEmbeddingBase(Embedding):
     def _featurize(self, batch: Sequence[Sequence[str]], ids_of: Callable[[str], list[int]]) -> Features:
         """The batch's distinct words (``word_index`` points each token at one) and, outside inference,
         their character ids from ``ids_of``."""
-        index: dict[str, int] = {}
-        positions = []
-        for sent in batch:
-            row = []
-            for w in sent:
-                i = index.get(w)
-                if i is None:
-                    i = index[w] = len(index) + 1  # 0 is the padding word
-                row.append(i)
-            positions.append(row)
-        words = list(index)
+        word_index, words = distinct_words(batch)
         if torch.is_inference_mode_enabled():  # the cached forward finds characters for unseen words alone
-            return {"word_index": pad_ids(positions), "_words": words}
+            return {"word_index": word_index, "_words": words}
         chars, lengths = self._char_tensors([ids_of(w) for w in words])
-        return {"word_index": pad_ids(positions), "chars": chars, "lengths": lengths, "_words": words}
+        return {"word_index": word_index, "chars": chars, "lengths": lengths, "_words": words}
 
     def _ids_of(self, word: str) -> list[int]:
         """A word's character ids, remembered for up to ``CACHE_SIZE`` words (then the memory starts again)."""
@@ -120,30 +109,14 @@ class CharEmbeddingBase(Embedding):
 
     def _cached_forward(self, features: Features) -> torch.Tensor:
         """Inference: a word's vector depends on its characters alone, so each word is encoded once and
-        kept (up to ``CACHE_SIZE`` words). Any change to the weights (an optimizer step, loading a
-        state dict) changes their versions and empties the cache."""
-        key = tuple((p.data_ptr(), p._version) for p in self.parameters())
-        if key != self._vec_key or len(self._vec_rows) >= CACHE_SIZE:
-            self._vec_key, self._vec_rows = key, {}
-            self._vec_table = self.char_embed.weight.new_zeros(1024, self.output_dim)  # row 0 = padding
-        rows = self._vec_rows
-        words = features["_words"]
-        missing = [i for i, w in enumerate(words) if w not in rows]
-        if missing:
-            chars, lengths = self._char_tensors([self._ids_of(words[i]) for i in missing])
-            device = self.char_embed.weight.device
-            vecs = self.encode_words(chars.to(device), lengths.to(device))  # shape: (n_missing, output_dim)
-            start = len(rows) + 1
-            need = start + len(missing)
-            if need > self._vec_table.size(0):  # doubles, but never far past the cache's size
-                grown = self._vec_table.new_zeros(min(2 * need, max(need, CACHE_SIZE + 1024)), self.output_dim)
-                grown[:start] = self._vec_table[:start]
-                self._vec_table = grown
-            self._vec_table[start: start + len(missing)] = vecs
-            for j, i in enumerate(missing):
-                rows[words[i]] = start + j
-        table_rows = torch.tensor([0] + [rows[w] for w in words], dtype=torch.long).to(self._vec_table.device)
-        return self._vec_table[table_rows[features["word_index"]]]  # shape: (batch, seq, output_dim)
+        kept (:class:`~seqtag.embeddings.base.WordVectorCache`)."""
+        return self._vectors.lookup(self, features["_words"], features["word_index"], self.encode_strings)
+
+    def encode_strings(self, words: list[str]) -> torch.Tensor:
+        """The vectors ``(len(words), output_dim)`` of ``words``, on the embedding's device."""
+        chars, lengths = self._char_tensors([self._ids_of(w) for w in words])
+        device = self.char_embed.weight.device
+        return self.encode_words(chars.to(device), lengths.to(device))
 
 
 @registry.embeddings.register("char_cnn.v1")

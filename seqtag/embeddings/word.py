@@ -60,6 +60,8 @@ class WordEmbedding(Embedding):
         max_size: Keep at most this many words (the most frequent).
     """
 
+    context_free = True
+
     def __init__(self, dim: int = 100, min_freq: int = 1, lowercase: bool = True, casing_dim: int = 16,
                  normalize_digits: bool = True, word_dropout: float = 0.05, max_size: int | None = None) -> None:
         super().__init__()

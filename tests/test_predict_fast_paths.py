@@ -93,6 +93,7 @@ def test_concat_cache_equals_plain_forward_and_follows_the_weights() -> None:
         real = mask_from_lengths(torch.tensor([len(s) for s in batch]))  # padding: the encoders ignore it
         torch.testing.assert_close(cached[real], plain[real], rtol=1e-6, atol=1e-6)
     assert 0 < len(emb._vectors) <= len(set(vocab_words))
+    assert len(emb.parts[1]._vectors) == 0  # the character part keeps no second copy
     with torch.no_grad():  # new weights: the kept vectors are dropped
         emb.parts[0].embed.weight.add_(1.0)
         plain = emb(emb.featurize(batches[0]))

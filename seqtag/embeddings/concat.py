@@ -101,7 +101,9 @@ class ConcatEmbedding(Embedding):
         """The concatenated vectors ``(len(words), output_dim)`` of ``words``, each read as a sentence
         of one word: the parts are context-free."""
         batch = [[w] for w in words]
-        return torch.cat([p(p.featurize(batch)) for p in self.parts], dim=-1)[:, 0]
+        # the parts' plain forward, outside inference mode: their own caches would keep a second copy
+        with torch.inference_mode(False), torch.no_grad():
+            return torch.cat([p(p.featurize(batch)) for p in self.parts], dim=-1)[:, 0]
 
     def export_module(self) -> nn.Module:
         """This concatenation over the export forms of its parts."""

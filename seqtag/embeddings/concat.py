@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from .. import registry
+from ..devices import to_device
 from ..errors import ConfigError
 from ..export_hook import export_children
 from ..resources import PartSize, VocabSource, estimate_part
@@ -101,9 +102,10 @@ class ConcatEmbedding(Embedding):
         """The concatenated vectors ``(len(words), output_dim)`` of ``words``, each read as a sentence
         of one word: the parts are context-free."""
         batch = [[w] for w in words]
+        device = next(self.parameters()).device
         # the parts' plain forward, outside inference mode: their own caches would keep a second copy
         with torch.inference_mode(False), torch.no_grad():
-            return torch.cat([p(p.featurize(batch)) for p in self.parts], dim=-1)[:, 0]
+            return torch.cat([p(to_device(p.featurize(batch), device)) for p in self.parts], dim=-1)[:, 0]
 
     def export_module(self) -> nn.Module:
         """This concatenation over the export forms of its parts."""

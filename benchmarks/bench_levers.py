@@ -73,6 +73,8 @@ def minilm_frozen(word_dropout: float) -> list[str]:
 BILSTM = {"type": "lstm.v1", "hidden_size": 200, "num_layers": 1, "bidirectional": True}
 LEVERS: dict[str, tuple[str, list[str]]] = {
     "default": ("the task's default config", []),
+    "dense_embeddings": ("the word table trained with dense gradients and plain Adam (every row, every step), as "
+                         "before 2026-12-04's row-sparse default", ["training.sparse_embeddings=false"]),
     "word_dropout_0.05": ("words replaced by <unk> in training with probability 0.05 (both tasks' default "
                           "until 2026-12-03)", ["model.embedding.parts=" + json.dumps([WORD, CHARS])]),
     "char_lstm": ("a character BiLSTM (25-dim characters, 25 per direction; Lample et al.) instead of the CNN",

@@ -133,7 +133,7 @@ class SpacyTrainer:
 
         self.tagger = tagger
         self.tc = TrainingConfig.from_dict(tagger.config.get("training", {}))
-        self.optimizer: "torch.optim.Optimizer" = make_optimizer(tagger.model, self.tc)
+        self.optimizer: "torch.optim.Optimizer" = make_optimizer(tagger.model, self.tc, sparse=False)
         self.index = {t: i for i, t in enumerate(tagger.labels)}
         self.pending = False  # gradients accumulated since the last step
 
@@ -184,13 +184,13 @@ class SpacyTrainer:
 
     def step(self) -> None:
         """Clip the accumulated gradients, step the optimizer, clear the gradients (nothing if none)."""
-        import torch
+        from .optim import clip_gradients
 
         if not self.pending:
             return
         model = self.tagger.model
         if self.tc.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), self.tc.grad_clip)
+            clip_gradients(model.parameters(), self.tc.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.pending = False

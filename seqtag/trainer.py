@@ -39,6 +39,7 @@ from .evaluate import evaluate, main_score
 from .history import write_history
 from .labels import invalid_positions
 from .model import TaggerModel, make_batch
+from .optim import RowSparseAdam, clip_gradients, set_sparse_tables
 from .tagger import Tagger
 from .threads import configure_threads, describe, rebalance
 
@@ -130,30 +131,38 @@ def param_groups(model: torch.nn.Module, lr: float) -> list[dict[str, Any]]:
     return [{"params": ps, "lr": rate} for rate, ps in groups.items()]  # only the first may be empty
 
 
-def make_optimizer(model: torch.nn.Module, tc: TrainingConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, tc: TrainingConfig, *, sparse: bool = True) -> torch.optim.Optimizer:
     """The optimizer of ``[training]`` over the trainable parameters (the training loop's and the spaCy
-    component's)."""
+    component's). Adam and AdamW train the embedding tables row-sparse (:mod:`seqtag.optim`) when
+    ``training.sparse_embeddings`` and ``sparse`` allow it (distributed runs and the spaCy component pass
+    ``False``) and neither weight decay nor weight averaging needs every row at every step; the tables are
+    switched here, to this optimizer."""
     params = param_groups(model, tc.lr)
     if tc.optimizer == "sgd":
         cls: Any = torch.optim.SGD
         kwargs: dict[str, Any] = {"momentum": tc.momentum}
     else:
-        cls, kwargs = (torch.optim.AdamW if tc.optimizer == "adamw" else torch.optim.Adam), {}
+        cls, kwargs = RowSparseAdam, {"decoupled_weight_decay": tc.optimizer == "adamw"}
     try:  # the fused kernels update large embedding tables several times faster
-        return cls(params, lr=tc.lr, weight_decay=tc.weight_decay, fused=True, **kwargs)
+        optimizer = cls(params, lr=tc.lr, weight_decay=tc.weight_decay, fused=True, **kwargs)
     except (RuntimeError, TypeError):
-        return cls(params, lr=tc.lr, weight_decay=tc.weight_decay, **kwargs)
+        optimizer = cls(params, lr=tc.lr, weight_decay=tc.weight_decay, **kwargs)
+    row_sparse = (sparse and tc.sparse_embeddings and isinstance(optimizer, RowSparseAdam)
+                  and not tc.weight_decay and not tc.average)
+    set_sparse_tables(model, optimizer if row_sparse else None)
+    return optimizer
 
 
 def apply_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: Any, loss: torch.Tensor,
                grad_clip: float) -> None:
     """One optimizer step on a batch's loss: backward (scaled for fp16), the gradient norm clipped to
-    ``grad_clip`` (0: not clipped), the update. The training loop's step, and the one benchmarks time."""
+    ``grad_clip`` (0: not clipped; :func:`seqtag.optim.clip_gradients`), the update. The training loop's
+    step, and the one benchmarks time."""
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     if grad_clip > 0:
         scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        clip_gradients(model.parameters(), grad_clip)
     scaler.step(optimizer)
     scaler.update()
 
@@ -210,6 +219,7 @@ class _Run:
         """Save the resumable state (model, optimizer, RNGs, progress and vocabularies) as one atomic directory
         (rank 0 of a distributed run; the others hold the same model and optimizer)."""
         self.state.elapsed = self.seconds()
+        _flush(self.optimizer)  # row-sparse tables: the saved weights are every row's, up to date
         self.check_finite()
         if not self.dist.main:
             return
@@ -287,7 +297,7 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
     if unknown:
         raise DataError(f"training tags {sorted(unknown)[:5]} are not among the model's labels")
     model.to(device)
-    optimizer = make_optimizer(model, tc)
+    optimizer = make_optimizer(model, tc, sparse=not dist.enabled)  # DDP averages dense gradients
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=tc.lr_decay,
                                                            patience=tc.lr_patience) if tc.lr_decay < 1 else None
     scaler = grad_scaler(device, tc.precision)
@@ -391,6 +401,7 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
             n_steps = max(1, state.step_in_epoch)
             model.eval()
             scored = None
+            _flush(optimizer)  # row-sparse tables: every row up to date before dev reads them
             if dist.main:  # dev is scored once; every rank takes rank 0's score and decision
                 with averaged():  # the averaged weights are scored and saved (seqtag.averaging)
                     full = evaluate(tagger, dev_sents, task, batch_size=tc.eval_batch_size, breakdown=False)
@@ -451,6 +462,11 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
                "history": state.history}
     notify(callbacks, "on_train_end", summary)
     return best, summary
+
+
+def _flush(optimizer: torch.optim.Optimizer) -> None:
+    if isinstance(optimizer, RowSparseAdam):
+        optimizer.flush()
 
 
 class _LossOf(torch.nn.Module):

@@ -34,6 +34,10 @@ class Embedding(nn.Module):
     #: on randomness). Predict then encodes each distinct word once and keeps its vector
     #: (:class:`WordVectorCache`); a concatenation of such parts is one too. ``False`` is always safe.
     context_free: bool = False
+    #: The names of the part's ``nn.Embedding`` tables that may train with row-sparse gradients: a step
+    #: then updates only the rows its batch used (``training.sparse_embeddings``, :mod:`seqtag.optim`).
+    #: Name large lookup tables whose rows a batch reads directly; ``()`` (the default) keeps all dense.
+    sparse_tables: tuple[str, ...] = ()
 
     @classmethod
     def estimate_size(cls, vocab: "VocabSource", /, **config: Any) -> "PartSize | None":

@@ -82,6 +82,8 @@ class PretrainedEmbedding(Embedding):
         only_training_words: Keep only vectors of words seen in the training data (smaller models).
     """
 
+    sparse_tables = ("embed",)  # when fine-tuned (freeze = false)
+
     def __init__(self, path: str = "", freeze: bool = True, lowercase: bool = True,
                  only_training_words: bool = False) -> None:
         super().__init__()

@@ -61,6 +61,7 @@ class WordEmbedding(Embedding):
     """
 
     context_free = True
+    sparse_tables = ("embed",)  # the word table; the casing table is small and used by every batch
 
     def __init__(self, dim: int = 100, min_freq: int = 1, lowercase: bool = True, casing_dim: int = 16,
                  normalize_digits: bool = True, word_dropout: float = 0.05, max_size: int | None = None) -> None:

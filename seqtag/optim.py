@@ -39,14 +39,17 @@ __all__ = ["RowSparseAdam", "clip_gradients", "sparse_tables", "set_sparse_table
 
 def sparse_tables(model: nn.Module) -> list[nn.Embedding]:
     """The trainable ``nn.Embedding`` tables that the model's embedding parts allow to train row-sparse
-    (each part names them in its ``sparse_tables`` class attribute)."""
+    (each part names them, dotted paths below it, in its ``sparse_tables`` attribute)."""
     from .embeddings.base import Embedding
 
     found: dict[int, nn.Embedding] = {}
     for module in model.modules():
         if isinstance(module, Embedding):
             for name in getattr(module, "sparse_tables", ()):
-                table = getattr(module, name, None)
+                try:
+                    table = module.get_submodule(name)
+                except AttributeError:
+                    continue
                 if isinstance(table, nn.Embedding) and table.weight.requires_grad:
                     found[id(table)] = table
     return list(found.values())

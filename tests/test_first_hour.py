@@ -113,7 +113,7 @@ def test_every_key_has_one_description_shown_by_init_config_and_the_reference() 
     reference = (ROOT / "docs" / "reference" / "config.md").read_text(encoding="utf-8")
     for key, meaning in training.items():  # the same text in both, plain in the TOML comment
         assert f"  # {plain(meaning)}\n" in text and f"| {meaning} |" in reference, key
-    assert "threads = 0              # CPU threads for torch (0: the CPUs not busy with other work, docs/scale.md)" in text
+    assert "threads = 0               # CPU threads for torch (0: the CPUs not busy with other work, docs/scale.md)" in text
     assert '# dataset = "conll2003"  # left out: conll2003; A catalogue name' in text
 
 

@@ -40,10 +40,9 @@ class TrainingConfig:
     patience: int = _setting(6, "Stop after this many epochs without a better dev score.")
     grad_clip: float = _setting(5.0, "Clip the gradient norm to this (0: no clipping).")
     sparse_embeddings: bool = _setting(
-        True, "Train the word tables row-sparse with `adam` and `adamw`: a step updates the rows its batch read, "
-              "and the others catch up on the steps they missed before they are read, so the weights are "
-              "Adam's (`seqtag.optim`). Off by itself with `weight_decay`, `average`, `sgd` and in distributed "
-              "runs; `false`: every row at every step.")
+        True, "Train the word tables row-sparse (`adam`, `adamw`): rows catch up on the steps they missed before "
+              "they are read, so the weights are Adam's, faster (`seqtag.optim`; dense with `weight_decay` or "
+              "`average`).")
     lr_decay: float = _setting(0.5, "Multiply the learning rate by this when the dev score stalls for "
                                     "`lr_patience` epochs (1: no decay).")
     lr_patience: int = _setting(2, "Epochs without a better dev score before the learning rate decays.")

@@ -104,6 +104,10 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
     "minilm_finetune": ("pretrained, offline: all-MiniLM-L6-v2 fine-tuned at lr 5e-5 (last layer, first subword) "
                         "beside the word vectors and the character CNN, BiLSTM 256, the CRF; 4 epochs "
                         "(plugins/seqtag-hf-embeddings, conll2003_minilm_finetune.toml)", MINILM_FINETUNE),
+    "minilm_finetune_word_dropout_0.3": ("minilm_finetune with word dropout 0.3 on its word vectors (the NER "
+                                         "default's) instead of 0.05",
+                                         ["model.embedding.parts=" + json.dumps([MINILM, {**WORD, "word_dropout": 0.3},
+                                                                                 CHARS])] + MINILM_FINETUNE[1:]),
     "minilm_frozen": ("pretrained, offline: all-MiniLM-L6-v2 frozen (mean of the last four layers, cached) beside "
                       "the word vectors (word dropout 0.05) and the character CNN, BiLSTM 256, the CRF "
                       "(conll2003_minilm.toml until 2026-12-03)",

@@ -114,8 +114,8 @@ class RowSparseAdam(torch.optim.Adam):
         super().__init__(params, **kwargs)
         # gradient scaling (fp16) unscales before the step and skips a step with inf/NaN gradients for us
         self._step_supports_amp_scaling = False
-        # per sparse parameter, lr_k * sqrt(1 - beta2^k) / (1 - beta1^k) of its steps k = base, base + 1, ...
-        # (not saved: a saved state is flushed, so no row needs the steps before it)
+        # per sparse parameter, the sums a row behind catches up by (_Steps; not saved: a saved state is
+        # flushed, so no row needs the steps before it)
         self._coef: dict[int, _Steps] = {}
 
     @torch.no_grad()

@@ -16,8 +16,9 @@ update trained the word table visibly slower (dev F1 about 1.2 lower after 5 epo
 so its moments decay by ``beta1 ** n`` and ``beta2 ** n`` and its weights move by the sum of those steps'
 updates, a short geometric series over the learning rates and bias corrections of each missed step
 (:meth:`RowSparseAdam.catch_up`). The table's forward hook brings the rows of each training batch up to
-date before they are read, and :meth:`RowSparseAdam.flush` (called by ``state_dict``, so by every
-checkpoint, and by the trainer before dev is scored) all of them. The weights are then Adam's up to
+date before they are read, and :meth:`RowSparseAdam.flush` (called by the trainer before dev is scored,
+so also before the best model is saved) all of them. A checkpoint saves the rows as they stand and the
+sums they still need, so a resumed run goes on exactly as an uninterrupted one. The weights are then Adam's up to
 ``eps`` in the missed steps (``eps`` against the decayed ``sqrt(v)``; a relative 1e-3 at most for rows
 whose gradients are about 1e-5) and float rounding.
 
@@ -114,8 +115,7 @@ class RowSparseAdam(torch.optim.Adam):
         super().__init__(params, **kwargs)
         # gradient scaling (fp16) unscales before the step and skips a step with inf/NaN gradients for us
         self._step_supports_amp_scaling = False
-        # per sparse parameter, the sums a row behind catches up by (_Steps; not saved: a saved state is
-        # flushed, so no row needs the steps before it)
+        # per sparse parameter, the sums a row behind catches up by (_Steps; saved by state_dict)
         self._coef: dict[int, _Steps] = {}
 
     @torch.no_grad()
@@ -181,18 +181,38 @@ class RowSparseAdam(torch.optim.Adam):
                     self.catch_up(p)
 
     def state_dict(self) -> dict[str, Any]:
-        self.flush()
-        return super().state_dict()
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        super().load_state_dict(state_dict)
-        self._coef = {}
+        """Adam's state, and for each sparse parameter the sums that its rows behind still need
+        (``row_sums`` from step ``row_sums_from`` on): the rows are saved as they stand, so a run resumed
+        from it goes on exactly as the run that saved it."""
+        saved = super().state_dict()
+        index = {id(p): i for i, p in enumerate(p for g in self.param_groups for p in g["params"])}
         for group in self.param_groups:
             for p in group["params"]:
                 state = self.state.get(p, {})
-                if "row_step" in state:  # saved flushed: every row is at the saved step
-                    state["row_step"] = state["row_step"].to(device=p.device, dtype=torch.long)
-                    self._coef[id(p)] = _Steps(int(state["step"]), _ratio(group))
+                if "row_step" in state:
+                    oldest = int(state["row_step"].min())
+                    saved["state"][index[id(p)]] = {**saved["state"][index[id(p)]],
+                                                    "row_sums": self._coef[id(p)].since(oldest).clone(),
+                                                    "row_sums_from": oldest}
+        return saved
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        extra = {int(i): (st["row_sums"], int(st["row_sums_from"])) for i, st in state_dict["state"].items()
+                 if "row_sums" in st}
+        state_dict = {**state_dict, "state": {i: {k: v for k, v in st.items() if k not in ("row_sums", "row_sums_from")}
+                                              for i, st in state_dict["state"].items()}}
+        super().load_state_dict(state_dict)  # (it would cast the float64 sums to the weights' dtype)
+        self._coef = {}
+        params = [p for g in self.param_groups for p in g["params"]]
+        for i, p in enumerate(params):
+            state = self.state.get(p, {})
+            if "row_step" in state:
+                state["row_step"] = state["row_step"].to(device=p.device, dtype=torch.long)
+                ratio = _ratio(self._group_of(p))
+                if i in extra:
+                    self._coef[id(p)] = _Steps(extra[i][1], ratio, extra[i][0])
+                else:  # saved flushed: every row at the saved step
+                    self._coef[id(p)] = _Steps(int(state["step"]), ratio)
 
     def _rows_step(self, group: dict[str, Any], p: torch.Tensor, grad: torch.Tensor) -> None:
         if group["amsgrad"] or group["maximize"] or group["weight_decay"]:
@@ -241,15 +261,22 @@ class _Steps:
     multiply-adds and a catch-up one lookup. A float64 buffer grown by doubling; the sums before the oldest
     row's step are dropped as it grows."""
 
-    def __init__(self, base: int, ratio: float) -> None:
-        self.base, self.size = base, 1
+    def __init__(self, base: int, ratio: float, sums: torch.Tensor | None = None) -> None:
+        """From step ``base`` on, with ``sums`` (a saved :meth:`since`) or none yet."""
         span = max(1, int(math.ceil(math.log(1e-12) / math.log(ratio)))) if 0 < ratio < 1 else 1
         self._powers = torch.tensor([ratio ** d for d in range(span, 0, -1)], dtype=torch.float64)  # r^span..r
-        self._buf = torch.zeros(1024, dtype=torch.float64)  # [0]: step `base` itself
+        self.base, self.size = base, 1 if sums is None else sums.numel()
+        self._buf = torch.zeros(max(1024, 2 * self.size), dtype=torch.float64)  # [0]: step `base` itself
+        if sums is not None:
+            self._buf[: self.size] = sums.to(torch.float64)
+
+    def since(self, step: int) -> torch.Tensor:
+        """The sums from ``step`` on (a view)."""
+        return self._buf[step - self.base: self.size]
 
     def sums(self, last: torch.Tensor) -> torch.Tensor:
         if int(last.min()) < self.base:
-            raise RuntimeError("RowSparseAdam: a row is older than the steps kept; flush() before saving")
+            raise RuntimeError("RowSparseAdam: a row is older than the steps kept")
         return self._buf[(last - self.base).cpu()]
 
     def append(self, value: float, row_step: torch.Tensor) -> None:

@@ -219,7 +219,6 @@ class _Run:
         """Save the resumable state (model, optimizer, RNGs, progress and vocabularies) as one atomic directory
         (rank 0 of a distributed run; the others hold the same model and optimizer)."""
         self.state.elapsed = self.seconds()
-        _flush(self.optimizer)  # row-sparse tables: the saved weights are every row's, up to date
         self.check_finite()
         if not self.dist.main:
             return

@@ -256,10 +256,10 @@ class _Steps:
     """A sparse parameter's missed-step sums: for each step ``s`` from ``base`` on, ``sums[s]`` is
     ``sum_j coef[s + j] * r ** j`` over the steps ``s + j`` done since, where ``coef[k]`` is step ``k``'s
     ``lr * sqrt(1 - beta2^k) / (1 - beta1^k)`` and ``r`` is :func:`_ratio`. A row last updated at step ``s``
-    moves by ``sums[s] * m / sqrt(v)`` to catch up. Each new step adds its term to the last ``SPAN``
-    sums only (an older one would gain less than 1e-12 of its first term), so a step costs ``SPAN``
-    multiply-adds and a catch-up one lookup. A float64 buffer grown by doubling; the sums before the oldest
-    row's step are dropped as it grows."""
+    moves by ``sums[s] * m / sqrt(v)`` to catch up. Each new step adds its term to the last ``span`` sums
+    only, ``r ** span < 1e-12`` (263 at Adam's betas; an older sum would gain less than 1e-12 of its first
+    term), so a step costs ``span`` multiply-adds and a catch-up one lookup. A float64 buffer grown by
+    doubling; the sums before the oldest row's step are dropped as it grows."""
 
     def __init__(self, base: int, ratio: float, sums: torch.Tensor | None = None) -> None:
         """From step ``base`` on, with ``sums`` (a saved :meth:`since`) or none yet."""

@@ -34,8 +34,9 @@ class Embedding(nn.Module):
     #: on randomness). Predict then encodes each distinct word once and keeps its vector
     #: (:class:`WordVectorCache`); a concatenation of such parts is one too. ``False`` is always safe.
     context_free: bool = False
-    #: The names of the part's ``nn.Embedding`` tables that may train with row-sparse gradients: a step
-    #: then updates only the rows its batch used (``training.sparse_embeddings``, :mod:`seqtag.optim`).
+    #: The part's ``nn.Embedding`` tables (attribute names, or dotted paths below the part) that may train
+    #: with row-sparse gradients: a step then updates only the rows its batch used, and the others catch up
+    #: before they are next read (``training.sparse_embeddings``, :mod:`seqtag.optim`).
     #: Name large lookup tables whose rows a batch reads directly; ``()`` (the default) keeps all dense.
     sparse_tables: tuple[str, ...] = ()
 

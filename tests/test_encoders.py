@@ -150,6 +150,22 @@ def test_char_lstm_word_vectors_are_the_packed_lstm_final_states() -> None:
     torch.testing.assert_close(got, torch.cat([h[0], h[1]], dim=-1), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("p", [0.5, 0.3, 0.05])
+def test_keep_scales_drop_with_probability_p_and_scale_the_rest(p: float) -> None:
+    from seqtag.model import keep_scales
+
+    torch.manual_seed(0)
+    keep = keep_scales((3, 1001, 333), p, torch.device("cpu"), torch.float32)  # 999,999 elements: not a multiple of 4
+    assert keep.shape == (3, 1001, 333)
+    values = keep.unique().tolist()
+    assert len(values) == 2 and values[0] == 0.0 and values[1] == pytest.approx(1 / (1 - p))
+    assert abs(float((keep == 0).float().mean()) - p) < 0.002  # binomial sd at most 0.0005
+    other = keep_scales((3, 1001, 333), p, torch.device("cpu"), torch.float32)
+    assert not torch.equal(keep, other)  # a fresh mask each call
+    flat = (keep == 0).flatten()
+    assert abs(float(flat[0::4].float().mean()) - float(flat[3::4].float().mean())) < 0.01  # every 16-bit lane
+
+
 def test_locked_dropout_drops_the_same_dimensions_at_every_position() -> None:
     from seqtag.model import Dropout
 

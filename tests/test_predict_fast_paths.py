@@ -1,5 +1,6 @@
 """The fast paths of predict give the results of the plain ones: batch splitting, the character cache,
-the paused garbage collector, the index-based reversal of the backward direction."""
+the paused garbage collector, the index-based reversal of the backward direction, and in training the
+character encoders' groups of words of similar length."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from seqtag.embeddings.chars import CharCNNEmbedding, CharLSTMEmbedding
+from seqtag.embeddings.chars import CharCNNEmbedding, CharLSTMEmbedding, length_groups
 from seqtag.embeddings.concat import ConcatEmbedding
 from seqtag.inference import Predictor, confidence_rows, plan_batches
 from seqtag.labels import LabelTable, convert, spans_from_tags
@@ -236,3 +237,44 @@ def test_spacy_tokenizer_vocabulary_stays_bounded_on_a_long_stream() -> None:
         sizes.append(len(tok.nlp.vocab.strings) - tok._base_strings)
     assert max(sizes) <= 200 + 20  # one text's strings beyond the limit at most
     assert min(sizes[100:]) < 100  # it was made afresh along the way
+
+
+def test_length_groups_cover_sorted_words_with_their_own_widths() -> None:
+    assert length_groups([1] * 500 + [30] * 10) == [(0, 500, 1), (500, 510, 30)]
+    assert length_groups([3, 4, 5]) == [(0, 3, 5)]  # too few cells to pay for a second group
+    assert length_groups([5, 2, 7] * 300) == [(0, 900, 7)]  # not sorted: one group
+    assert length_groups([]) == []
+    rng = random.Random(0)
+    lengths = sorted(rng.randint(1, 30) for _ in range(2000))
+    groups = length_groups(lengths)
+    assert [g[0] for g in groups] == [0] + [g[1] for g in groups[:-1]] and groups[-1][1] == len(lengths)
+    assert all(width == max(lengths[a:b]) for a, b, width in groups)
+    assert sum((b - a) * width for a, b, width in groups) < 0.6 * len(lengths) * 30
+
+
+def test_char_groups_give_the_vectors_and_gradients_of_one_padded_batch() -> None:
+    rng = random.Random(5)
+    words = _random_words(rng, 400)
+    batch = [[rng.choice(words) for _ in range(rng.randint(1, 30))] for _ in range(40)]
+    for emb in _char_parts():
+        emb.initialize([words])
+        for p in emb.parameters():
+            torch.nn.init.normal_(p, std=0.7)
+        feats = emb.featurize(batch)
+        assert len(feats["_groups"]) > 1
+        lengths = feats["lengths"].tolist()
+        assert lengths == sorted(lengths)  # the batch's distinct words, shortest first
+        grouped = emb(feats)
+        grouped.pow(2).sum().backward()
+        grads = [p.grad.clone() for p in emb.parameters()]
+        emb.zero_grad()
+        whole = emb({k: v for k, v in feats.items() if k != "_groups"})  # one batch padded to the longest
+        whole.pow(2).sum().backward()
+        torch.testing.assert_close(grouped, whole, rtol=1e-5, atol=1e-5)
+        for got, want in zip(grads, (p.grad for p in emb.parameters())):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+        with torch.no_grad():  # each token still gets its own word's vector
+            for i, j in [(0, 0), (7, 3), (39, len(batch[39]) - 1)]:
+                if j < len(batch[i]):
+                    torch.testing.assert_close(grouped[i, j], emb.encode_strings([batch[i][j]])[0],
+                                               rtol=1e-5, atol=1e-5)

@@ -1,7 +1,8 @@
 """Character-level word representations: a character CNN and a character BiLSTM.
 
 Each batch is reduced to its distinct words first, so a word that occurs many times in a batch is
-encoded once.
+encoded once. In training those words come shortest first, and groups of them are encoded each padded to
+its own longest word (:func:`length_groups`); in inference each word's vector is computed once and kept.
 """
 
 from __future__ import annotations
@@ -20,6 +21,36 @@ from ..masks import mask_from_lengths
 from ..resources import PartSize, VocabSource
 from .base import CACHE_SIZE, Embedding, Features, WordVectorCache, distinct_words, pad_ids
 from .vocab import Vocab
+
+GROUP_CELLS = 512  # the fixed cost of encoding one more group of words, in padded character cells
+
+
+def length_groups(lengths: Sequence[int], group_cells: int = GROUP_CELLS) -> list[tuple[int, int, int]]:
+    """Cut words sorted by ascending length into contiguous groups ``(start, end, width)``, each to be
+    padded to its longest (``width``), that minimise the padded character cells plus ``group_cells`` a
+    group. Lengths not in ascending order make one group."""
+    runs: list[list[int]] = []  # [end, width] of each run of equal lengths
+    for i, n in enumerate(lengths):
+        if runs and runs[-1][1] == n:
+            runs[-1][0] = i + 1
+        elif runs and n < runs[-1][1]:
+            return [(0, len(lengths), max(lengths))]
+        else:
+            runs.append([i + 1, n])
+    if len(runs) <= 1:
+        return [(0, len(lengths), max(lengths, default=1))] if lengths else []
+    # best[j]: the least cost of the words before runs[j]'s end, and the run the last group starts after
+    best: list[tuple[int, int]] = []
+    for j, (end, width) in enumerate(runs):
+        options = [((end * width + group_cells), -1)]
+        options += [(best[i][0] + (end - runs[i][0]) * width + group_cells, i) for i in range(j)]
+        best.append(min(options))
+    groups, j = [], len(runs) - 1
+    while j >= 0:
+        i = best[j][1]
+        groups.append((runs[i][0] if i >= 0 else 0, runs[j][0], runs[j][1]))
+        j = i
+    return groups[::-1]
 
 
 class CharEmbeddingBase(Embedding):
@@ -78,8 +109,18 @@ class CharEmbeddingBase(Embedding):
         word_index, words = distinct_words(batch)
         if torch.is_inference_mode_enabled():  # the cached forward finds characters for unseen words alone
             return {"word_index": word_index, "_words": words}
-        chars, lengths = self._char_tensors([ids_of(w) for w in words])
-        return {"word_index": word_index, "chars": chars, "lengths": lengths, "_words": words}
+        rows = [ids_of(w) for w in words]
+        # the words shortest first, so that groups of them are each padded to their own longest (forward)
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        if order != list(range(len(rows))):
+            position = [0] * (len(rows) + 1)  # an old index (from 1) -> the new one; 0 stays the padding
+            for new, old in enumerate(order, 1):
+                position[old + 1] = new
+            word_index = torch.tensor(position)[word_index]
+            rows, words = [rows[i] for i in order], [words[i] for i in order]
+        chars, lengths = self._char_tensors(rows)
+        return {"word_index": word_index, "chars": chars, "lengths": lengths, "_words": words,
+                "_groups": length_groups([len(r) for r in rows])}
 
     def _ids_of(self, word: str) -> list[int]:
         """A word's character ids, remembered for up to ``CACHE_SIZE`` words (then the memory starts again)."""
@@ -103,7 +144,11 @@ class CharEmbeddingBase(Embedding):
     def forward(self, features: Features) -> torch.Tensor:
         if "chars" not in features or (torch.is_inference_mode_enabled() and "_words" in features):
             return self._cached_forward(features)
-        words = self.encode_words(features["chars"], features["lengths"])  # shape: (n_words, output_dim)
+        chars, lengths, groups = features["chars"], features["lengths"], features.get("_groups")
+        if groups and len(groups) > 1:  # each group of words as wide as its longest (an exported graph has one)
+            words = torch.cat([self.encode_words(chars[a:b, :width], lengths[a:b]) for a, b, width in groups])
+        else:
+            words = self.encode_words(chars, lengths)  # shape: (n_words, output_dim)
         words = torch.cat([words.new_zeros(1, words.size(1)), words], dim=0)  # row 0 = padding
         return words[features["word_index"]]  # shape: (batch, seq, output_dim)
 

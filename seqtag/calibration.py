@@ -175,9 +175,15 @@ def fit_temperature(tagger: Any, sentences: Sequence[tuple[list[str], list[str]]
                     preds[i] = predictor.make_prediction(w, [(0, 0)] * n, tags[row, :n].tolist(), rows[row][:n])
         return confidence_units(task, preds, [g for _, g in items])
 
+    before = float(head.temperature)
+    kind = "span" if task == "ner" else "token"
     try:
-        before = float(head.temperature)
-        ece_before = expected_calibration_error(*units(before))
+        first = units(before)
+        ece_before = expected_calibration_error(*first)
+        if not first[0]:  # no predicted span (a model that has learnt little): nothing to fit on
+            if progress is not None:
+                progress(f"not calibrated: no {kind} predicted on dev; the temperature stays {before:g}")
+            return Calibration(before, ece_before, ece_before, kind, 0)
         losses = {}
         for t in _GRID:
             losses[t] = _log_loss(*units(t))
@@ -204,7 +210,7 @@ def fit_temperature(tagger: Any, sentences: Sequence[tuple[list[str], list[str]]
         model.train(was_training)
     tagger.config["model"]["head"]["temperature"] = round(fitted, 6)
     head.temperature = round(fitted, 6)
-    return Calibration(head.temperature, ece_before, ece_after, "span" if task == "ner" else "token", len(conf))
+    return Calibration(head.temperature, ece_before, ece_after, kind, len(conf))
 
 
 def calibrate_and_save(tagger: Any, sentences: Sequence[tuple[list[str], list[str]]], path: Any, *,

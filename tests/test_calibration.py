@@ -98,6 +98,23 @@ def test_fitting_on_dev_lowers_the_ece_and_keeps_the_tags(tmp_path: Path) -> Non
     assert fit_temperature(tagger, dev).temperature == pytest.approx(fitted.temperature, rel=1e-3)
 
 
+def test_no_predicted_span_leaves_the_temperature_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model that predicts no span on dev (one that has learnt little) has nothing to fit on: the
+    temperature and the config stay, and the log says so (a grid search over a flat loss would pick any)."""
+    import seqtag.calibration as calibration
+
+    tagger = Tagger.load(NER_FIXTURE)
+    before = float(tagger.model.head.temperature)
+    config_before = json.dumps(tagger.config, sort_keys=True)
+    monkeypatch.setattr(calibration, "confidence_units", lambda task, preds, gold: ([], []))
+    said: list[str] = []
+    fitted = fit_temperature(tagger, _gold("ner", "dev"), progress=said.append)
+    assert fitted.temperature == before and fitted.count == 0
+    assert float(tagger.model.head.temperature) == before
+    assert json.dumps(tagger.config, sort_keys=True) == config_before
+    assert said == [f"not calibrated: no span predicted on dev; the temperature stays {before:g}"]
+
+
 def test_training_calibrates_at_its_end_unless_told_not_to(tmp_path: Path) -> None:
     tagger, _ = train_small("pos", tmp_path / "on")
     meta = json.loads((tmp_path / "on" / "meta.json").read_text())

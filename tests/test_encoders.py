@@ -121,6 +121,57 @@ def test_padded_path_equals_packed_path_with_gradients(name: str) -> None:
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("name", ["rnn.v1", "lstm.v1", "gru.v1"])
+def test_the_recurrence_keeps_its_backward_state_whenever_autograd_is_on(name: str,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fused call's ``train`` flag follows autograd (cuDNN refuses the backward of a recurrence run
+    without it), also for a module in eval mode; under ``no_grad`` and inference mode it is off."""
+    fn = {"rnn.v1": "rnn_tanh", "lstm.v1": "lstm", "gru.v1": "gru"}[name]
+    seen: list[bool] = []
+    real = getattr(torch, fn)
+
+    def spy(*args: object) -> object:
+        seen.append(bool(args[6]))  # input, hidden, params, bias, layers, dropout, train, ...
+        return real(*args)
+
+    monkeypatch.setattr(torch, fn, spy)
+    enc = build_part("encoder", {"type": name, "hidden_size": 5, "num_layers": 2, "bidirectional": True},
+                     input_dim=6)
+    x, mask, _ = padded_batch()
+    enc.train()(x, mask).sum().backward()
+    assert seen == [True] * 4  # two layers, two directions
+    seen.clear()
+    enc.eval()(x.requires_grad_(True), mask).sum().backward()
+    assert seen == [True] * 4
+    seen.clear()
+    with torch.no_grad():
+        enc(x, mask)
+    with torch.inference_mode():
+        enc(x, mask)
+    assert seen == [False] * 8
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["rnn.v1", "lstm.v1", "gru.v1"])
+def test_gradients_on_cuda_equal_the_cpus(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forward and backward of the padded recurrence on a GPU (cuDNN) give the CPU's numbers (in full float32:
+    cuDNN's default TF32 keeps 10 bits of mantissa)."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    torch.manual_seed(3)
+    enc = build_part("encoder", {"type": name, "hidden_size": 5, "num_layers": 2, "bidirectional": True},
+                     input_dim=6).train()
+    x, mask, _ = padded_batch()
+    results = []
+    for device in ("cpu", "cuda"):
+        enc.to(device).zero_grad()
+        xx = x.to(device).detach().requires_grad_(True)  # a leaf on each device
+        out = enc(xx, mask.to(device))
+        (out * torch.linspace(-1, 1, out.numel(), device=device).view_as(out)).sum().backward()
+        results.append([t.detach().cpu() for t in (out, xx.grad, enc.rnn.weight_hh_l0.grad)])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("rnn", [
     nn.RNN(6, 5, num_layers=2, bidirectional=True, batch_first=True, bias=False, nonlinearity="relu"),
     nn.LSTM(6, 5, bidirectional=True, batch_first=True, bias=False),

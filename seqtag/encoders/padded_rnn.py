@@ -14,6 +14,7 @@ weights: each direction runs in bfloat16 and hands back the input's own dtype.
 
 from __future__ import annotations
 
+import warnings
 from typing import Union
 
 import torch
@@ -24,6 +25,11 @@ from torch.ao.nn.quantized import dynamic as qdynamic
 from ..masks import mask_from_lengths
 
 __all__ = ["padded_rnn", "Recurrence"]
+
+# Each direction runs on its own weights, not a module's flattened buffer, so cuDNN copies them into one
+# for each call; its warning about it would come on every run on a GPU.
+warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous chunk of memory",
+                        category=UserWarning)
 
 Recurrence = Union[nn.RNNBase, qdynamic.LSTM, qdynamic.GRU]
 """What :func:`padded_rnn` runs: a torch recurrence, or its dynamically quantized (int8) LSTM or GRU."""
@@ -94,13 +100,17 @@ def _one_direction(rnn: Recurrence, x: torch.Tensor, layer: int, suffix: str, ba
     names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if rnn.bias else ("weight_ih", "weight_hh")
     params = [getattr(rnn, f"{name}_l{layer}{suffix}") for name in names]
     h0 = x.new_zeros(1, x.size(0 if batch_first else 1), rnn.hidden_size)  # shape: (1, batch, hidden)
-    # positional flags: bias, one layer, no dropout, not training, one direction, batch first
+    # positional flags: bias, one layer, no dropout (padded_rnn applies it between layers), `train`, one
+    # direction, batch first. `train` keeps what a backward pass needs: cuDNN refuses the backward of a
+    # recurrence run with it off. It follows autograd, not rnn.training: a frozen or eval-mode module can
+    # still pass gradients to its input. On a CPU it changes nothing.
+    train = torch.is_grad_enabled()
     if isinstance(rnn, nn.LSTM):
-        return torch.lstm(x, (h0, h0), params, rnn.bias, 1, 0.0, False, False, batch_first)[0]
+        return torch.lstm(x, (h0, h0), params, rnn.bias, 1, 0.0, train, False, batch_first)[0]
     if isinstance(rnn, nn.GRU):
-        return torch.gru(x, h0, params, rnn.bias, 1, 0.0, False, False, batch_first)[0]
+        return torch.gru(x, h0, params, rnn.bias, 1, 0.0, train, False, batch_first)[0]
     fn = torch.rnn_tanh if rnn.nonlinearity == "tanh" else torch.rnn_relu
-    return fn(x, h0, params, rnn.bias, 1, 0.0, False, False, batch_first)[0]
+    return fn(x, h0, params, rnn.bias, 1, 0.0, train, False, batch_first)[0]
 
 
 def _one_quantized_direction(rnn: qdynamic.LSTM | qdynamic.GRU, x: torch.Tensor, layer: int,

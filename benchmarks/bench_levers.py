@@ -109,6 +109,11 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
     "minilm_finetune": ("pretrained, offline: all-MiniLM-L6-v2 fine-tuned at lr 5e-5 (last layer, first subword) "
                         "beside the word vectors and the character CNN, BiLSTM 256, the CRF; 4 epochs "
                         "(plugins/seqtag-hf-embeddings, conll2003_minilm_finetune.toml)", MINILM_FINETUNE),
+    "minilm_finetune_context_16": ("minilm_finetune with word dropout 0.3 and document context (up to 16 tokens "
+                                   "of the sentences around each one through MiniLM and the BiLSTM), up to 15 epochs",
+                                   ["model.embedding.parts=" + json.dumps([MINILM, {**WORD, "word_dropout": 0.3},
+                                                                           CHARS])] + MINILM_FINETUNE[1:]
+                                   + ["model.context=16", "training.max_epochs=15"]),
     "minilm_finetune_word_dropout_0.3": ("minilm_finetune with word dropout 0.3 on its word vectors (the NER "
                                          "default's) instead of 0.05",
                                          ["model.embedding.parts=" + json.dumps([MINILM, {**WORD, "word_dropout": 0.3},
@@ -175,15 +180,24 @@ def document_runs(work: Path, max_tokens: int = 64) -> list[str]:
     return ["data.dataset=" + ",".join(splits)]
 
 
+def device_name() -> str:
+    """Where ``seqtag train`` runs by default (``auto``): the first CUDA device's name, else ``cpu``."""
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+
+
 def train_lever(task: str, lever: str, seeds: int, jobs: int, threads: int, work: Path,
-                quick: bool, first_seed: int = 0) -> list[dict[str, Any]]:
-    """Train ``seeds`` seeds of one lever, ``jobs`` at once."""
+                quick: bool, first_seed: int = 0, time_limit: float | None = None) -> list[dict[str, Any]]:
+    """Train ``seeds`` seeds of one lever, ``jobs`` at once (each stopped after ``time_limit`` seconds)."""
     overrides = LEVERS[lever][1] + (document_runs(work) if lever == DOCUMENT_RUNS else [])
 
     def one(seed: int) -> dict[str, Any]:
-        run = {"seed": seed, **train_seqtag(task, work, seed, quick, threads, overrides, name=lever)}
+        run = {"seed": seed, **train_seqtag(task, work, seed, quick, threads, overrides, name=lever,
+                                            time_limit=time_limit)}
         print(f"{task} {lever} seed {seed}: dev {run['dev']:.2f}  test {run['test_in_training']:.2f}  "
-              f"best epoch {run['best_epoch']}  {run['seconds_to_best']:.0f}s to best", flush=True)
+              f"best epoch {run['best_epoch']}  {run['seconds_to_best']:.0f}s to best"
+              f"{'  (stopped at the time limit)' if run.get('interrupted') else ''}", flush=True)
         return run
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -241,6 +255,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2, help="trainings at once")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per training")
     ap.add_argument("--quick", action="store_true", help="one epoch per run, for a smoke run")
+    ap.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                    help="stop each training after this long; its best model so far is scored on test")
     ap.add_argument("--work", default=None, help="folder for the models (default: a temp folder)")
     ap.add_argument("--output", default=None)
     args = ap.parse_args()
@@ -251,7 +267,8 @@ def main() -> None:
     results: dict[str, Any] = json.loads(output.read_text()) if output.is_file() else \
         {"task": args.task, "levers": {}}
     stamp = {"date": time.strftime("%Y-%m-%d %H:%M"), "threads": args.threads, "jobs": args.jobs,
-             "cpus": os.cpu_count(), "python": platform.python_version(), "quick": args.quick}
+             "cpus": os.cpu_count(), "python": platform.python_version(), "quick": args.quick,
+             "time_limit": args.time_limit, "device": device_name()}
     new: dict[str, list[dict[str, Any]]] = {}
     for item, read in [(i, from_results) for i in args.runs] + [(i, recorded) for i in args.models]:
         lever, _, source = item.partition("=")
@@ -264,7 +281,7 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         for lever in args.levers.split(","):
             new[lever] = train_lever(args.task, lever, args.seeds, args.jobs, args.threads, work, args.quick,
-                                     args.first_seed)
+                                     args.first_seed, args.time_limit)
     for lever, runs in new.items():
         results["levers"][lever] = {
             "description": LEVERS[lever][0], "overrides": LEVERS[lever][1], "runs": runs,

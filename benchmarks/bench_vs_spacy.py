@@ -30,10 +30,12 @@ import json
 import os
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -114,10 +116,13 @@ def train_spacy(task: str, data: dict[str, Path], work: Path, seed: int, quick: 
 
 
 def train_seqtag(task: str, work: Path, seed: int, quick: bool, threads: int, overrides: Sequence[str] = (),
-                 name: str = "seqtag") -> dict[str, Any]:
+                 name: str = "seqtag", time_limit: float | None = None) -> dict[str, Any]:
     """``seqtag train`` (the default config, with ``--set`` ``overrides``) into ``work/NAME-TASK-seedN``, timed
     like spaCy: wall time from the process start to the epoch line of the best dev score. ``test_in_training``
-    is the test score training wrote in meta.json (bench_vs_spacy.py measures its own)."""
+    is the test score training wrote in meta.json (bench_vs_spacy.py measures its own).
+
+    ``time_limit`` (seconds): training is interrupted then (Ctrl-C's signal: it stops at a step boundary),
+    the model kept is its best so far, and its test score is ``seqtag evaluate``'s (``"interrupted": true``)."""
     out = work / f"{name}-{task}-seed{seed}"
     cmd = [sys.executable, "-m", "seqtag.cli", "train", "--task", task, "-o", str(out), "--seed", str(seed),
            "--no-progress", "--overwrite", "--set", f"training.threads={threads}"]  # a rerun replaces its own models
@@ -128,16 +133,34 @@ def train_seqtag(task: str, work: Path, seed: int, quick: bool, threads: int, ov
     t0 = time.time()
     best_t, lines = 0.0, []
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
+    timer = threading.Timer(time_limit, proc.send_signal, (signal.SIGINT,)) if time_limit else None
+    if timer is not None:
+        timer.start()
     assert proc.stdout is not None
     for line in proc.stdout:
         lines.append(line.rstrip())
         if line.startswith("epoch") and " * " in line:  # an improved dev score
             best_t = time.time() - t0
     proc.wait()
-    if proc.returncode != 0:
+    if timer is not None:
+        timer.cancel()
+    interrupted = any(line.startswith("interrupted") for line in lines[-3:])
+    if proc.returncode != 0 and not (interrupted and (out / "meta.json").is_file()):
         raise RuntimeError(f"seqtag train failed: {lines[-1:]}")
-    return {**model_scores(out), "seconds_to_best": round(best_t, 1), "seconds": round(time.time() - t0, 1),
-            "log": lines[-1]}
+    run = {**model_scores(out), "seconds_to_best": round(best_t, 1), "seconds": round(time.time() - t0, 1),
+           "log": lines[-1]}
+    if interrupted:
+        run.update(interrupted=True, epochs=sum(line.startswith("epoch") for line in lines),
+                   test_in_training=evaluate_test(out, task, threads))
+    return run
+
+
+def evaluate_test(model: Path, task: str, threads: int) -> float:
+    """The test score of a saved model, as ``seqtag evaluate --json`` gives it (F1 for NER, accuracy for POS)."""
+    cmd = [sys.executable, "-m", "seqtag.cli", "evaluate", str(model), "--split", "test", "--json",
+           "--no-progress", "--threads", str(threads)]
+    scores = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    return float(scores["f1"] if task == "ner" else scores["accuracy"])
 
 
 def model_scores(model: Path) -> dict[str, Any]:

@@ -121,7 +121,8 @@ def train_seqtag(task: str, work: Path, seed: int, quick: bool, threads: int, ov
     like spaCy: wall time from the process start to the epoch line of the best dev score. ``test_in_training``
     is the test score training wrote in meta.json (bench_vs_spacy.py measures its own).
 
-    ``time_limit`` (seconds): training is interrupted then (Ctrl-C's signal: it stops at a step boundary),
+    ``time_limit`` (seconds): training is sent SIGTERM then (it stops at a step boundary, as on Ctrl-C, which a
+    program started in the background of a script ignores),
     the model kept is its best so far, and its test score is ``seqtag evaluate``'s (``"interrupted": true``)."""
     out = work / f"{name}-{task}-seed{seed}"
     cmd = [sys.executable, "-m", "seqtag.cli", "train", "--task", task, "-o", str(out), "--seed", str(seed),
@@ -133,7 +134,7 @@ def train_seqtag(task: str, work: Path, seed: int, quick: bool, threads: int, ov
     t0 = time.time()
     best_t, lines = 0.0, []
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
-    timer = threading.Timer(time_limit, proc.send_signal, (signal.SIGINT,)) if time_limit else None
+    timer = threading.Timer(time_limit, proc.send_signal, (signal.SIGTERM,)) if time_limit else None
     if timer is not None:
         timer.start()
     assert proc.stdout is not None
@@ -145,7 +146,10 @@ def train_seqtag(task: str, work: Path, seed: int, quick: bool, threads: int, ov
     if timer is not None:
         timer.cancel()
     interrupted = any(line.startswith("interrupted") for line in lines[-3:])
-    if proc.returncode != 0 and not (interrupted and (out / "meta.json").is_file()):
+    if interrupted and not (out / "meta.json").is_file():
+        raise RuntimeError(f"seqtag train of {out} reached the time limit ({time_limit} s) before its first "
+                           "epoch ended")
+    if proc.returncode != 0 and not interrupted:
         raise RuntimeError(f"seqtag train failed: {lines[-1:]}")
     run = {**model_scores(out), "seconds_to_best": round(best_t, 1), "seconds": round(time.time() - t0, 1),
            "log": lines[-1]}

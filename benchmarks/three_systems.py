@@ -20,7 +20,7 @@ not kept or were measured on another machine; a network's speed does not depend 
 so a briefly trained model serves. Those models' scores are not used: the accuracy rows stay the peers' runs.
 
     ... three_systems.py --task ner ... --speed-models spacy=/tmp/spacy-ner/model-best \\
-        flair=/tmp/flair/flair-ner-seed0/final-model.pt --flair-python /work/.flair-venv/bin/python
+        flair=/tmp/flair/flair-ner-seed0/best-model.pt --flair-python /work/.flair-venv/bin/python
 
 It prints a markdown table and writes ``benchmarks/results/three_systems_<task>.json``.
 """
@@ -65,13 +65,9 @@ def peer_speed(name: str, task: str, model: str, threads: int, flair_python: str
     """A spaCy or flair model's speed and memory, measured by its own benchmark's measuring child."""
     if name == "spacy":
         return child(["measure", "spacy", task, model, str(threads)])
-    if name == "flair":
-        if not flair_python:
-            raise SystemExit("--speed-models flair=... needs --flair-python (the python of flair's environment)")
-        with tempfile.TemporaryDirectory() as tmp:
-            return bench_flair.child(["measure", task, model, str(threads), "256", f"{tmp}/measure.json"], threads,
-                                     python=flair_python)
-    raise SystemExit(f"--speed-models: unknown system {name!r} (spacy or flair)")
+    with tempfile.TemporaryDirectory() as tmp:
+        return bench_flair.child(["measure", task, model, str(threads), "256", f"{tmp}/measure.json"], threads,
+                                 python=flair_python)
 
 
 def collect(args: argparse.Namespace) -> dict[str, Any]:
@@ -167,6 +163,8 @@ def main() -> None:
     for spec in args.speed_models:
         if "=" not in spec or spec.split("=", 1)[0] not in ("spacy", "flair"):
             ap.error(f"--speed-models takes spacy=MODEL or flair=MODEL, not {spec!r}")
+        if spec.startswith("flair=") and not args.flair_python:
+            ap.error("--speed-models flair=... needs --flair-python (the python of flair's environment)")
     if args.seqtag_models or args.speed_models:
         corpora()
     res = collect(args)

@@ -101,8 +101,8 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
                             "layer's input added to its output (the first projected: 166 -> 400)",
                             ["model.encoder=" + json.dumps({"type": "stack.v1", "residual": True,
                                                             "layers": [BILSTM, BILSTM]})]),
-    "crf": ("a CRF head (learned tag transitions, Viterbi decoding) instead of the softmax (for POS; the NER "
-            "default has one)", ["model.head.type=crf.v1"]),
+    "crf": ("a CRF head (learned tag transitions, Viterbi decoding) instead of the softmax (both defaults have "
+            "one since 2026-12-04: a no-op on them)", ["model.head.type=crf.v1"]),
     "average": ("an exponential moving average of the weights (0.999)", ["training.average=0.999"]),
     "long_schedule": ("a longer schedule: up to 60 epochs, stopping after 12 without a better dev score (the "
                       "learning rate still halves after 2)", ["training.max_epochs=60", "training.patience=12"]),
@@ -110,7 +110,7 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
                  "learning rate 0.004 (0.002 x sqrt 4), up to 40 epochs",
                  ["training.batch_size=64", "training.lr=0.004", "training.max_epochs=40"]),
     "batch_64_long": ("batch_64 on a longer schedule: up to 80 epochs, stopping after 12 without a better dev score "
-                      "(the learning rate still halves after 2)",
+                      "(the learning rate still halves after 2); the POS default since 2026-12-04",
                       ["training.batch_size=64", "training.lr=0.004", "training.max_epochs=80",
                        "training.patience=12"]),
     "batch_64_lr_0.006": ("batch_64 at learning rate 0.006",

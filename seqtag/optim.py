@@ -162,7 +162,7 @@ class RowSparseAdam(torch.optim.Adam):
             rows = torch.arange(p.size(0), device=p.device)
         rows, last = rows[behind], last[behind]
         group = self._group_of(p)
-        beta1, beta2 = (float(b) for b in group["betas"])
+        beta1, beta2 = _betas(group)
         missed = (done - last).to(torch.float64)  # shape: (rows,)
         weights = self._coef[id(p)].sums(last).to(p.device, p.dtype)  # shape: (rows,)
         exp_avg, exp_avg_sq = state["exp_avg"].index_select(0, rows), state["exp_avg_sq"].index_select(0, rows)
@@ -230,7 +230,7 @@ class RowSparseAdam(torch.optim.Adam):
         self.catch_up(p, rows)  # rows the hook did not see (a lookup outside the table's forward)
         state["step"] += 1
         step = int(state["step"])
-        beta1, beta2 = (float(b) for b in group["betas"])
+        beta1, beta2 = _betas(group)
         lr, eps = float(group["lr"]), float(group["eps"])
         bias1, bias2 = 1 - beta1 ** step, 1 - beta2 ** step
         self._coef[id(p)].append(lr * math.sqrt(bias2) / bias1, state["row_step"])
@@ -245,10 +245,16 @@ class RowSparseAdam(torch.optim.Adam):
         p.index_copy_(0, rows, weights)
 
 
+def _betas(group: dict[str, Any]) -> tuple[float, float]:
+    """A parameter group's Adam betas as floats (they may be tensors)."""
+    beta1, beta2 = group["betas"]
+    return float(beta1), float(beta2)
+
+
 def _ratio(group: dict[str, Any]) -> float:
     """How much of a step's update a row carries into the next step it misses: ``beta1 / sqrt(beta2)``
     (its momentum decays by ``beta1``, the root of its second moment by ``sqrt(beta2)``)."""
-    beta1, beta2 = (float(b) for b in group["betas"])
+    beta1, beta2 = _betas(group)
     return beta1 / math.sqrt(beta2)
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -41,6 +42,9 @@ PKG_PREFIX = "pkg:"
 _CHUNKS_PER_CALL = 64  # subword windows per transformer call
 SAFETENSORS_NAMES = ("model.safetensors", "model.safetensors.index.json")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")  # weight files that torch.load would unpickle
+# the number of the transformer layer a parameter belongs to, in the names of BERT-like models (encoder.layer.3.,
+# transformer.layer.3., layers.3., h.3., block.3.)
+_LAYER_NUMBER = re.compile(r"(?:^|\.)(?:layer|layers|h|block)\.(\d+)\.")
 
 
 def resolve_model_path(path: str) -> Path:
@@ -83,11 +87,14 @@ class TransformerEmbedding(Embedding):
         max_length: Most subwords per transformer window, specials included (0: the model's limit).
         lr: The learning rate of a fine-tuned transformer (``freeze = false``), usually far below the
             tagger's, e.g. ``5e-5`` (0: ``training.lr``, like the rest of the tagger).
+        train_layers: Fine-tune only the top ``train_layers`` transformer layers (``freeze = false``); the
+            embedding layer and the layers below stay as they are, and no gradient is computed through them,
+            so a step costs less (0: every layer trains).
     """
 
     def __init__(self, model_path: str = "", pooling: str = "first", layers: Sequence[int] = (-1,),
                  freeze: bool = True, save_weights: bool = False, cache: bool = True, cache_size: int = 100_000,
-                 max_length: int = 0, lr: float = 0.0) -> None:
+                 max_length: int = 0, lr: float = 0.0, train_layers: int = 0) -> None:
         super().__init__()
         if not model_path:
             raise ConfigError("transformer_embeddings.v1: set model_path to a local Hugging Face model folder, "
@@ -103,6 +110,11 @@ class TransformerEmbedding(Embedding):
                               f"got {max_length}")
         if lr < 0:
             raise ConfigError(f"transformer_embeddings.v1: lr must be 0 (training.lr) or positive, got {lr}")
+        if train_layers < 0 or (train_layers and freeze):
+            raise ConfigError(f"transformer_embeddings.v1: train_layers must be 0 (every layer) or a number of top "
+                              f"layers to fine-tune with freeze = false, got {train_layers}"
+                              f"{' with freeze = true' if freeze and train_layers > 0 else ''}")
+        self.train_layers = int(train_layers)
         self.model_path, self.pooling, self.layers = model_path, pooling, layers
         self.learning_rate = None if freeze or not lr else float(lr)  # its optimizer group (seqtag.trainer)
         self.freeze, self.save_weights = freeze, save_weights
@@ -127,11 +139,30 @@ class TransformerEmbedding(Embedding):
         if self.freeze:
             model.eval()
             model.requires_grad_(False)
+        elif self.train_layers:
+            self._freeze_lower_layers(model)
         if self._stored:
             self.transformer = model
         else:  # outside the module tree: not in state_dict(), so not in model.safetensors
             self.transformer = None
             object.__setattr__(self, "_frozen_model", model)
+
+    def _freeze_lower_layers(self, model: nn.Module) -> None:
+        """Only the parameters of the top :attr:`train_layers` layers train (``train_layers``)."""
+        n_layers = int(self._hf_config.get("num_hidden_layers") or 0)
+        if self.train_layers > n_layers:
+            raise ConfigError(f"transformer_embeddings.v1: train_layers = {self.train_layers}, but the model has "
+                              f"{n_layers} layers")
+        first = n_layers - self.train_layers
+        trained = 0
+        for name, param in model.named_parameters():
+            found = _LAYER_NUMBER.search(name)
+            keep = found is not None and int(found.group(1)) >= first
+            param.requires_grad_(keep)
+            trained += keep
+        if not trained:
+            raise ConfigError("transformer_embeddings.v1: train_layers: the layers of this model cannot be told "
+                              "apart by their parameters' names (no 'layer.N.'); set train_layers = 0")
 
     @property
     def model(self) -> nn.Module:

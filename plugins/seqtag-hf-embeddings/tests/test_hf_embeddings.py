@@ -82,6 +82,40 @@ def test_a_fine_tuned_transformer_trains_at_its_own_learning_rate() -> None:
         build_part("embedding", {"type": "transformer_embeddings.v1", "model_path": MODEL, "lr": -1.0})
 
 
+def test_train_layers_fine_tunes_only_the_top_layers(tmp_path: Path) -> None:
+    from seqtag.config import TrainingConfig
+    from seqtag.model import make_batch
+    from seqtag.trainer import make_optimizer
+
+    tagger = _tiny_tagger(MODEL, freeze=False, lr=1e-3, train_layers=2)
+    emb = tagger.model.embedding
+    n = emb.model.config.num_hidden_layers
+    trained = {name for name, p in emb.model.named_parameters() if p.requires_grad}
+    assert trained and all(name.startswith((f"encoder.layer.{n - 2}.", f"encoder.layer.{n - 1}.")) for name in trained)
+    assert {name for name, _ in emb.model.named_parameters()
+            if name.startswith((f"encoder.layer.{n - 2}.", f"encoder.layer.{n - 1}."))} == trained
+    before = {name: p.detach().clone() for name, p in emb.model.named_parameters()}
+    opt = make_optimizer(tagger.model, TrainingConfig(lr=0.01))
+    assert sum(p.numel() for g in opt.param_groups if g["lr"] == 1e-3 for p in g["params"]) == \
+        sum(p.numel() for p in emb.model.parameters() if p.requires_grad)
+    tagger.model.train()
+    index = {t: i for i, t in enumerate(tagger.labels)}
+    batch = make_batch(tagger.model, WORDS[:4], [[index[t] for t in tags] for _, tags in TINY_CORPUS[:4]])
+    tagger.model.loss(batch).backward()
+    opt.step()
+    changed = {name for name, p in emb.model.named_parameters() if not torch.equal(p, before[name])}
+    assert changed and changed <= trained  # the embedding layer and the layers below stay as they were
+    assert "embeddings.word_embeddings.weight" not in changed and not any(".layer.0." in c for c in changed)
+    tagger.model.eval()
+    expected = [p.tags for p in tagger.predict(WORDS)]
+    tagger.save(tmp_path / "top2")  # the whole fine-tuned transformer is saved and loads as trained
+    assert [p.tags for p in Tagger.load(tmp_path / "top2").predict(WORDS)] == expected
+    with pytest.raises(ConfigError, match="train_layers must be 0"):
+        build_part("embedding", {"type": "transformer_embeddings.v1", "model_path": MODEL, "train_layers": 2})
+    with pytest.raises(ConfigError, match=f"train_layers = {n + 1}, but the model has {n} layers"):
+        _tiny_tagger(MODEL, freeze=False, train_layers=n + 1)
+
+
 def test_the_package_path_form_and_clear_errors(tmp_path: Path) -> None:
     if MODEL.startswith("pkg:"):
         assert (resolve_model_path(MODEL) / "config.json").is_file()

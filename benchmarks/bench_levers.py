@@ -117,7 +117,8 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
                           ["training.batch_size=64", "training.lr=0.006", "training.max_epochs=40"]),
     "minilm_finetune": ("pretrained, offline: all-MiniLM-L6-v2 fine-tuned at lr 5e-5 (last layer, first subword) "
                         "beside the word vectors and the character CNN, BiLSTM 256, the CRF; 4 epochs "
-                        "(plugins/seqtag-hf-embeddings, conll2003_minilm_finetune.toml)", MINILM_FINETUNE),
+                        "(plugins/seqtag-hf-embeddings, conll2003_minilm_finetune.toml until 2026-12-04)",
+                        MINILM_FINETUNE),
     "minilm_finetune_context_16": ("minilm_finetune with word dropout 0.3 and document context (up to 16 tokens "
                                    "of the sentences around each one through MiniLM and the BiLSTM), up to 15 epochs",
                                    ["model.embedding.parts=" + json.dumps([MINILM, {**WORD, "word_dropout": 0.3},
@@ -131,7 +132,7 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
     "minilm_finetune_top2": ("minilm_finetune with word dropout 0.3, only MiniLM's top two layers fine-tuned "
                              "(train_layers = 2: no gradient through the four below, about 1.7x the training "
                              "speed on a CPU), its word vectors the mean of the last four layers (as the frozen "
-                             "config's), up to 15 epochs (patience 4)",
+                             "config's), up to 15 epochs (patience 4); conll2003_minilm_finetune.toml since 2026-12-04",
                              ["model.embedding.parts=" + json.dumps([
                                  {**MINILM, "layers": [-1, -2, -3, -4], "train_layers": 2},
                                  {**WORD, "word_dropout": 0.3}, CHARS])]

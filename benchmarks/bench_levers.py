@@ -72,6 +72,14 @@ def minilm_frozen(word_dropout: float) -> list[str]:
         "training.patience=6", "training.eval_batch_size=128"]
 
 
+def minilm_top2(max_epochs: int) -> list[str]:
+    """... and the top two of MiniLM's layers fine-tuned (train_layers = 2), the mean of its last four layers,
+    word dropout 0.3, patience 4."""
+    return (["model.embedding.parts=" + json.dumps([{**MINILM, "layers": [-1, -2, -3, -4], "train_layers": 2},
+                                                    {**WORD, "word_dropout": 0.3}, CHARS])]
+            + [o for o in MINILM_FINETUNE[1:] if not o.startswith(("training.max_epochs=", "training.patience="))]
+            + [f"training.max_epochs={max_epochs}", "training.patience=4"])
+
 # one layer of the default encoder, for the stacks
 BILSTM = {"type": "lstm.v1", "hidden_size": 200, "num_layers": 1, "bidirectional": True}
 LEVERS: dict[str, tuple[str, list[str]]] = {
@@ -132,13 +140,10 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
     "minilm_finetune_top2": ("minilm_finetune with word dropout 0.3, only MiniLM's top two layers fine-tuned "
                              "(train_layers = 2: no gradient through the four below, about 1.7x the training "
                              "speed on a CPU), its word vectors the mean of the last four layers (as the frozen "
-                             "config's), up to 15 epochs (patience 4); conll2003_minilm_finetune.toml since 2026-12-04",
-                             ["model.embedding.parts=" + json.dumps([
-                                 {**MINILM, "layers": [-1, -2, -3, -4], "train_layers": 2},
-                                 {**WORD, "word_dropout": 0.3}, CHARS])]
-                             + [o for o in MINILM_FINETUNE[1:] if not o.startswith(("training.max_epochs=",
-                                                                                     "training.patience="))]
-                             + ["training.max_epochs=15", "training.patience=4"]),
+                             "config's), up to 15 epochs (patience 4)",
+                             minilm_top2(15)),
+    "minilm_finetune_top2_25": ("minilm_finetune_top2 up to 25 epochs (conll2003_minilm_finetune.toml since "
+                                "2026-12-04)", minilm_top2(25)),
     "minilm_frozen": ("pretrained, offline: all-MiniLM-L6-v2 frozen (mean of the last four layers, cached) beside "
                       "the word vectors (word dropout 0.05) and the character CNN, BiLSTM 256, the CRF "
                       "(conll2003_minilm.toml until 2026-12-03)",

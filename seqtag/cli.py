@@ -260,9 +260,15 @@ def train(task: str | None, dataset: str | None, config_path: str | None, overri
     if resume_dir is not None:
         from .workflow import resume_training
 
-        if device is not None or threads is not None or streaming:
-            raise click.UsageError("--resume continues with the run's own settings; --device, --threads and "
-                                   "--streaming are not taken with it")
+        given = [name for name, value in (
+            ("--task", task), ("--dataset", dataset), ("--config", config_path), ("--set", overrides),
+            ("--output", output), ("--force", force), ("--overwrite", overwrite), ("--max-epochs", max_epochs),
+            ("--seed", seed), ("--seeds", None if seeds == 1 else seeds), ("--tag-column", tag_column),
+            ("--scheme", scheme), ("--strict", strict or None), ("--device", device), ("--threads", threads),
+            ("--streaming", streaming or None)) if value is not None and value is not False and value != ()]
+        if given:
+            raise click.UsageError(f"--resume continues with the run's own settings (its checkpoint's config); "
+                                   f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} not taken with it")
         resume_training(Path(resume_dir), progress=not no_progress, log=_log,
                         callbacks=reporting_callbacks(report_to, resume_dir))
         return

@@ -240,6 +240,17 @@ def test_a_crash_between_the_two_renames_is_recovered(tmp_path: Path) -> None:
     assert progress["epoch"] == 1 and (out / "checkpoint" / "trainer.json").is_file() and not old.exists()
 
 
+def test_resume_refuses_the_options_that_would_change_the_run_in_one_line(tmp_path: Path) -> None:
+    for args, named in ((["--max-epochs", "30"], "--max-epochs is"), (["--seed", "0"], "--seed is"),
+                        (["--set", "training.lr=0.1", "--device", "cpu"], "--set, --device are"),
+                        (["-o", str(tmp_path / "other"), "--strict"], "--output, --strict are")):
+        res = CliRunner().invoke(main, ["train", "--resume", str(tmp_path / "run"), *args])
+        assert res.exit_code == 2, res.output
+        (line,) = res.stderr.strip().splitlines()
+        assert "--resume continues with the run's own settings" in line and f"{named} not taken with it" in line
+    assert not (tmp_path / "other").exists()
+
+
 def test_resume_without_or_with_a_damaged_checkpoint_is_one_line(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["train", "--resume", str(tmp_path / "none")])
     assert res.exit_code == 2 and "nothing to resume" in res.stderr

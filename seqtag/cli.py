@@ -260,12 +260,13 @@ def train(task: str | None, dataset: str | None, config_path: str | None, overri
     if resume_dir is not None:
         from .workflow import resume_training
 
-        given = [name for name, value in (
-            ("--task", task), ("--dataset", dataset), ("--config", config_path), ("--set", overrides),
-            ("--output", output), ("--force", force), ("--overwrite", overwrite), ("--max-epochs", max_epochs),
-            ("--seed", seed), ("--seeds", None if seeds == 1 else seeds), ("--tag-column", tag_column),
-            ("--scheme", scheme), ("--strict", strict or None), ("--device", device), ("--threads", threads),
-            ("--streaming", streaming or None)) if value is not None and value is not False and value != ()]
+        given = [name for name, is_given in (
+            ("--task", task is not None), ("--dataset", dataset is not None), ("--config", config_path is not None),
+            ("--set", bool(overrides)), ("--output", output is not None), ("--force", force),
+            ("--overwrite", overwrite), ("--max-epochs", max_epochs is not None), ("--seed", seed is not None),
+            ("--seeds", seeds != 1), ("--tag-column", tag_column is not None), ("--scheme", scheme is not None),
+            ("--strict", strict), ("--device", device is not None), ("--threads", threads is not None),
+            ("--streaming", streaming)) if is_given]
         if given:
             raise click.UsageError(f"--resume continues with the run's own settings (its checkpoint's config); "
                                    f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} not taken with it")

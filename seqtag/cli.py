@@ -222,7 +222,7 @@ def _log(msg: str) -> None:
 @click.option("--force", is_flag=True, help="Write the model into an existing folder that holds other files.")
 @click.option("--overwrite", is_flag=True, help="Replace the model (and its run) already in the --output folder.")
 @click.option("--max-epochs", type=click.IntRange(min=1), default=None,
-              help="Stop after N epochs at most (training.max_epochs).")
+              help="Stop after N epochs at most (training.max_epochs); with --resume, the run's new limit.")
 @click.option("--seed", type=int, default=None, help="The random seed of the run (training.seed).")
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
               help="Train N seeds and report median/min/max.")
@@ -263,15 +263,16 @@ def train(task: str | None, dataset: str | None, config_path: str | None, overri
         given = [name for name, is_given in (
             ("--task", task is not None), ("--dataset", dataset is not None), ("--config", config_path is not None),
             ("--set", bool(overrides)), ("--output", output is not None), ("--force", force),
-            ("--overwrite", overwrite), ("--max-epochs", max_epochs is not None), ("--seed", seed is not None),
+            ("--overwrite", overwrite), ("--seed", seed is not None),
             ("--seeds", seeds != 1), ("--tag-column", tag_column is not None), ("--scheme", scheme is not None),
             ("--strict", strict), ("--device", device is not None), ("--threads", threads is not None),
             ("--streaming", streaming)) if is_given]
         if given:
-            raise click.UsageError(f"--resume continues with the run's own settings (its checkpoint's config); "
-                                   f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} not taken with it")
+            raise click.UsageError(f"--resume continues with the run's own settings (its checkpoint's config, "
+                                   f"whose epoch limit --max-epochs may change); {', '.join(given)} "
+                                   f"{'is' if len(given) == 1 else 'are'} not taken with it")
         resume_training(Path(resume_dir), progress=not no_progress, log=_log,
-                        callbacks=reporting_callbacks(report_to, resume_dir))
+                        callbacks=reporting_callbacks(report_to, resume_dir), max_epochs=max_epochs)
         return
     sets = list(overrides)
     if max_epochs is not None:

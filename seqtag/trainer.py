@@ -45,7 +45,7 @@ from .threads import configure_threads, describe, rebalance
 
 # TrainingConfig, build_config and default_config live in seqtag.config; they stay importable from here
 __all__ = ["TrainState", "TrainingConfig", "default_config", "build_config", "train", "make_batches", "make_optimizer",
-           "param_groups", "apply_step"]
+           "param_groups", "apply_step", "resumed_config"]
 
 
 @dataclass
@@ -99,6 +99,30 @@ class TrainState:
     def finished(self, tc: TrainingConfig) -> bool:
         """The run has stopped early, or reached its last epoch or its step limit."""
         return self.bad_epochs >= tc.patience or self.epoch >= tc.max_epochs or self.out_of_steps(tc)
+
+
+def resumed_config(saved: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """The config a resumed run goes on with: the checkpoint's ``saved`` one, with ``given``'s
+    ``training.max_epochs`` (the one setting a resume may change: ``seqtag train --resume DIR --max-epochs N``
+    trains an ended run on up to epoch ``N``).
+
+    Raises:
+        ConfigError: ``given`` differs from ``saved`` elsewhere (one line, naming the first setting).
+    """
+    training = dict(saved["training"])
+    training["max_epochs"] = given.get("training", {}).get("max_epochs", training["max_epochs"])
+    resumed = {**saved, "training": training}
+    if dict(given) != resumed:
+        raise ConfigError(f"a resumed run goes on with its checkpoint's config, which only training.max_epochs may "
+                          f"change; the config given differs in {_first_difference(given, resumed)}")
+    return resumed
+
+
+def _first_difference(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
+    """The dotted name of the first setting (in key order) where two unequal configs differ."""
+    key = next(k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
+    x, y = a.get(key), b.get(key)
+    return f"{key}.{_first_difference(x, y)}" if isinstance(x, Mapping) and isinstance(y, Mapping) else key
 
 
 def make_batches(lengths: Sequence[int], batch_size: int, rng: random.Random | None) -> list[list[int]]:
@@ -285,7 +309,7 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
     check_scheme(task, scheme, train_sents)
     if resume:
         saved, assets = read_checkpoint(out)  # one-line ModelLoadError when missing or damaged
-        labels, config = saved["labels"], saved["config"]
+        labels, config = saved["labels"], resumed_config(saved["config"], config)
         model = TaggerModel(config["model"], labels, scheme, assets=assets)
     else:
         labels = list(stream.labels) if stream is not None else \
@@ -305,6 +329,10 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
     if resume:
         state = TrainState.from_dict(load_checkpoint(out / CHECKPOINT_DIR, model, optimizer, scheduler, rng,
                                                      extra=None if average is None else average.load_state_tensors))
+        before = int(state.config["training"]["max_epochs"])
+        state.config = dict(config)  # the next checkpoint keeps a new epoch limit, and so a later resume
+        if tc.max_epochs != before:
+            log(f"max_epochs: {before} -> {tc.max_epochs}")
         if state.world_size != dist.world_size:
             raise DistributedError(
                 f"{out / CHECKPOINT_DIR}: this run trained with {state.world_size} process"
@@ -363,8 +391,12 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
     run.stop_requested = interrupt.__enter__()
     finished = state.finished(tc)
     if resume and finished:
+        why = (f"stopped early: no better dev score in {tc.patience} epochs, which a higher max_epochs does not "
+               f"change" if state.bad_epochs >= tc.patience else
+               f"its step limit, training.max_steps = {tc.max_steps}" if state.out_of_steps(tc) else
+               f"max_epochs = {tc.max_epochs}; --max-epochs N with --resume trains on up to epoch N")
         log(f"this run had already finished at epoch {state.epoch} (best dev {state.best_score:.2f} "
-            f"at epoch {state.best_epoch}); nothing to resume")
+            f"at epoch {state.best_epoch}; {why}); nothing to resume")
     try:
         while state.epoch < tc.max_epochs and not finished:
             epoch = state.epoch

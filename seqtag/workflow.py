@@ -202,10 +202,12 @@ def _run_seeds(cfg: dict[str, Any], output: Path, seeds: int, run: _Data, kwargs
 
 
 def resume_training(output: Path, progress: bool = True, log: Callable[[str], None] = print,
-                    callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+                    callbacks: Sequence[Any] = (), max_epochs: int | None = None) -> dict[str, Any]:
     """Continue an interrupted run from ``output/checkpoint`` (with the output folder locked; under
-    ``torchrun``, with as many processes as the run had)."""
+    ``torchrun``, with as many processes as the run had); ``max_epochs``: its new epoch limit, e.g. to
+    train on a run that ended at its old one (the checkpoint keeps it for later resumes)."""
     from .checkpoint import read_checkpoint
+    from .config import TrainingConfig
     from .distributed import session, world_from_env
     from .errors import ModelLoadError
     from .outputs import claim_output
@@ -217,6 +219,9 @@ def resume_training(output: Path, progress: bool = True, log: Callable[[str], No
         if world_from_env().main:  # the lock first: it recovers a checkpoint that a kill left half swapped
             stack.enter_context(claim_output(output, resume=True))
         cfg = read_checkpoint(output)[0]["config"]  # one-line ModelLoadError when missing or damaged
+        if max_epochs is not None:
+            cfg = {**cfg, "training": {**cfg["training"], "max_epochs": max_epochs}}
+            TrainingConfig.from_dict(cfg["training"])  # a limit below 1: one-line ConfigError
         dist, device = stack.enter_context(session(cfg["training"].get("device")))
         if not dist.main:
             log, progress, callbacks = _quiet, False, ()

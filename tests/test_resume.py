@@ -241,7 +241,7 @@ def test_a_crash_between_the_two_renames_is_recovered(tmp_path: Path) -> None:
 
 
 def test_resume_refuses_the_options_that_would_change_the_run_in_one_line(tmp_path: Path) -> None:
-    for args, named in ((["--max-epochs", "30"], "--max-epochs is"), (["--seed", "0"], "--seed is"),
+    for args, named in ((["--max-epochs", "30", "--overwrite"], "--overwrite is"), (["--seed", "0"], "--seed is"),
                         (["--set", "training.lr=0.1", "--device", "cpu"], "--set, --device are"),
                         (["-o", str(tmp_path / "other"), "--strict"], "--output, --strict are")):
         res = CliRunner().invoke(main, ["train", "--resume", str(tmp_path / "run"), *args])
@@ -249,6 +249,45 @@ def test_resume_refuses_the_options_that_would_change_the_run_in_one_line(tmp_pa
         (line,) = res.stderr.strip().splitlines()
         assert "--resume continues with the run's own settings" in line and f"{named} not taken with it" in line
     assert not (tmp_path / "other").exists()
+
+
+def test_resume_with_max_epochs_trains_an_ended_run_on_to_the_longer_runs_model(
+        setup: tuple[Path, Path], tmp_path: Path) -> None:
+    """A run ended at epoch 1, resumed with --max-epochs 2, gives the 2-epoch run's model; the checkpoint
+    keeps the new limit, so a plain resume then finds the run finished, not cut back to 1."""
+    cfg, ref = setup
+    out = tmp_path / "short"
+    res = CliRunner().invoke(main, [*_train_args(cfg, out), "--max-epochs", "1"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, ["train", "--resume", str(out), "--no-progress"])
+    assert res.exit_code == 0 and "had already finished at epoch 1" in res.output
+    assert "--max-epochs N with --resume trains on" in res.output
+    res = CliRunner().invoke(main, ["train", "--resume", str(out), "--no-progress", "--max-epochs", "2"])
+    assert res.exit_code == 0, res.output
+    assert "max_epochs: 1 -> 2" in res.output and "epoch   2" in res.output
+    _same_model(out, ref)
+    assert _progress(out)["config"]["training"]["max_epochs"] == 2  # type: ignore[index]
+    assert json.loads((out / "config.json").read_text())["training"]["max_epochs"] == 2
+    res = CliRunner().invoke(main, ["train", "--resume", str(out), "--no-progress"])
+    assert res.exit_code == 0 and "had already finished at epoch 2" in res.output
+    assert not any(line.startswith("epoch ") for line in res.output.splitlines())
+
+
+def test_a_resumed_run_takes_no_other_config_change(setup: tuple[Path, Path]) -> None:
+    from seqtag.errors import ConfigError
+    from seqtag.trainer import resumed_config
+
+    _, ref = setup
+    saved = json.loads((ref / "checkpoint" / "trainer.json").read_text())["progress"]["config"]
+    longer = {**saved, "training": {**saved["training"], "max_epochs": 9}}
+    assert resumed_config(saved, longer) == longer and resumed_config(saved, saved) == saved
+    other = {**longer, "training": {**longer["training"], "lr": 0.5}}
+    with pytest.raises(ConfigError, match=r"only training.max_epochs may change; the config given differs in "
+                                          r"training.lr$"):
+        resumed_config(saved, other)
+    wider = {**saved["model"]["encoder"], "hidden_size": 64}
+    with pytest.raises(ConfigError, match=r"differs in model.encoder.hidden_size$"):
+        resumed_config(saved, {**saved, "model": {**saved["model"], "encoder": wider}})
 
 
 def test_resume_without_or_with_a_damaged_checkpoint_is_one_line(tmp_path: Path) -> None:

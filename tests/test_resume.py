@@ -147,14 +147,18 @@ def test_resuming_a_finished_run_trains_nothing(setup: tuple[Path, Path], tmp_pa
 def test_ctrl_c_saves_a_checkpoint_exits_130_and_resume_finishes(setup: tuple[Path, Path], tmp_path: Path) -> None:
     cfg, ref = setup
     out = tmp_path / "interrupted"
-    proc = _start_and_wait(cfg, out, epoch=0)
+    proc = _start_and_wait(cfg, out, epoch=1)  # in the second epoch, after the first best model was saved
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and stderr.strip().splitlines() == ["interrupted"]
     assert f"state saved in {out / 'checkpoint'}" in stdout and f"seqtag train --resume {out}" in stdout
     prog = _progress(out)
-    assert prog is not None and prog["epoch"] == 0 and prog["step_in_epoch"] > 0  # stopped mid-epoch, at a step
+    assert prog is not None and prog["epoch"] == 1 and prog["step_in_epoch"] > 0  # stopped mid-epoch, at a step
+    # the model folder already holds the best model so far, and the message says what it still lacks
+    assert f"the best model so far (epoch 1, dev {prog['best_score']:.2f}) is in {out}, not yet scored on test nor " \
+           f"calibrated (`seqtag calibrate {out}` calibrates it now" in stdout
+    assert seqtag.load(out).predict([["EU", "rejects", "German", "call"]])[0].tags
     _resume(out)
     _same_model(out, ref)
 
@@ -378,6 +382,7 @@ def test_sigterm_saves_a_checkpoint_exits_143_and_resume_gives_the_uninterrupted
     assert proc.returncode == 128 + signal.SIGTERM, stderr
     assert "Traceback" not in stderr and stderr.strip().splitlines() == ["interrupted"]
     assert f"interrupted (SIGTERM): state saved in {out / 'checkpoint'}" in stdout
+    assert "the best model so far" not in stdout  # stopped in the first epoch: there is none yet
     prog = _progress(out)
     assert prog is not None and prog["epoch"] == 0 and prog["step_in_epoch"] > 0
     _resume(out)

@@ -275,6 +275,9 @@ def main() -> None:
         "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "cpu": cpu_summary(),
         "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "mkldnn": bool(torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled),
+        # oneDNN's kernel cache (seqtag's cap, or the user's own setting): smaller than a pass's batch
+        # shapes, it compiles every recurrence kernel again on each pass
+        "onednn_primitive_cache_capacity": os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY"),
         "date": time.strftime("%Y-%m-%d %H:%M"), "seconds": round(time.time() - t0, 1),
         "settings": {k: getattr(args, k) for k in ("repeats", "bare_runs", "train_steps", "warmup_steps", "quick")},
         "assumptions": {"fraction_of_limit": "encoder FLOPs (2 x MACs) per real token x tokens/s / the limit",

@@ -243,15 +243,18 @@ def plan_batches(lengths: Sequence[int], batch_size: int, max_cells: int = 3200,
 
 
 # -- memory -----------------------------------------------------------------------------------------
-def limit_kernel_cache(capacity: int = 32) -> None:
+def limit_kernel_cache(capacity: int = 64) -> None:
     """Cap oneDNN's cache of compiled kernels (1,024 by default, one per input shape) at ``capacity``.
 
     Streaming predict meets many batch shapes, so a small cache keeps memory flat as input grows; but a
-    cache smaller than the shapes that recur compiles kernels again and again: training's epochs repeat
-    their batch shapes (16 kernels made a training step about 14% slower than 32 or 64), and so do
-    passes over one corpus (CoNLL-2003 test at batch 256 is 24 batch shapes, about 30 kernels). Only the
-    recurrences use it (the character CNN is a plain matrix product). 32 keeps a million streamed tokens
-    within 10% of the memory of 100,000; 64 reached 1.10-1.11 through the CLI (benchmarks/bench_memory.py).
+    cache smaller than the shapes that recur compiles kernels again and again, every one of them on each
+    pass, as the cache is least-recently-used: training's epochs repeat their batch shapes (16 kernels
+    made a training step about 14% slower than 32 or 64), and so do passes over one corpus. CoNLL-2003
+    test is 24 batches at batch 256 (32 kernels with the weights' two layout conversions, 34 beside a bare
+    BiLSTM) and 31 at the default batch 128 (about 40): 32 recompiled every recurrence kernel on each pass.
+    Only the recurrences use it (the character CNN is a plain matrix product). A million streamed tokens
+    peak within 10% of the memory of 100,000 with 64 (1.044 through the CLI, 1.049 through the API; 32:
+    1.028 and 1.038; 128: 1.075 and 1.087; benchmarks/bench_memory.py, 2026-12-04).
 
     oneDNN reads the variable when it compiles its first kernel, so this must run before the network
     first runs in the process. A user's own setting wins.

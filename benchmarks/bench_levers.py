@@ -142,8 +142,16 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
                              "speed on a CPU), its word vectors the mean of the last four layers (as the frozen "
                              "config's), up to 15 epochs (patience 4)",
                              minilm_top2(15)),
-    "minilm_finetune_top2_25": ("minilm_finetune_top2 up to 25 epochs (conll2003_minilm_finetune.toml since "
-                                "2026-12-04)", minilm_top2(25)),
+    "minilm_finetune_top2_25": ("minilm_finetune_top2 up to 25 epochs (conll2003_minilm_finetune.toml from "
+                                "2026-12-04 to 2026-12-05)", minilm_top2(25)),
+    "minilm_finetune_top2_average": ("minilm_finetune_top2_25 with an exponential moving average of the weights "
+                                     "(training.average = 0.999): dev scored and the model saved with the averaged "
+                                     "weights (conll2003_minilm_finetune.toml since 2026-12-05)",
+                                     minilm_top2(25) + ["training.average=0.999"]),
+    "minilm_finetune_top2_context_16": ("minilm_finetune_top2_average with document context (up to 16 tokens of the "
+                                        "neighbouring sentences on each side, fed to MiniLM and the encoder, not "
+                                        "tagged): about 3x the cost of an epoch, for a GPU",
+                                        minilm_top2(25) + ["training.average=0.999", "model.context=16"]),
     "minilm_frozen": ("pretrained, offline: all-MiniLM-L6-v2 frozen (mean of the last four layers, cached) beside "
                       "the word vectors (word dropout 0.05) and the character CNN, BiLSTM 256, the CRF "
                       "(conll2003_minilm.toml until 2026-12-03)",

@@ -264,7 +264,9 @@ class _Run:
                  f"continue with `seqtag train --resume {self.out}`")
         state = self.state
         if state.best_epoch:  # the best model so far is usable as it is; what the end of the run adds to it
-            calibrated = state.config.get("training", {}).get("calibrate", True)
+            from .calibration import takes_temperature
+
+            calibrated = state.config.get("training", {}).get("calibrate", True) and takes_temperature(self.model.head)
             self.log(f"the best model so far (epoch {state.best_epoch}, dev {state.best_score:.2f}) is in {self.out}, "
                      f"not yet scored on test" + (f" nor calibrated (`seqtag calibrate {self.out}` calibrates it "
                                                   f"now; the end of the run does both)" if calibrated else ""))

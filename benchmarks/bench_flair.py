@@ -1,7 +1,8 @@
 """flair 0.15 as a peer of seqtag and spaCy: train its ``SequenceTagger`` from scratch on the same files.
 
-Run it with the python of flair's own virtual environment, not seqtag's (this script imports neither seqtag
-nor anything from this repository):
+Run it with the python of flair's own virtual environment, not seqtag's. It reads the corpora and scores
+the predictions with seqtag's own reader and scorer (``seqtag.data``, ``seqtag.evaluate``: plain Python,
+no torch), from this checkout when seqtag is not installed there:
 
     python -m venv /work/.flair-venv
     /work/.flair-venv/bin/pip install torch==2.13.0            # first: the CPU wheel, before flair can pick one
@@ -25,7 +26,8 @@ The recipe (nothing is downloaded: ``HF_HUB_OFFLINE`` and friends are set before
 
 Data: CoNLL-2003 (``conll2003/eng.train``, ``eng.testa`` dev, ``eng.testb`` test; IOB1 converted to IOB2,
 ``-DOCSTART-`` lines dropped) for NER and UD English EWT (``ud_english_ewt/*.conllu``, the UPOS column,
-multiword-token and empty-node lines skipped) for POS, read from ``$SEQTAG_CORPORA``.
+multiword-token and empty-node lines skipped) for POS, read from ``$SEQTAG_CORPORA`` by seqtag's corpus
+reader, as ``bench_vs_spacy.py`` reads them.
 
 Measured, as ``bench_vs_spacy.py`` measures seqtag and spaCy: the test score (entity F1 over exact spans
 in IOB2, seqeval's default, or UPOS accuracy), the training time to the best dev score (wall time from
@@ -59,10 +61,11 @@ for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "H
     os.environ.setdefault(_var, "1")
 
 HERE = Path(__file__).resolve().parent
-FILES = {
-    "ner": ("conll2003", ["eng.train", "eng.testa", "eng.testb"]),
-    "pos": ("ud_english_ewt", ["en_ewt-ud-train.conllu", "en_ewt-ud-dev.conllu", "en_ewt-ud-test.conllu"]),
-}
+CORPUS = {"ner": "conll2003", "pos": "ud_english_ewt"}
+try:
+    import seqtag  # noqa: F401
+except ImportError:  # flair's environment: seqtag's reader and scores from this checkout (they need no torch)
+    sys.path.insert(0, str(HERE.parent))
 LABEL = {"ner": "ner", "pos": "upos"}
 HIDDEN_SIZE = 200  # seqtag's default encoder (seqtag/configs/ner.toml and pos.toml: lstm.v1, hidden_size 200)
 WORD_DIM = 100  # seqtag's default word embedding (word.v1, dim 100)
@@ -77,98 +80,36 @@ def corpora() -> Path:
     return Path(root)
 
 
-# -- data ----------------------------------------------------------------------------------------
-def iob1_to_iob2(tags: list[str]) -> list[str]:
-    """IOB1 (I- starts an entity, B- only between two of one type) to IOB2 (every entity starts with B-)."""
-    out, prev = [], "O"
-    for tag in tags:
-        if tag.startswith("I-") and (prev == "O" or prev[2:] != tag[2:]):
-            tag = "B-" + tag[2:]
-        out.append(tag)
-        prev = tag
-    return out
-
-
-def read_conll(path: Path) -> list[Sent]:
-    sents: list[Sent] = []
-    words: list[str] = []
-    tags: list[str] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        cols = line.split()
-        if cols and cols[0] == "-DOCSTART-":
-            continue
-        if not cols:
-            if words:
-                sents.append((words, iob1_to_iob2(tags)))
-            words, tags = [], []
-            continue
-        words.append(cols[0])
-        tags.append(cols[-1])
-    if words:
-        sents.append((words, iob1_to_iob2(tags)))
-    return sents
-
-
-def read_conllu(path: Path) -> list[Sent]:
-    sents: list[Sent] = []
-    words: list[str] = []
-    tags: list[str] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.startswith("#"):
-            continue
-        if not line.strip():
-            if words:
-                sents.append((words, tags))
-            words, tags = [], []
-            continue
-        cols = line.split("\t")
-        if "-" in cols[0] or "." in cols[0]:  # multiword tokens and empty nodes
-            continue
-        words.append(cols[1])
-        tags.append(cols[3])
-    if words:
-        sents.append((words, tags))
-    return sents
-
-
+# -- data and scores: seqtag's own, so flair reads and is scored exactly as seqtag and spaCy are ----------
 def read_split(task: str, split: str, max_sentences: int | None = None) -> list[Sent]:
-    folder, names = FILES[task]
-    path = corpora() / folder / names[("train", "dev", "test").index(split)]
-    sents = read_conll(path) if task == "ner" else read_conllu(path)
-    return sents[:max_sentences] if max_sentences else sents
+    """A split as ``bench_vs_spacy.py`` reads it: seqtag's corpus reader (CoNLL-2003 in IOB2 without the
+    ``-DOCSTART-`` lines; UD EWT's UPOS of the syntactic words)."""
+    from seqtag.data import load_corpus
+
+    corpora()
+    corpus = load_corpus(CORPUS[task], task, warn=lambda message: None)
+    sents = corpus.sentences(split, "IOB2" if task == "ner" else None)
+    return [(list(words), list(tags)) for words, tags in sents[:max_sentences or None]]
 
 
-def spans(tags: list[str]) -> set[tuple[int, int, str]]:
-    """The entities of an IOB2 sequence as (start, end, type); an I- that continues nothing starts one."""
-    out, start, kind = set(), -1, ""
-    for i, tag in enumerate([*tags, "O"]):
-        if start >= 0 and not (tag.startswith("I-") and tag[2:] == kind):
-            out.add((start, i, kind))
-            start = -1
-        if tag.startswith("B-") or (tag.startswith("I-") and start < 0):
-            start, kind = i, tag[2:]
-    return out
+def test_score(task: str, gold: list[Sent], pred: list[list[str]]) -> float:
+    """Entity F1 over exact spans (seqeval's default mode, as ``seqtag evaluate`` scores) or UPOS accuracy."""
+    from seqtag.evaluate import ner_scores, pos_scores
 
-
-def span_f1(gold: list[list[str]], pred: list[list[str]]) -> float:
-    """Micro entity F1 (percent) over exact spans, as seqeval's default mode scores valid IOB2."""
-    tp = n_gold = n_pred = 0
-    for g, p in zip(gold, pred):
-        gs, ps = spans(g), spans(p)
-        tp += len(gs & ps)
-        n_gold += len(gs)
-        n_pred += len(ps)
-    return 100 * 2 * tp / (n_gold + n_pred) if n_gold + n_pred else 0.0
+    words, tags = [w for w, _ in gold], [t for _, t in gold]
+    return float(ner_scores(tags, pred)["f1"] if task == "ner" else pos_scores(words, tags, pred)["accuracy"])
 
 
 def to_flair(task: str, sents: list[Sent]) -> list[Any]:
     from flair.data import Sentence
 
+    from seqtag.labels import spans_from_tags
+
     out = []
     for words, tags in sents:
         s = Sentence(words)
         if task == "ner":
-            for start, end, kind in sorted(spans(tags)):
+            for start, end, kind in spans_from_tags(tags):
                 s[start:end].add_label("ner", kind)
         else:
             for token, tag in zip(s, tags):
@@ -303,18 +244,15 @@ def measure(task: str, model: str, threads: int, batch_size: int) -> dict[str, A
         t0 = time.perf_counter()
         run()
         times.append(time.perf_counter() - t0)
-    gold_tags = [g for _, g in gold]
+    score = test_score(task, gold, pred)
+    seqeval_score = None
     if task == "ner":
-        score = span_f1(gold_tags, pred)
         try:
             from seqeval.metrics import f1_score
         except ImportError:
-            seqeval_score = None
+            pass
         else:
-            seqeval_score = 100 * f1_score(gold_tags, pred)
-    else:
-        ok = sum(a == b for g, p in zip(gold_tags, pred) for a, b in zip(g, p))
-        score, seqeval_score = 100 * ok / n_tokens, None
+            seqeval_score = 100 * f1_score([g for _, g in gold], pred)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out = {"test": score, "tokens": n_tokens, "tokens_per_s": n_tokens / statistics.median(times),
            "first_pass_tokens_per_s": n_tokens / first, "peak_rss_mb": round(peak, 1)}
@@ -376,7 +314,7 @@ def main() -> None:
     opts = {"max_epochs": args.max_epochs, "lr": args.lr, "batch_size": args.batch_size, "min_freq": args.min_freq,
             "crf": not args.no_crf, "max_sentences": args.max_sentences, "threads": args.threads}
     results: dict[str, Any] = {
-        "task": args.task, "corpus": FILES[args.task][0], "system": "flair", "seeds": args.seeds,
+        "task": args.task, "corpus": CORPUS[args.task], "system": "flair", "seeds": args.seeds,
         "first_seed": args.first_seed,
         "threads": args.threads, "flair": flair.__version__, "torch": torch.__version__,
         "python": platform.python_version(), "cpus": os.cpu_count(),

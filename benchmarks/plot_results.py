@@ -1,17 +1,17 @@
-"""The picture of the results against spaCy, drawn from the benchmark's JSON results (no measuring here).
+"""The picture of the three-system tables: seqtag, spaCy and flair, drawn from ``three_systems.py``'s JSON.
 
-Three panels, seqtag's default models beside spaCy 3.8's, each the median over seeds with the min-max
-range as a whisker:
+Two panels, each system's models beside the others', the median over seeds with the min-max range as a
+whisker (no measuring here):
 
 - the test score: CoNLL-2003 entity F1 (seqeval, IOB2) and UD English EWT UPOS accuracy (points: the
   axis does not start at 0);
-- inference tokens/s (2 threads, the whole test set pre-tokenized, batch 256): NER from
-  ``ner.json``; POS from the first pass of ``pos-remeasure.json`` when it is there (the same models
-  measured again alone on a quiet machine, as docs/benchmarks.md reports), else ``pos.json``;
-- the wall time from the start of training to the best dev score, NER only (the POS run's training
-  shared the machine with other work; docs/benchmarks.md).
+- inference tokens/s: the whole test set pre-tokenized, 1 thread each, every system measured in the same
+  run on the same machine (``three_systems.py --speed-models``).
 
-    .venv/bin/python benchmarks/plot_results.py          # writes docs/images/vs_spacy.png
+Training time stays out of the picture: the three systems' trainings shared the machine in different
+ways (docs/benchmarks.md says how), so their clocks do not compare.
+
+    .venv/bin/python benchmarks/plot_results.py          # writes docs/images/three_systems.png
 
 Prints the figures it draws.
 """
@@ -24,9 +24,12 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_RESULTS = HERE / "results"
-DEFAULT_OUTPUT = HERE.parent / "docs" / "images" / "vs_spacy.png"
-SYSTEMS = (("seqtag", "seqtag default", "#1f77b4"), ("spacy", "spaCy 3.8, same files", "#ff7f0e"))
+RESULTS = HERE / "results"
+DEFAULT_NER = RESULTS / "three_systems_ner_2026-12-04b.json"
+DEFAULT_POS = RESULTS / "three_systems_pos_1thread_2026-12-04c.json"
+DEFAULT_OUTPUT = HERE.parent / "docs" / "images" / "three_systems.png"
+SYSTEMS = (("seqtag", "seqtag default", "#1f77b4"), ("spacy", "spaCy 3.8", "#ff7f0e"),
+           ("flair", "flair 0.15.1 (NER 25, POS 20 epochs at most)", "#2ca02c"))
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -34,18 +37,23 @@ def _read(path: Path) -> dict[str, Any]:
         return json.load(f)
 
 
-def figures(results: Path) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
-    """``panel -> task -> system -> {"median", "min", "max"}`` from the JSON files in ``results``."""
-    ner, pos = _read(results / "ner.json"), _read(results / "pos.json")
-    remeasure = results / "pos-remeasure.json"
-    pos_speed = _read(remeasure)["passes"][0] if remeasure.exists() else pos
+def figures(ner_path: Path, pos_path: Path) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """``panel -> task -> system -> {"median", "min", "max"}`` from two ``three_systems.py`` results."""
+    ner, pos = _read(ner_path), _read(pos_path)
+    for path, result, task in ((ner_path, ner, "ner"), (pos_path, pos, "pos")):
+        if result.get("task") != task:
+            raise SystemExit(f"error: {path} holds the {result.get('task')!r} task, not {task!r}")
+        threads = {s: result["systems"][s]["measured_threads"] for s, _, _ in SYSTEMS}
+        if len(set(threads.values())) != 1:
+            raise SystemExit(f"error: {path}: the systems' speed was measured with different thread counts: {threads}")
     systems = [s for s, _, _ in SYSTEMS]
+
+    def summary(result: dict[str, Any], key: str) -> dict[str, dict[str, float]]:
+        return {s: result["systems"][s]["summary"][key] for s in systems}
+
     return {
-        "test": {"CoNLL-2003 NER\nentity F1": {s: ner[s]["test"] for s in systems},
-                 "UD EWT POS\nUPOS accuracy": {s: pos[s]["test"] for s in systems}},
-        "speed": {"NER": {s: ner[s]["tokens_per_s"] for s in systems},
-                  "POS": {s: pos_speed[s]["tokens_per_s"] for s in systems}},
-        "time": {"NER": {s: ner[s]["seconds_to_best"] for s in systems}},
+        "test": {"CoNLL-2003 NER\nentity F1": summary(ner, "test"), "UD EWT POS\nUPOS accuracy": summary(pos, "test")},
+        "speed": {"NER": summary(ner, "tokens_per_s"), "POS": summary(pos, "tokens_per_s")},
     }
 
 
@@ -59,16 +67,14 @@ def draw(data: dict[str, dict[str, dict[str, dict[str, float]]]], output: Path) 
     from matplotlib.ticker import FuncFormatter
 
     panels = (("test", "test score (higher is better)", "{:.2f}"),
-              ("speed", "inference tokens/s (higher is better)", "{:,.0f}"),
-              ("time", "NER: seconds to the best\ndev score (lower is better)", "{:,.0f} s"))
-    widths = [len(data[key]) + 0.4 for key, *_ in panels]
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.8), gridspec_kw={"width_ratios": widths}, layout="constrained")
-    bar = 0.38
+              ("speed", "inference tokens/s, 1 thread (higher is better)", "{:,.0f}"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(11, 3.8), layout="constrained")
+    bar = 0.27
     for ax, (key, title, fmt) in zip(axes, panels):
         tasks = list(data[key])
         top = max(s["max"] for t in data[key].values() for s in t.values())
         for i, (system, label, colour) in enumerate(SYSTEMS):
-            xs = [t + (i - 0.5) * bar for t in range(len(tasks))]
+            xs = [t + (i - (len(SYSTEMS) - 1) / 2) * bar for t in range(len(tasks))]
             stats = [data[key][task][system] for task in tasks]
             medians = [s["median"] for s in stats]
             errs = [[s["median"] - s["min"] for s in stats], [s["max"] - s["median"] for s in stats]]
@@ -92,8 +98,8 @@ def draw(data: dict[str, dict[str, dict[str, dict[str, float]]]], output: Path) 
             ax.set_ylim(0, top * 1.18)
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     axes[0].legend(loc="upper left", fontsize=8, framealpha=0.9)
-    fig.suptitle("seqtag and spaCy trained on the same files, 2 CPU cores, no pretrained vectors "
-                 "(median of 3 seeds, min-max)", fontsize=10)
+    fig.suptitle("seqtag, spaCy and flair trained from scratch on the same files, no pretrained vectors, "
+                 "one machine (median of 3 seeds, min-max)", fontsize=10)
     output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output, dpi=150, metadata={"Software": None})
     plt.close(fig)
@@ -101,10 +107,11 @@ def draw(data: dict[str, dict[str, dict[str, dict[str, float]]]], output: Path) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="the folder of the JSON results")
+    parser.add_argument("--ner", type=Path, default=DEFAULT_NER, help="three_systems.py's NER result")
+    parser.add_argument("--pos", type=Path, default=DEFAULT_POS, help="three_systems.py's POS result")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="the PNG to write")
     args = parser.parse_args(argv)
-    data = figures(args.results)
+    data = figures(args.ner, args.pos)
     for key, tasks in data.items():
         for task, systems in tasks.items():
             line = ", ".join(f"{s} {v['median']:,.2f} ({v['min']:,.2f}-{v['max']:,.2f})" for s, v in systems.items())

@@ -150,7 +150,7 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
                                      minilm_top2(25) + ["training.average=0.999"]),
     "minilm_finetune_top2_context_16": ("minilm_finetune_top2_average with document context (up to 16 tokens of the "
                                         "neighbouring sentences on each side, fed to MiniLM and the encoder, not "
-                                        "tagged): about 3x the cost of an epoch, for a GPU",
+                                        "tagged): about 2.3x the cost of an epoch on the CPU",
                                         minilm_top2(25) + ["training.average=0.999", "model.context=16"]),
     "minilm_frozen": ("pretrained, offline: all-MiniLM-L6-v2 frozen (mean of the last four layers, cached) beside "
                       "the word vectors (word dropout 0.05) and the character CNN, BiLSTM 256, the CRF "

@@ -217,9 +217,10 @@ class _Run:
 
     def __init__(self, out: Path, model: TaggerModel, optimizer: torch.optim.Optimizer, scheduler: Any,
                  rng: random.Random, state: TrainState, log: Callable[[str], None], dist: Dist = SINGLE,
-                 average: WeightAverage | None = None) -> None:
+                 average: WeightAverage | None = None, calibrates: bool = False) -> None:
         self.out, self.ckpt_dir = out, out / CHECKPOINT_DIR
         self.average = average
+        self.calibrates = calibrates  # the end of the run fits the head's temperature (training.calibrate)
         self.model, self.optimizer, self.scheduler, self.rng = model, optimizer, scheduler, rng
         self.state, self.log, self.dist = state, log, dist
         self.start_time = time.time() - state.elapsed
@@ -264,12 +265,9 @@ class _Run:
                  f"continue with `seqtag train --resume {self.out}`")
         state = self.state
         if state.best_epoch:  # the best model so far is usable as it is; what the end of the run adds to it
-            from .calibration import takes_temperature
-
-            calibrated = state.config.get("training", {}).get("calibrate", True) and takes_temperature(self.model.head)
             self.log(f"the best model so far (epoch {state.best_epoch}, dev {state.best_score:.2f}) is in {self.out}, "
                      f"not yet scored on test" + (f" nor calibrated (`seqtag calibrate {self.out}` calibrates it "
-                                                  f"now; the end of the run does both)" if calibrated else ""))
+                                                  f"now; the end of the run does both)" if self.calibrates else ""))
         raise Interrupted(signum)
 
 
@@ -390,7 +388,10 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
         return len(batches), listed()
 
     log(f"training on {device} with {describe()}")
-    run = _Run(out, model, optimizer, scheduler, rng, state, log, dist, average)
+    from .calibration import takes_temperature
+
+    run = _Run(out, model, optimizer, scheduler, rng, state, log, dist, average,
+               calibrates=tc.calibrate and takes_temperature(model.head))
 
     def averaged() -> Any:
         """The averaged weights in the model for a block (seqtag.averaging), or nothing without averaging."""

@@ -18,7 +18,8 @@ go through the encoder, and only the sentence is tagged.
 
     SEQTAG_CORPORA=../shared/corpora python benchmarks/bench_levers.py --task ner \\
         --levers default,char_lstm,locked_dropout --seeds 3 --jobs 2 --threads 1
-    # record models trained elsewhere with a lever's settings (no training)
+    # record models trained elsewhere with a lever's settings (no training; e.g. runs continued with
+    # `seqtag train --resume DIR --max-epochs N` past a --time-limit)
     python benchmarks/bench_levers.py --task ner --models char_lstm=runs/s0,runs/s1,runs/s2
     # or the default's seeds from a bench_vs_spacy.py run (trained the same way)
     python benchmarks/bench_levers.py --task pos --runs default=benchmarks/results/pos.json
@@ -45,7 +46,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_vs_spacy import corpora, model_scores, summary, train_seqtag  # noqa: E402
+from bench_vs_spacy import corpora, evaluate_test, model_scores, summary, train_seqtag  # noqa: E402
 
 from seqtag.atomic import atomic_write_json  # noqa: E402
 
@@ -238,14 +239,17 @@ def train_lever(task: str, lever: str, seeds: int, jobs: int, threads: int, work
         return list(pool.map(one, range(first_seed, first_seed + seeds)))
 
 
-def recorded(models: str) -> list[dict[str, Any]]:
+def recorded(models: str, task: str, threads: int) -> list[dict[str, Any]]:
     """Runs read from trained model folders, comma-separated (their seed from config.json, time to best from
-    meta.json)."""
+    meta.json). A model whose training was stopped before its end has no test score in meta.json: it is
+    scored on test with ``seqtag evaluate`` (``"interrupted": true``), as ``--time-limit`` does."""
     runs = []
     for folder in models.split(","):
         p = Path(folder)
         training = json.loads((p / "config.json").read_text()).get("training", {})
         scores = model_scores(p)
+        if scores["test_in_training"] is None:
+            scores.update(interrupted=True, test_in_training=evaluate_test(p, task, threads))
         seconds = scores.pop("train_seconds_to_best")
         runs.append({"seed": training.get("seed"), "threads": training.get("threads"), **scores,
                      "seconds_to_best": seconds})
@@ -280,7 +284,8 @@ def main() -> None:
     ap.add_argument("--task", choices=["ner", "pos"], default="ner")
     ap.add_argument("--levers", default="default", help=f"comma-separated, of: {', '.join(LEVERS)}")
     ap.add_argument("--models", action="append", default=[], metavar="LEVER=DIR,DIR",
-                    help="record models trained with a lever's settings instead of training them")
+                    help="record models trained with a lever's settings instead of training them (one "
+                         "whose training was stopped early is scored on test here)")
     ap.add_argument("--runs", action="append", default=[], metavar="LEVER=FILE",
                     help="record the seqtag runs of a bench_vs_spacy.py result file as a lever's (e.g. default)")
     ap.add_argument("--baseline", default="default", help="the lever the table compares with")
@@ -304,11 +309,11 @@ def main() -> None:
              "cpus": os.cpu_count(), "python": platform.python_version(), "quick": args.quick,
              "time_limit": args.time_limit, "device": device_name()}
     new: dict[str, list[dict[str, Any]]] = {}
-    for item, read in [(i, from_results) for i in args.runs] + [(i, recorded) for i in args.models]:
+    for item, models in [(i, False) for i in args.runs] + [(i, True) for i in args.models]:
         lever, _, source = item.partition("=")
         if lever not in LEVERS:
             ap.error(f"unknown lever {lever!r}; known: {', '.join(LEVERS)}")
-        new[lever] = read(source)
+        new[lever] = recorded(source, args.task, args.threads) if models else from_results(source)
     if not (args.models or args.runs):
         corpora()
         work = Path(args.work or tempfile.mkdtemp(prefix="seqtag-levers-"))

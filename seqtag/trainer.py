@@ -405,7 +405,8 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
                f"its step limit, training.max_steps = {tc.max_steps}" if state.out_of_steps(tc) else
                f"max_epochs = {tc.max_epochs}; --max-epochs N with --resume trains on up to epoch N")
         log(f"this run had already finished at epoch {state.epoch} (best dev {state.best_score:.2f} "
-            f"at epoch {state.best_epoch}; {why}); nothing to resume")
+            f"at epoch {state.best_epoch}; {why}); nothing to resume but the end of the run "
+            f"(calibration, scores), done again")
     try:
         while state.epoch < tc.max_epochs and not finished:
             epoch = state.epoch

@@ -139,7 +139,7 @@ def test_resuming_a_finished_run_trains_nothing(setup: tuple[Path, Path], tmp_pa
     before = (out / "model.safetensors").read_bytes()
     res = CliRunner().invoke(main, ["train", "--resume", str(out), "--no-progress"])
     assert res.exit_code == 0, res.output
-    assert "had already finished" in res.output
+    assert "had already finished" in res.output and "the end of the run (calibration, scores)" in res.output
     assert not any(line.startswith("epoch ") for line in res.output.splitlines())  # no epoch was trained
     assert (out / "model.safetensors").read_bytes() == before
 

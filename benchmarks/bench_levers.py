@@ -309,11 +309,14 @@ def main() -> None:
              "cpus": os.cpu_count(), "python": platform.python_version(), "quick": args.quick,
              "time_limit": args.time_limit, "device": device_name()}
     new: dict[str, list[dict[str, Any]]] = {}
-    for item, models in [(i, False) for i in args.runs] + [(i, True) for i in args.models]:
+    def from_models(source: str) -> list[dict[str, Any]]:
+        return recorded(source, args.task, args.threads)
+
+    for item, read in [(i, from_results) for i in args.runs] + [(i, from_models) for i in args.models]:
         lever, _, source = item.partition("=")
         if lever not in LEVERS:
             ap.error(f"unknown lever {lever!r}; known: {', '.join(LEVERS)}")
-        new[lever] = recorded(source, args.task, args.threads) if models else from_results(source)
+        new[lever] = read(source)
     if not (args.models or args.runs):
         corpora()
         work = Path(args.work or tempfile.mkdtemp(prefix="seqtag-levers-"))

@@ -406,7 +406,7 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
                f"max_epochs = {tc.max_epochs}; --max-epochs N with --resume trains on up to epoch N")
         log(f"this run had already finished at epoch {state.epoch} (best dev {state.best_score:.2f} "
             f"at epoch {state.best_epoch}; {why}); nothing to resume but the end of the run "
-            f"(calibration, scores), done again")
+            f"({'calibration, scores' if run.calibrates else 'scores'}), done again")
     try:
         while state.epoch < tc.max_epochs and not finished:
             epoch = state.epoch

@@ -73,10 +73,12 @@ def minilm_frozen(word_dropout: float) -> list[str]:
         "training.patience=6", "training.eval_batch_size=128"]
 
 
-def minilm_top2(max_epochs: int) -> list[str]:
+def minilm_top2(max_epochs: int, cache_lower_layers: bool = False) -> list[str]:
     """... and the top two of MiniLM's layers fine-tuned (train_layers = 2), the mean of its last four layers,
-    word dropout 0.3, patience 4."""
-    return (["model.embedding.parts=" + json.dumps([{**MINILM, "layers": [-1, -2, -3, -4], "train_layers": 2},
+    word dropout 0.3, patience 4; with ``cache_lower_layers`` the four below run once per sentence (no dropout)."""
+    cached = {"cache_lower_layers": True} if cache_lower_layers else {}
+    return (["model.embedding.parts=" + json.dumps([{**MINILM, "layers": [-1, -2, -3, -4], "train_layers": 2,
+                                                     **cached},
                                                     {**WORD, "word_dropout": 0.3}, CHARS])]
             + [o for o in MINILM_FINETUNE[1:] if not o.startswith(("training.max_epochs=", "training.patience="))]
             + [f"training.max_epochs={max_epochs}", "training.patience=4"])
@@ -153,6 +155,12 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
                                         "neighbouring sentences on each side, fed to MiniLM and the encoder, not "
                                         "tagged): about 2.3x the cost of an epoch on the CPU",
                                         minilm_top2(25) + ["training.average=0.999", "model.context=16"]),
+    "minilm_finetune_top2_cached_context_16": ("minilm_finetune_top2_context_16 with MiniLM's four lower layers run "
+                                               "once per sentence, without dropout, and cached "
+                                               "(cache_lower_layers = true): each step runs the top two alone, "
+                                               "about 1.6x the training speed on the CPU",
+                                               minilm_top2(25, cache_lower_layers=True)
+                                               + ["training.average=0.999", "model.context=16"]),
     "minilm_frozen": ("pretrained, offline: all-MiniLM-L6-v2 frozen (mean of the last four layers, cached) beside "
                       "the word vectors (word dropout 0.05) and the character CNN, BiLSTM 256, the CRF "
                       "(conll2003_minilm.toml until 2026-12-03)",

@@ -90,11 +90,17 @@ class TransformerEmbedding(Embedding):
         train_layers: Fine-tune only the top ``train_layers`` transformer layers (``freeze = false``); the
             embedding layer and the layers below stay as they are, and no gradient is computed through them,
             so a step costs less (0: every layer trains).
+        cache_lower_layers: With ``train_layers``, run the layers below the trained ones once per sentence,
+            without dropout, and cache their states (per sentence, like a frozen transformer's vectors), so a
+            training step runs only the top ``train_layers`` layers. Faster; the layers below then never drop
+            out. Needs a model whose layers take hidden states and an attention mask (BERT-like: BERT, RoBERTa,
+            MiniLM, ELECTRA); another is refused in one line when training starts.
     """
 
     def __init__(self, model_path: str = "", pooling: str = "first", layers: Sequence[int] = (-1,),
                  freeze: bool = True, save_weights: bool = False, cache: bool = True, cache_size: int = 100_000,
-                 max_length: int = 0, lr: float = 0.0, train_layers: int = 0) -> None:
+                 max_length: int = 0, lr: float = 0.0, train_layers: int = 0,
+                 cache_lower_layers: bool = False) -> None:
         super().__init__()
         if not model_path:
             raise ConfigError("transformer_embeddings.v1: set model_path to a local Hugging Face model folder, "
@@ -114,7 +120,11 @@ class TransformerEmbedding(Embedding):
             raise ConfigError(f"transformer_embeddings.v1: train_layers must be 0 (every layer) or a number of top "
                               f"layers to fine-tune with freeze = false, got {train_layers}"
                               f"{' with freeze = true' if freeze and train_layers > 0 else ''}")
+        if cache_lower_layers and not train_layers:
+            raise ConfigError("transformer_embeddings.v1: cache_lower_layers caches the layers below the trained "
+                              "ones: set train_layers (with freeze = false) too")
         self.train_layers = int(train_layers)
+        self.cache_lower_layers = bool(cache_lower_layers)
         self.model_path, self.pooling, self.layers = model_path, pooling, layers
         self.learning_rate = None if freeze or not lr else float(lr)  # its optimizer group (seqtag.trainer)
         self.freeze, self.save_weights = freeze, save_weights
@@ -128,6 +138,11 @@ class TransformerEmbedding(Embedding):
         self._pad_id = 0
         self._abs_path = ""
         self._cache: dict[tuple[str, ...], torch.Tensor] = {}
+        # cache_lower_layers: per sentence, per window, (the input of the first trained layer, the sum of the chosen
+        # layers below it), both (subwords, hidden) on the CPU
+        self._lower: dict[tuple[str, ...], list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self._top_layers: tuple[nn.Module, ...] | None = None  # the trained layers, once checked (a tuple: no
+        # submodules of their own, which state_dict() would hold twice)
         self.transformer: nn.Module | None = None  # a submodule only when its weights are saved
 
     # -- the transformer, held inside or outside the module tree ------------------------------------
@@ -178,6 +193,7 @@ class TransformerEmbedding(Embedding):
         if frozen is not None:  # .to(device) / .half() reach the unsaved transformer too
             frozen._apply(fn, *args, **kwargs)
         self._cache.clear()
+        self._lower.clear()
         return self
 
     def train(self, mode: bool = True) -> "TransformerEmbedding":
@@ -273,6 +289,8 @@ class TransformerEmbedding(Embedding):
         self.output_dim = int(self._hf_config["hidden_size"])
         self._set_model(model)
         self._cache.clear()
+        self._lower.clear()
+        self._top_layers = None
 
     def initialize(self, sentences: Iterable[Sequence[str]]) -> None:
         """Read the tokenizer, config and weights from ``model_path`` (the sentences are not needed)."""
@@ -379,6 +397,130 @@ class TransformerEmbedding(Embedding):
         states = out.hidden_states
         return torch.stack([states[i] for i in self.layers]).mean(dim=0)  # shape: (n, len, hidden)
 
+    def _pad(self, rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Subword id rows padded to one width, and their attention mask: ``(n, width)`` each."""
+        width = max(len(row) for row in rows)
+        ids = torch.full((len(rows), width), self._pad_id, dtype=torch.long)  # shape: (n, width)
+        for r, row in enumerate(rows):
+            ids[r, : len(row)] = torch.as_tensor(row)
+        lengths = torch.tensor([len(row) for row in rows])  # shape: (n,)
+        return ids, (torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)).long()
+
+    # -- cache_lower_layers: the layers below the trained ones run once per sentence -----------------------
+    @property
+    def _first_trained(self) -> int:
+        """The index in ``hidden_states`` of the first trained layer's input (the last state cached)."""
+        return int(self._hf_config["num_hidden_layers"]) - self.train_layers
+
+    def _chosen(self) -> list[int]:
+        """:attr:`layers` as indices into ``hidden_states`` (0 the embedding layer)."""
+        n_layers = int(self._hf_config["num_hidden_layers"])
+        return [i if i >= 0 else n_layers + 1 + i for i in self.layers]
+
+    def _lower_states(self, keys: Sequence[tuple[str, ...]], windows: dict[int, list[tuple[list[int], list[int]]]],
+                      device: torch.device) -> dict[tuple[str, ...], list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Per sentence of the batch, per window: (the first trained layer's input, the sum of the chosen layers
+        below it), from the cache or computed now without dropout (and cached while there is room)."""
+        first, chosen = self._first_trained, self._chosen()
+        found = {k: self._lower[k] for k in keys if k in self._lower}
+        todo = [(b, w, ids) for b, ws in windows.items() if keys[b] not in found for w, (ids, _) in enumerate(ws)]
+        todo.sort(key=lambda item: len(item[2]))
+        fresh: dict[tuple[str, ...], dict[int, tuple[torch.Tensor, torch.Tensor]]] = {}
+        model, was_training = self.model, self.model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                for start in range(0, len(todo), _CHUNKS_PER_CALL):
+                    part = todo[start: start + _CHUNKS_PER_CALL]
+                    ids, attention = self._pad([row for _, _, row in part])  # shape: (n, width) each
+                    out = model(input_ids=ids.to(device), attention_mask=attention.to(device),
+                                output_hidden_states=True)
+                    states = out.hidden_states  # (layers + 1) x shape: (n, width, hidden)
+                    below = [states[j] for j in chosen if j <= first]
+                    total = torch.stack(below).sum(dim=0) if below else torch.zeros_like(states[first])
+                    for r, (b, w, row) in enumerate(part):
+                        fresh.setdefault(keys[b], {})[w] = (states[first][r, : len(row)].float().cpu().clone(),
+                                                           total[r, : len(row)].float().cpu().clone())
+        finally:
+            model.train(was_training)
+        for key, per_window in fresh.items():
+            found[key] = [per_window[w] for w in range(len(per_window))]
+            if len(self._lower) < self.cache_size:
+                self._lower[key] = found[key]
+        return found
+
+    def _top_hidden(self, top: Sequence[nn.Module], lower: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                    attention: torch.Tensor) -> torch.Tensor:
+        """The mean of the chosen layers, the trained ones (``top``) run from the cached input of the first:
+        ``(n, width, hidden)``, as :meth:`_hidden` gives."""
+        device = attention.device
+        n, width = attention.shape
+        first, chosen = self._first_trained, self._chosen()
+        hidden = torch.zeros(n, width, self.output_dim, device=device)  # shape: (n, width, hidden)
+        total = torch.zeros(n, width, self.output_dim, device=device)  # shape: (n, width, hidden)
+        for r, (state, below) in enumerate(lower):
+            hidden[r, : len(state)] = state.to(device)
+            total[r, : len(below)] = below.to(device)
+        mask = self._layer_mask(attention, hidden)
+        for j, layer in enumerate(top, start=first + 1):
+            out = layer(hidden, mask)
+            hidden = out[0] if isinstance(out, tuple) else out  # shape: (n, width, hidden)
+            if j in chosen:
+                total = total + hidden
+        return total / len(chosen)
+
+    def _layer_mask(self, attention: torch.Tensor, hidden: torch.Tensor) -> Any:
+        """The attention mask the transformer's layers take, made as the model makes it for its attention kernel."""
+        try:
+            from transformers.masking_utils import create_bidirectional_mask
+        except ImportError:  # transformers 4 before masking_utils: BERT-like models' additive mask
+            return self.model.get_extended_attention_mask(attention, attention.shape)
+        return create_bidirectional_mask(config=self.model.config, inputs_embeds=hidden, attention_mask=attention)
+
+    def _layer_list(self) -> nn.ModuleList:
+        """The transformer's list of layers (``encoder.layer`` in BERT-like models)."""
+        n_layers = int(self._hf_config.get("num_hidden_layers") or 0)
+        for name, module in self.model.named_modules():
+            if isinstance(module, nn.ModuleList) and len(module) == n_layers and \
+                    name.rsplit(".", 1)[-1] in ("layer", "layers", "h", "block"):
+                return module
+        raise ConfigError(f"transformer_embeddings.v1: cache_lower_layers: no list of {n_layers} layers found in "
+                          f"this {self._hf_config.get('model_type')} model; set cache_lower_layers = false")
+
+    def _trained_layers(self, device: torch.device) -> tuple[nn.Module, ...]:
+        """The trained layers, checked once to give what the whole transformer gives on a padded batch."""
+        if self._top_layers is not None:
+            return self._top_layers
+        top = tuple(self._layer_list()[self._first_trained:])
+        model, was_training = self.model, self.model.training
+        rows = [list(range(1, 6)), list(range(6, 9))]  # two windows of 5 and 3 subword ids: one padded
+        ids, attention = self._pad(rows)
+        ids, attention = ids.to(device), attention.to(device)
+        model.eval()
+        problem = ""
+        try:
+            with torch.no_grad(), torch.autocast(device.type, enabled=False):
+                whole = self._hidden(ids, attention)
+                out = model(input_ids=ids, attention_mask=attention, output_hidden_states=True)
+                first, chosen = self._first_trained, self._chosen()
+                lower = [(out.hidden_states[first][r], sum((out.hidden_states[j][r] for j in chosen if j <= first),
+                                                           torch.zeros_like(out.hidden_states[first][r])))
+                         for r in range(len(rows))]
+                parted = self._top_hidden(top, lower, attention)
+                keep = attention.bool()
+                if not torch.allclose(parted[keep], whole[keep], atol=1e-4, rtol=1e-3):
+                    problem = f"its layers run alone differ from the whole model by " \
+                              f"{(parted[keep] - whole[keep]).abs().max().item():.2g}"
+        except Exception as exc:  # a layer that needs more than (hidden states, mask), e.g. rotary positions
+            problem = f"its layers cannot run alone ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+        finally:
+            model.train(was_training)
+        if problem:
+            raise ConfigError(f"transformer_embeddings.v1: cache_lower_layers does not work with this "
+                              f"{self._hf_config.get('model_type')} model: {problem}; set cache_lower_layers = false")
+        self._top_layers = top
+        return top
+
     def export_module(self) -> nn.Module:
         """Not exportable to ONNX (seqtag's export hook): refused in one line naming this embedding."""
         from seqtag.export_hook import not_exportable
@@ -396,24 +538,29 @@ class TransformerEmbedding(Embedding):
         device = next(self.model.parameters()).device
         batch, seq = len(keys), max((len(k) for k in keys), default=1) or 1
         hidden = self.output_dim
-        flat_windows = [(b, ids, tg) for b, ws in windows.items() for ids, tg in ws]
-        flat_windows.sort(key=lambda w: len(w[1]))  # similar lengths together: less padding
+        flat_windows = [(b, w, ids, tg) for b, ws in windows.items() for w, (ids, tg) in enumerate(ws)]
+        flat_windows.sort(key=lambda w: len(w[2]))  # similar lengths together: less padding
         sums = torch.zeros(batch * seq, hidden, device=device)  # shape: (batch * seq, hidden)
         counts = torch.zeros(batch * seq, device=device)  # shape: (batch * seq,)
         trains = self.training and not self.freeze and torch.is_grad_enabled()
+        lower = top = None
+        if trains and self.cache_lower_layers:
+            top = self._trained_layers(device)
+            lower = self._lower_states(keys, windows, device)
         grad = torch.enable_grad() if trains else torch.no_grad()
         with grad:
             for start in range(0, len(flat_windows), _CHUNKS_PER_CALL):
                 part = flat_windows[start: start + _CHUNKS_PER_CALL]
-                width = max(len(ids) for _, ids, _ in part)
-                ids = torch.full((len(part), width), self._pad_id, dtype=torch.long)  # shape: (n, width)
+                ids, attention = self._pad([row for _, _, row, _ in part])  # shape: (n, width) each
+                width = ids.shape[1]
                 target = torch.full((len(part), width), -1, dtype=torch.long)  # shape: (n, width)
-                for r, (b, row, tg) in enumerate(part):
-                    ids[r, : len(row)] = torch.as_tensor(row)
+                for r, (b, _, _, tg) in enumerate(part):
                     target[r, : len(tg)] = torch.as_tensor([t if t < 0 else b * seq + t for t in tg])
-                attention = (torch.arange(width).unsqueeze(0) <
-                             torch.tensor([len(r) for _, r, _ in part]).unsqueeze(1)).long()  # shape: (n, width)
-                states = self._hidden(ids.to(device), attention.to(device))  # shape: (n, width, hidden)
+                if lower is None or top is None:
+                    states = self._hidden(ids.to(device), attention.to(device))  # shape: (n, width, hidden)
+                else:
+                    states = self._top_hidden(top, [lower[keys[b]][w] for b, w, _, _ in part],
+                                              attention.to(device))  # shape: (n, width, hidden)
                 valid = (target >= 0).to(device)  # shape: (n, width)
                 where = target.to(device)[valid]  # shape: (pieces,)
                 sums = sums.index_add(0, where, states[valid].to(sums.dtype))

@@ -116,6 +116,53 @@ def test_train_layers_fine_tunes_only_the_top_layers(tmp_path: Path) -> None:
         _tiny_tagger(MODEL, freeze=False, train_layers=n + 1)
 
 
+def test_cache_lower_layers_runs_only_the_trained_layers_and_gives_the_same_vectors(tmp_path: Path) -> None:
+    cached = _tiny_tagger(MODEL, freeze=False, lr=1e-3, train_layers=2, layers=[-1, -2, -3, -4],
+                          cache_lower_layers=True)
+    plain = _tiny_tagger(MODEL, freeze=False, lr=1e-3, train_layers=2, layers=[-1, -2, -3, -4])
+    plain.model.load_state_dict(cached.model.state_dict())
+    emb, ref = cached.model.embedding, plain.model.embedding
+    words = WORDS[:6]
+    for e in (emb, ref):  # training mode, but without dropout: the two paths must agree
+        e.train()
+        e.model.eval()
+    out = emb(emb.featurize(words))
+    assert len(emb._lower) == len({tuple(w) for w in words}) and not ref._lower
+    assert torch.allclose(out, ref(ref.featurize(words)), atol=1e-5)
+    # a step runs only the trained layers: the layers below are not called again for cached sentences
+    calls: list[int] = []
+    hooks = [layer.register_forward_hook(lambda *_, i=i: calls.append(i))
+             for i, layer in enumerate(emb._layer_list())]
+    n = emb.model.config.num_hidden_layers
+    out = emb(emb.featurize(words))
+    for h in hooks:
+        h.remove()
+    assert set(calls) == {n - 2, n - 1}
+    out.sum().backward()
+    grads = {name for name, p in emb.model.named_parameters() if p.grad is not None}
+    assert grads and all(f".layer.{n - 2}." in g or f".layer.{n - 1}." in g for g in grads)
+    # prediction (eval mode) runs the whole transformer, cache or not, and a saved tagger predicts the same
+    cached.model.eval()
+    expected = [p.tags for p in cached.predict(WORDS)]
+    cached.save(tmp_path / "cached")
+    assert [p.tags for p in Tagger.load(tmp_path / "cached").predict(WORDS)] == expected
+    with pytest.raises(ConfigError, match="set train_layers"):
+        build_part("embedding", {"type": "transformer_embeddings.v1", "model_path": MODEL, "freeze": False,
+                                 "cache_lower_layers": True})
+
+
+def test_cache_lower_layers_refuses_layers_that_do_not_run_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    tagger = _tiny_tagger(MODEL, freeze=False, train_layers=2, cache_lower_layers=True)
+    emb = tagger.model.embedding
+    layers = emb._layer_list()
+    reordered = torch.nn.ModuleList([layers[i] for i in (0, 1, 2, 3, 5, 4)])  # the trained two swapped
+    monkeypatch.setattr(type(emb), "_layer_list", lambda self: reordered)
+    emb.train()
+    with pytest.raises(ConfigError, match="cache_lower_layers does not work with this bert model: its layers run "
+                                          "alone differ from the whole model"):
+        emb(emb.featurize(WORDS[:2]))
+
+
 def test_the_package_path_form_and_clear_errors(tmp_path: Path) -> None:
     if MODEL.startswith("pkg:"):
         assert (resolve_model_path(MODEL) / "config.json").is_file()

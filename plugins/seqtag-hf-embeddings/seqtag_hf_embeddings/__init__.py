@@ -421,7 +421,6 @@ class TransformerEmbedding(Embedding):
                       device: torch.device) -> dict[tuple[str, ...], list[tuple[torch.Tensor, torch.Tensor]]]:
         """Per sentence of the batch, per window: (the first trained layer's input, the sum of the chosen layers
         below it), from the cache or computed now without dropout (and cached while there is room)."""
-        first, chosen = self._first_trained, self._chosen()
         found = {k: self._lower[k] for k in keys if k in self._lower}
         todo = [(b, w, ids) for b, ws in windows.items() if keys[b] not in found for w, (ids, _) in enumerate(ws)]
         todo.sort(key=lambda item: len(item[2]))
@@ -435,11 +434,9 @@ class TransformerEmbedding(Embedding):
                     ids, attention = self._pad([row for _, _, row in part])  # shape: (n, width) each
                     out = model(input_ids=ids.to(device), attention_mask=attention.to(device),
                                 output_hidden_states=True)
-                    states = out.hidden_states  # (layers + 1) x shape: (n, width, hidden)
-                    below = [states[j] for j in chosen if j <= first]
-                    total = torch.stack(below).sum(dim=0) if below else torch.zeros_like(states[first])
+                    state, total = self._lower_parts(out.hidden_states)  # shape: (n, width, hidden) each
                     for r, (b, w, row) in enumerate(part):
-                        fresh.setdefault(keys[b], {})[w] = (states[first][r, : len(row)].float().cpu().clone(),
+                        fresh.setdefault(keys[b], {})[w] = (state[r, : len(row)].float().cpu().clone(),
                                                            total[r, : len(row)].float().cpu().clone())
         finally:
             model.train(was_training)
@@ -448,6 +445,13 @@ class TransformerEmbedding(Embedding):
             if len(self._lower) < self.cache_size:
                 self._lower[key] = found[key]
         return found
+
+    def _lower_parts(self, states: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the cache holds, from the whole transformer's ``hidden_states``: the first trained layer's input
+        and the sum of the chosen layers below it (zeros if none), each ``(n, width, hidden)``."""
+        first = self._first_trained
+        below = [states[j] for j in self._chosen() if j <= first]
+        return states[first], torch.stack(below).sum(dim=0) if below else torch.zeros_like(states[first])
 
     def _top_hidden(self, top: Sequence[nn.Module], lower: Sequence[tuple[torch.Tensor, torch.Tensor]],
                     attention: torch.Tensor) -> torch.Tensor:
@@ -502,10 +506,8 @@ class TransformerEmbedding(Embedding):
             with torch.no_grad(), torch.autocast(device.type, enabled=False):
                 whole = self._hidden(ids, attention)
                 out = model(input_ids=ids, attention_mask=attention, output_hidden_states=True)
-                first, chosen = self._first_trained, self._chosen()
-                lower = [(out.hidden_states[first][r], sum((out.hidden_states[j][r] for j in chosen if j <= first),
-                                                           torch.zeros_like(out.hidden_states[first][r])))
-                         for r in range(len(rows))]
+                state, total = self._lower_parts(out.hidden_states)
+                lower = [(state[r], total[r]) for r in range(len(rows))]
                 parted = self._top_hidden(top, lower, attention)
                 keep = attention.bool()
                 if not torch.allclose(parted[keep], whole[keep], atol=1e-4, rtol=1e-3):

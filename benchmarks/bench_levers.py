@@ -73,12 +73,13 @@ def minilm_frozen(word_dropout: float) -> list[str]:
         "training.patience=6", "training.eval_batch_size=128"]
 
 
-def minilm_top2(max_epochs: int, cache_lower_layers: bool = False) -> list[str]:
-    """... and the top two of MiniLM's layers fine-tuned (train_layers = 2), the mean of its last four layers,
-    word dropout 0.3, patience 4; with ``cache_lower_layers`` the four below run once per sentence (no dropout)."""
+def minilm_top2(max_epochs: int, cache_lower_layers: bool = False, lr: float = 5e-5) -> list[str]:
+    """... and the top two of MiniLM's layers fine-tuned (train_layers = 2) at ``lr``, the mean of its last four
+    layers, word dropout 0.3, patience 4; with ``cache_lower_layers`` the four below run once per sentence (no
+    dropout)."""
     cached = {"cache_lower_layers": True} if cache_lower_layers else {}
     return (["model.embedding.parts=" + json.dumps([{**MINILM, "layers": [-1, -2, -3, -4], "train_layers": 2,
-                                                     **cached},
+                                                     "lr": lr, **cached},
                                                     {**WORD, "word_dropout": 0.3}, CHARS])]
             + [o for o in MINILM_FINETUNE[1:] if not o.startswith(("training.max_epochs=", "training.patience="))]
             + [f"training.max_epochs={max_epochs}", "training.patience=4"])
@@ -161,6 +162,9 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
                                                "the training speed alone on the CPU, 1.2x three at once",
                                                minilm_top2(25, cache_lower_layers=True)
                                                + ["training.average=0.999", "model.context=16"]),
+    "minilm_finetune_top2_lr_1e-4": ("minilm_finetune_top2_average with MiniLM's top two layers at twice the "
+                                     "learning rate (1e-4 instead of 5e-5)",
+                                     minilm_top2(25, lr=1e-4) + ["training.average=0.999"]),
     "minilm_frozen": ("pretrained, offline: all-MiniLM-L6-v2 frozen (mean of the last four layers, cached) beside "
                       "the word vectors (word dropout 0.05) and the character CNN, BiLSTM 256, the CRF "
                       "(conll2003_minilm.toml until 2026-12-03)",

@@ -399,12 +399,17 @@ class TransformerEmbedding(Embedding):
 
     def _pad(self, rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Subword id rows padded to one width, and their attention mask: ``(n, width)`` each."""
-        width = max(len(row) for row in rows)
-        ids = torch.full((len(rows), width), self._pad_id, dtype=torch.long)  # shape: (n, width)
+        attention = self._attention(rows)  # shape: (n, width)
+        ids = torch.full(attention.shape, self._pad_id, dtype=torch.long)  # shape: (n, width)
         for r, row in enumerate(rows):
             ids[r, : len(row)] = torch.as_tensor(row)
+        return ids, attention
+
+    @staticmethod
+    def _attention(rows: Sequence[Sequence[int]]) -> torch.Tensor:
+        """The attention mask of subword id rows padded to one width: 1 on a subword, 0 on padding, ``(n, width)``."""
         lengths = torch.tensor([len(row) for row in rows])  # shape: (n,)
-        return ids, (torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)).long()
+        return (torch.arange(int(lengths.max())).unsqueeze(0) < lengths.unsqueeze(1)).long()
 
     # -- cache_lower_layers: the layers below the trained ones run once per sentence -----------------------
     @property
@@ -553,8 +558,12 @@ class TransformerEmbedding(Embedding):
         with grad:
             for start in range(0, len(flat_windows), _CHUNKS_PER_CALL):
                 part = flat_windows[start: start + _CHUNKS_PER_CALL]
-                ids, attention = self._pad([row for _, _, row, _ in part])  # shape: (n, width) each
-                width = ids.shape[1]
+                rows = [row for _, _, row, _ in part]
+                if lower is None or top is None:
+                    ids, attention = self._pad(rows)  # shape: (n, width) each
+                else:  # the trained layers start from the cached states: no ids needed
+                    attention = self._attention(rows)  # shape: (n, width)
+                width = attention.shape[1]
                 target = torch.full((len(part), width), -1, dtype=torch.long)  # shape: (n, width)
                 for r, (b, _, _, tg) in enumerate(part):
                     target[r, : len(tg)] = torch.as_tensor([t if t < 0 else b * seq + t for t in tg])

@@ -561,17 +561,14 @@ class TransformerEmbedding(Embedding):
                 rows = [row for _, _, row, _ in part]
                 if lower is None or top is None:
                     ids, attention = self._pad(rows)  # shape: (n, width) each
+                    states = self._hidden(ids.to(device), attention.to(device))  # shape: (n, width, hidden)
                 else:  # the trained layers start from the cached states: no ids needed
                     attention = self._attention(rows)  # shape: (n, width)
-                width = attention.shape[1]
-                target = torch.full((len(part), width), -1, dtype=torch.long)  # shape: (n, width)
-                for r, (b, _, _, tg) in enumerate(part):
-                    target[r, : len(tg)] = torch.as_tensor([t if t < 0 else b * seq + t for t in tg])
-                if lower is None or top is None:
-                    states = self._hidden(ids.to(device), attention.to(device))  # shape: (n, width, hidden)
-                else:
                     states = self._top_hidden(top, [lower[keys[b]][w] for b, w, _, _ in part],
                                               attention.to(device))  # shape: (n, width, hidden)
+                target = torch.full(attention.shape, -1, dtype=torch.long)  # shape: (n, width)
+                for r, (b, _, _, tg) in enumerate(part):
+                    target[r, : len(tg)] = torch.as_tensor([t if t < 0 else b * seq + t for t in tg])
                 valid = (target >= 0).to(device)  # shape: (n, width)
                 where = target.to(device)[valid]  # shape: (pieces,)
                 sums = sums.index_add(0, where, states[valid].to(sums.dtype))

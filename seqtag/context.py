@@ -5,6 +5,9 @@ the network with up to ``N`` tokens of the sentences before it and ``N`` of thos
 document (CoNLL files mark documents with ``-DOCSTART-`` lines; without them a file is one document). The
 embedding and the encoder run over the whole window; the head scores, trains and decodes the centre
 sentence alone (:meth:`seqtag.model.TaggerModel.encode` picks its positions out of the encoder's output).
+With ``model.context_scope = "embedding"`` only the embedding reads the window (a transformer's vectors see
+the document; word and character vectors are the same either way) and the encoder runs over the sentence
+alone, so an epoch costs the encoder what it costs without context.
 
 The window rides with the tokens: :class:`InContext` is the centre sentence's token list, which every
 part of seqtag reads as before, carrying ``left`` and ``right``. Corpora (training, scoring), ``seqtag
@@ -20,7 +23,8 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 from .errors import ConfigError
 from .jsonio import shown
 
-__all__ = ["InContext", "window", "with_context", "iter_with_context", "context_size"]
+__all__ = ["InContext", "window", "with_context", "iter_with_context", "context_size", "context_scope",
+           "CONTEXT_SCOPES"]
 
 
 class InContext(list[str]):
@@ -110,3 +114,17 @@ def context_size(model_cfg: Mapping[str, Any]) -> int:
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise ConfigError(f"[model] context must be a whole number of tokens >= 0, got {shown(size)}")
     return size
+
+
+CONTEXT_SCOPES = ("encoder", "embedding")
+
+
+def context_scope(model_cfg: Mapping[str, Any]) -> str:
+    """``model.context_scope`` of a model table: the last part that reads the document context, ``"encoder"``
+    (the default: the embedding and the encoder run over the window) or ``"embedding"`` (the embedding runs
+    over the window, the encoder over the sentence alone)."""
+    scope = model_cfg.get("context_scope", "encoder")
+    if scope not in CONTEXT_SCOPES:
+        raise ConfigError(f"[model] context_scope must be one of {', '.join(map(repr, CONTEXT_SCOPES))}, "
+                          f"got {shown(scope)}")
+    return scope

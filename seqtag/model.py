@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .config import build_part
-from .context import InContext, window
+from .context import InContext, context_scope, window
 from .devices import to_device
 from .embeddings.base import Embedding, Features
 from .encoders.base import Encoder
@@ -20,7 +20,7 @@ from .masks import mask_from_lengths
 from .registry import NETWORK_KINDS
 from .resources import check_model
 
-__all__ = ["TaggerModel", "Batch", "make_batch", "model_device"]
+__all__ = ["TaggerModel", "Batch", "make_batch", "model_device", "centre_of"]
 
 
 @dataclass
@@ -117,6 +117,7 @@ class TaggerModel(nn.Module):
         else:
             self.embedding.initialize(training or [])
         dropout = float(model_cfg.get("dropout", 0.0))
+        self.context_scope = context_scope(model_cfg)  # which parts read a sentence's document context
         self.dropout = Dropout(dropout, locked=bool(model_cfg.get("locked_dropout", False)))
         self.encoder: Encoder = build_part("encoder", model_cfg["encoder"], input_dim=self.embedding.output_dim)
         self.head: Head = build_part("head", model_cfg["head"], input_dim=self.encoder.output_dim,
@@ -126,14 +127,17 @@ class TaggerModel(nn.Module):
         return {"embedding": self.embedding.get_assets()}
 
     def encode(self, batch: Batch) -> torch.Tensor:
-        """The encoder's vectors of the tagged positions (those of :attr:`Batch.tag_mask`)."""
-        x = self.dropout(self.embedding(batch.features))  # shape: (batch, seq, emb_dim)
-        h = self.dropout(self.encoder(x, batch.mask))  # shape: (batch, seq, enc_dim)
+        """The encoder's vectors of the tagged positions (those of :attr:`Batch.tag_mask`). With document
+        context the embedding reads each sentence's window; the encoder reads it too, or with
+        ``context_scope = "embedding"`` the sentence's own vectors picked out of it."""
+        x = self.embedding(batch.features)  # shape: (batch, seq, emb_dim)
+        if batch.centre is not None and self.context_scope == "embedding":
+            x, mask = centre_of(x, batch.centre[0], batch.centre[1]), batch.centre[1]
+            return self.dropout(self.encoder(self.dropout(x), mask))  # shape: (batch, words, enc_dim)
+        h = self.dropout(self.encoder(self.dropout(x), batch.mask))  # shape: (batch, seq, enc_dim)
         if batch.centre is None:
             return h
-        starts, centre = batch.centre  # each sentence's positions out of its window
-        pos = (starts[:, None] + torch.arange(centre.size(1), device=h.device)).clamp_(max=h.size(1) - 1)
-        return h.gather(1, pos[:, :, None].expand(-1, -1, h.size(2)))  # shape: (batch, words, enc_dim)
+        return centre_of(h, batch.centre[0], batch.centre[1])  # shape: (batch, words, enc_dim)
 
     def loss(self, batch: Batch) -> torch.Tensor:
         assert batch.tags is not None
@@ -141,6 +145,14 @@ class TaggerModel(nn.Module):
 
     def decode(self, batch: Batch, with_confidence: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         return self.head.decode(self.encode(batch), batch.tag_mask, with_confidence=with_confidence)
+
+
+def centre_of(x: torch.Tensor, starts: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
+    """Each sentence's vectors out of its window's: ``x`` ``(batch, seq, dim)``, ``starts`` where each
+    sentence starts in its window ``(batch,)``, ``centre`` the sentences' mask ``(batch, words)``; gives
+    ``(batch, words, dim)``."""
+    pos = (starts[:, None] + torch.arange(centre.size(1), device=x.device)).clamp_(max=x.size(1) - 1)
+    return x.gather(1, pos[:, :, None].expand(-1, -1, x.size(2)))
 
 
 def make_batch(model: TaggerModel, tokens: list[list[str]], tags: list[list[int]] | None = None,

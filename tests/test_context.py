@@ -99,8 +99,8 @@ def test_corpus_sentences_carry_the_context_of_their_documents(tmp_path: Path) -
 LABELS = ["B-PER", "I-PER", "O", "B-LOC", "I-LOC"]
 
 
-def _model(context: int = 0) -> TaggerModel:
-    cfg = build_config("ner", merge(SMALL, {"model": {"context": context}}))
+def _model(context: int = 0, scope: str = "encoder") -> TaggerModel:
+    cfg = build_config("ner", merge(SMALL, {"model": {"context": context, "context_scope": scope}}))
     torch.manual_seed(0)
     words = [["Anna", "lives", "in", "Paris", "."], ["Bob", "works", "for", "Acme", "today", "."]]
     model = TaggerModel(cfg["model"], LABELS, "IOB2", sentences=words)
@@ -129,6 +129,39 @@ def test_the_centre_is_encoded_within_its_window_and_alone_tagged() -> None:
         assert not torch.allclose(got[0, :2], model.encode(make_batch(model, [centre]))[0], atol=1e-4)
 
 
+def test_context_scope_embedding_feeds_the_window_to_the_embedding_alone() -> None:
+    model = _model(4, scope="embedding")
+    left, centre, right = ["Anna", "lives", "in"], ["Paris", "."], ["Bob", "works", "for", "Acme"]
+    other = ["Bob", "works", "for", "Acme", "today", "."]
+    read: list[tuple[int, ...]] = []
+    model.encoder.register_forward_hook(lambda mod, args, out: read.append(tuple(args[0].shape)))
+    batch = make_batch(model, [InContext(centre, left, right), other], tags=[[3, 2], [0, 2, 2, 2, 2, 2]])
+    assert batch.mask.sum(1).tolist() == [9, 6]  # the embedding reads the windows
+    with torch.inference_mode():
+        got = model.encode(batch)
+        assert read == [(2, 6, model.embedding.output_dim)]  # the encoder the sentences alone
+        assert got.shape[:2] == batch.tag_mask.shape
+        # word and character vectors do not read context: the sentence's vectors are those of it alone
+        assert torch.allclose(got[0, :2], model.encode(make_batch(model, [centre]))[0], atol=1e-6)
+        assert torch.allclose(got[1, :6], model.encode(make_batch(model, [other]))[0], atol=1e-6)
+        assert torch.isfinite(model.loss(batch))
+        # an embedding that reads its input's context (here each position plus the mean of the window):
+        # the encoder gets the sentence's vectors as the embedding made them in the window
+        embed = model.embedding.forward
+        model.embedding.forward = lambda f: (lambda x: x + x.mean(1, keepdim=True))(embed(f))  # type: ignore
+        got = model.encode(batch)
+        window_vectors = model.embedding(make_batch(model, [left + centre + right]).features)[:, 3:5]
+        expected = model.encoder(window_vectors, torch.ones(1, 2, dtype=torch.bool))
+        assert torch.allclose(got[0, :2], expected[0], atol=1e-6)
+        assert not torch.allclose(got[0, :2], model.encode(make_batch(model, [centre]))[0], atol=1e-4)
+
+
+@pytest.mark.parametrize("bad", ["head", "", 1, None])
+def test_context_scope_is_encoder_or_embedding(bad: Any) -> None:
+    with pytest.raises(ConfigError, match=r"\[model\] context_scope must be one of 'encoder', 'embedding'"):
+        build_config("ner", merge(SMALL, {"model": {"context": 4, "context_scope": bad}}))
+
+
 def test_a_batch_without_context_is_the_plain_batch() -> None:
     model = _model(4)
     words = [InContext(["Anna", "lives", "in", "Paris", "."]), ["Bob", "works"]]  # no tokens around either
@@ -142,8 +175,9 @@ def test_model_context_must_be_a_whole_number(bad: Any) -> None:
         build_config("ner", merge(SMALL, {"model": {"context": bad}}))
 
 
-def test_training_scores_and_evaluates_sentences_in_their_documents(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("scope", ["encoder", "embedding"])
+def test_training_scores_and_evaluates_sentences_in_their_documents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   scope: str) -> None:
     import seqtag
     from seqtag import model as model_module
 
@@ -156,9 +190,11 @@ def test_training_scores_and_evaluates_sentences_in_their_documents(tmp_path: Pa
         return real(self, batch)
 
     monkeypatch.setattr(model_module.TaggerModel, "encode", encode)
-    config = merge(SMALL, {"model": {"context": 8}, "training": {"max_epochs": 2}, "data": {"dataset": str(data)}})
+    config = merge(SMALL, {"model": {"context": 8, "context_scope": scope}, "training": {"max_epochs": 2},
+                           "data": {"dataset": str(data)}})
     tagger = seqtag.train(config, task="ner", output=tmp_path / "m", progress=False, log=None)
-    assert json.loads((tmp_path / "m" / "config.json").read_text())["model"]["context"] == 8
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())["model"]
+    assert (saved["context"], saved.get("context_scope", "encoder")) == (8, scope)
     assert seen and all(seen)  # every training step, dev and test scoring batch had its context
     seen.clear()
     scores = seqtag.load(tmp_path / "m").evaluate(split="test")

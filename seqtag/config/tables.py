@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from ..context import context_size
+from ..context import context_scope, context_size
 from ..errors import ConfigError
 from ..jsonio import short_repr, shown
 from ..registry import KINDS
@@ -57,12 +57,16 @@ MODEL_HELP: dict[str, str] = {
                "and only the sentence is tagged. `0` (the default): each sentence alone. Training, scoring, "
                "`seqtag predict` on CoNLL input and the spaCy component read the documents; texts and "
                "token lists given alone, and an exported ONNX model, tag each sentence alone.",
+    "context_scope": "With `context`: `\"encoder\"` (the default) feeds the window to the embedding and the "
+                     "encoder; `\"embedding\"` to the embedding alone (a transformer's vectors read the "
+                     "document) and the encoder reads the sentence's own vectors, so it costs what it costs "
+                     "without context.",
 }
 
 CONFIG_KEYS = tuple(TOP_HELP)
 DATA_KEYS = tuple(DATA_HELP)
 # MODEL_HELP describes each (tests/test_first_hour.py checks it)
-MODEL_KEYS = (*KINDS, "dropout", "locked_dropout", "context")
+MODEL_KEYS = (*KINDS, "dropout", "locked_dropout", "context", "context_scope")
 
 
 def check_keys(table: Mapping[str, Any], allowed: Sequence[str], where: str, kind: str = "key") -> None:
@@ -87,7 +91,7 @@ def check_top_level(cfg: Mapping[str, Any]) -> None:
 
 def check_model_table(model: Any) -> None:
     """``[model]`` holds the part tables, ``dropout`` (a number in [0, 1)), ``locked_dropout`` (a boolean) and
-    ``context`` (a whole number >= 0), nothing else."""
+    ``context`` (a whole number >= 0) and ``context_scope`` (``"encoder"`` or ``"embedding"``), nothing else."""
     check_table(model, MODEL_KEYS, "model")
     dropout = model.get("dropout", 0.0)
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
@@ -95,3 +99,4 @@ def check_model_table(model: Any) -> None:
     if not isinstance(model.get("locked_dropout", False), bool):
         raise ConfigError(f"[model] locked_dropout must be true or false, got {shown(model['locked_dropout'])}")
     context_size(model)
+    context_scope(model)

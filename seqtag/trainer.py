@@ -354,12 +354,14 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
     if stream is None:
         train_ids = [[index[t] for t in tags] for _, tags in train_sents]
         lengths = [len(t) for t, _ in train_sents]
-        read = [window(t)[0] for t, _ in train_sents]  # with document context, the windows the encoder reads
+        read = [window(t)[0] for t, _ in train_sents]  # with document context, the windows the embedding reads
         # word and character ids of the training sentences: computed once (datasets.map, cached on disk;
         # rank 0 writes the cache, the others read it)
         with dist.main_first():
             indexed = index_sentences(model.embedding, read, progress=progress)
-        read_lengths = [len(t) for t in read]
+        # batches are bucketed by what the encoder reads: the windows, or with context_scope = "embedding" the
+        # sentences (bucketed by window the encoder padded each batch to about twice its sentences' tokens)
+        read_lengths = lengths if model.context_scope == "embedding" else [len(t) for t in read]
     elif context_size(config["model"]):
         raise ConfigError("model.context (document context) needs the training split in memory; "
                           "it cannot be streamed (drop --streaming or set model.context = 0)")

@@ -190,11 +190,24 @@ def test_training_scores_and_evaluates_sentences_in_their_documents(tmp_path: Pa
         return real(self, batch)
 
     monkeypatch.setattr(model_module.TaggerModel, "encode", encode)
+    from seqtag import trainer as trainer_module
+
+    bucketed: list[list[int]] = []
+    real_batches = trainer_module.make_batches
+    monkeypatch.setattr(trainer_module, "make_batches",
+                        lambda lengths, *a: bucketed.append(list(lengths)) or real_batches(lengths, *a))
     config = merge(SMALL, {"model": {"context": 8, "context_scope": scope}, "training": {"max_epochs": 2},
                            "data": {"dataset": str(data)}})
     tagger = seqtag.train(config, task="ner", output=tmp_path / "m", progress=False, log=None)
     saved = json.loads((tmp_path / "m" / "config.json").read_text())["model"]
     assert (saved["context"], saved.get("context_scope", "encoder")) == (8, scope)
+    # the training batches are bucketed by the lengths of what the encoder reads: the windows, or the sentences
+    from seqtag.data import load_corpus
+
+    train = load_corpus(str(data), "ner").sentences("train", "IOB2", context=8)
+    read = [len(t) for t, _ in train] if scope == "embedding" else [len(window(t)[0]) for t, _ in train]
+    assert [len(t) for t, _ in train] != [len(window(t)[0]) for t, _ in train]  # the two differ here
+    assert bucketed and all(b == read for b in bucketed)
     assert seen and all(seen)  # every training step, dev and test scoring batch had its context
     seen.clear()
     scores = seqtag.load(tmp_path / "m").evaluate(split="test")

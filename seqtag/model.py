@@ -130,14 +130,13 @@ class TaggerModel(nn.Module):
         """The encoder's vectors of the tagged positions (those of :attr:`Batch.tag_mask`). With document
         context the embedding reads each sentence's window; the encoder reads it too, or with
         ``context_scope = "embedding"`` the sentence's own vectors picked out of it."""
-        x = self.embedding(batch.features)  # shape: (batch, seq, emb_dim)
-        if batch.centre is not None and self.context_scope == "embedding":
-            x, mask = centre_of(x, batch.centre[0], batch.centre[1]), batch.centre[1]
-            return self.dropout(self.encoder(self.dropout(x), mask))  # shape: (batch, words, enc_dim)
-        h = self.dropout(self.encoder(self.dropout(x), batch.mask))  # shape: (batch, seq, enc_dim)
-        if batch.centre is None:
+        x, mask, centre = self.embedding(batch.features), batch.mask, batch.centre  # x: (batch, seq, emb_dim)
+        if centre is not None and self.context_scope == "embedding":  # the encoder reads the sentences alone
+            x, mask = centre_of(x, *centre), centre[1]  # shape: (batch, words, emb_dim)
+        h = self.dropout(self.encoder(self.dropout(x), mask))  # shape: (batch, seq or words, enc_dim)
+        if centre is None or self.context_scope == "embedding":
             return h
-        return centre_of(h, batch.centre[0], batch.centre[1])  # shape: (batch, words, enc_dim)
+        return centre_of(h, *centre)  # shape: (batch, words, enc_dim)
 
     def loss(self, batch: Batch) -> torch.Tensor:
         assert batch.tags is not None

@@ -132,11 +132,9 @@ class TaggerModel(nn.Module):
         ``context_scope = "embedding"`` the sentence's own vectors picked out of it."""
         x, mask, centre = self.embedding(batch.features), batch.mask, batch.centre  # x: (batch, seq, emb_dim)
         if centre is not None and self.context_scope == "embedding":  # the encoder reads the sentences alone
-            x, mask = centre_of(x, *centre), centre[1]  # shape: (batch, words, emb_dim)
+            x, mask, centre = centre_of(x, *centre), centre[1], None  # x: (batch, words, emb_dim); all picked
         h = self.dropout(self.encoder(self.dropout(x), mask))  # shape: (batch, seq or words, enc_dim)
-        if centre is None or self.context_scope == "embedding":
-            return h
-        return centre_of(h, *centre)  # shape: (batch, words, enc_dim)
+        return h if centre is None else centre_of(h, *centre)  # shape: (batch, words, enc_dim)
 
     def loss(self, batch: Batch) -> torch.Tensor:
         assert batch.tags is not None

@@ -64,11 +64,11 @@ MINILM_FINETUNE = ["model.embedding.parts=" + json.dumps([MINILM, WORD, CHARS]),
                    "training.batch_size=16", "training.lr=0.002",
                    "training.max_epochs=4", "training.patience=3", "training.lr_patience=1",
                    "training.eval_batch_size=64"]
-def minilm_frozen(word_dropout: float, max_epochs: int = 30) -> list[str]:
+def minilm_frozen(word_dropout: float, max_epochs: int = 30, layers: tuple[int, ...] = (-1, -2, -3, -4)) -> list[str]:
     """... and its frozen config (conll2003_minilm.toml: word dropout 0.05 until 2026-12-03, 0.3 since), the mean
-    of the last four layers computed once and cached, up to ``max_epochs``."""
+    of ``layers`` (the last four by default) computed once and cached, up to ``max_epochs``."""
     return ["model.embedding.parts=" + json.dumps([
-        {**MINILM, "layers": [-1, -2, -3, -4], "freeze": True, "cache": True, "cache_size": 100000, "lr": 0},
+        {**MINILM, "layers": list(layers), "freeze": True, "cache": True, "cache_size": 100000, "lr": 0},
         {**WORD, "word_dropout": word_dropout}, CHARS]),
         "model.encoder.hidden_size=256", "training.batch_size=16", "training.lr=0.002",
         f"training.max_epochs={max_epochs}", "training.patience=6", "training.eval_batch_size=128"]
@@ -197,6 +197,11 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
                                                    minilm_frozen(0.3, max_epochs=40)
                                                    + ["model.context=64", 'model.context_scope="embedding"',
                                                       "training.average=0.999"]),
+    "minilm_frozen_layers_2_5_context_16_average": ("minilm_frozen_context_16_average with the mean of MiniLM's "
+                                                    "layers 2-5 instead of its last four (3-6): the last layer, "
+                                                    "tuned for sentence similarity, dropped and layer 2 added",
+                                                    minilm_frozen(0.3, max_epochs=40, layers=(2, 3, 4, 5))
+                                                    + ["model.context=16", "training.average=0.999"]),
     # a lever on the data, not the config: train_lever adds document_runs' overrides
     "document_runs_64": ("document context: consecutive sentences of a CoNLL-2003 document joined into runs of "
                          "at most 64 tokens, trained, selected and scored as runs (IOB2)", ["data.scheme=IOB2"]),

@@ -38,6 +38,7 @@ __all__ = ["TransformerEmbedding", "resolve_model_path"]
 __version__ = "0.1.0"
 
 POOLINGS = ("first", "mean", "last")
+LAYER_COMBINES = ("mean", "concat")
 PKG_PREFIX = "pkg:"
 _CHUNKS_PER_CALL = 64  # subword windows per transformer call
 SAFETENSORS_NAMES = ("model.safetensors", "model.safetensors.index.json")
@@ -79,7 +80,9 @@ class TransformerEmbedding(Embedding):
     Args:
         model_path: The model folder, or ``pkg:PACKAGE/sub/folder`` for a folder inside an installed package.
         pooling: A word's vector from its subwords: ``"first"``, ``"mean"`` or ``"last"``.
-        layers: Hidden layers to average (``-1`` is the last; ``0`` the embedding layer).
+        layers: Hidden layers to combine (``-1`` is the last; ``0`` the embedding layer).
+        layer_combine: How: ``"mean"`` (one vector of the model's hidden size) or ``"concat"`` (the layers side
+            by side: ``len(layers)`` times as wide, and so is a frozen transformer's cache).
         freeze: Keep the transformer fixed (its vectors are cached) or fine-tune it with the tagger.
         save_weights: Also store a frozen transformer's weights in the tagger (self-contained, larger).
         cache: Cache a frozen transformer's word vectors per sentence (keyed by its tokens) across epochs.
@@ -98,8 +101,8 @@ class TransformerEmbedding(Embedding):
     """
 
     def __init__(self, model_path: str = "", pooling: str = "first", layers: Sequence[int] = (-1,),
-                 freeze: bool = True, save_weights: bool = False, cache: bool = True, cache_size: int = 100_000,
-                 max_length: int = 0, lr: float = 0.0, train_layers: int = 0,
+                 layer_combine: str = "mean", freeze: bool = True, save_weights: bool = False, cache: bool = True,
+                 cache_size: int = 100_000, max_length: int = 0, lr: float = 0.0, train_layers: int = 0,
                  cache_lower_layers: bool = False) -> None:
         super().__init__()
         if not model_path:
@@ -111,6 +114,9 @@ class TransformerEmbedding(Embedding):
         layers = [int(i) for i in layers]
         if not layers:
             raise ConfigError("transformer_embeddings.v1: layers must name at least one hidden layer, e.g. [-1]")
+        if layer_combine not in LAYER_COMBINES:
+            raise ConfigError(f"transformer_embeddings.v1: layer_combine must be one of {', '.join(LAYER_COMBINES)}, "
+                              f"got {layer_combine!r}")
         if max_length < 0 or (0 < max_length < 4):
             raise ConfigError(f"transformer_embeddings.v1: max_length must be 0 (the model's limit) or at least 4, "
                               f"got {max_length}")
@@ -123,9 +129,13 @@ class TransformerEmbedding(Embedding):
         if cache_lower_layers and not train_layers:
             raise ConfigError("transformer_embeddings.v1: cache_lower_layers caches the layers below the trained "
                               "ones: set train_layers (with freeze = false) too")
+        if cache_lower_layers and layer_combine != "mean":
+            raise ConfigError("transformer_embeddings.v1: cache_lower_layers caches the sum of the chosen layers "
+                              "below the trained ones, so it needs layer_combine = \"mean\"")
         self.train_layers = int(train_layers)
         self.cache_lower_layers = bool(cache_lower_layers)
         self.model_path, self.pooling, self.layers = model_path, pooling, layers
+        self.layer_combine = layer_combine
         self.learning_rate = None if freeze or not lr else float(lr)  # its optimizer group (seqtag.trainer)
         self.freeze, self.save_weights = freeze, save_weights
         self.use_cache, self.cache_size, self.max_length = cache and freeze, cache_size, max_length
@@ -286,7 +296,8 @@ class TransformerEmbedding(Embedding):
             if n_layers and not -(n_layers + 1) <= i <= n_layers:
                 raise ConfigError(f"transformer_embeddings.v1: layer {i} does not exist; the model has "
                                   f"{n_layers} layers (0 is the embedding layer, -1 the last)")
-        self.output_dim = int(self._hf_config["hidden_size"])
+        self.output_dim = int(self._hf_config["hidden_size"]) * (len(self.layers) if self.layer_combine == "concat"
+                                                                 else 1)
         self._set_model(model)
         self._cache.clear()
         self._lower.clear()
@@ -389,12 +400,14 @@ class TransformerEmbedding(Embedding):
 
     # -- vectors -----------------------------------------------------------------------------------
     def _hidden(self, ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
-        """Transformer states for ``ids`` ``(n, len)``: the mean of the chosen layers, ``(n, len, hidden)``."""
+        """Transformer states for ``ids`` ``(n, len)``: the chosen layers combined, ``(n, len, output_dim)``."""
         many = self.layers != [-1]
         out = self.model(input_ids=ids, attention_mask=attention, output_hidden_states=many)
         if not many:
             return out.last_hidden_state  # shape: (n, len, hidden)
         states = out.hidden_states
+        if self.layer_combine == "concat":
+            return torch.cat([states[i] for i in self.layers], dim=-1)  # shape: (n, len, hidden * layers)
         return torch.stack([states[i] for i in self.layers]).mean(dim=0)  # shape: (n, len, hidden)
 
     def _pad(self, rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -465,8 +478,9 @@ class TransformerEmbedding(Embedding):
         device = attention.device
         n, width = attention.shape
         first, chosen = self._first_trained, self._chosen()
-        hidden = torch.zeros(n, width, self.output_dim, device=device)  # shape: (n, width, hidden)
-        total = torch.zeros(n, width, self.output_dim, device=device)  # shape: (n, width, hidden)
+        size = int(self._hf_config["hidden_size"])  # = output_dim: layer_combine is "mean" here
+        hidden = torch.zeros(n, width, size, device=device)  # shape: (n, width, hidden)
+        total = torch.zeros(n, width, size, device=device)  # shape: (n, width, hidden)
         for r, (state, below) in enumerate(lower):
             hidden[r, : len(state)] = state.to(device)
             total[r, : len(below)] = below.to(device)

@@ -57,6 +57,29 @@ def test_contract_mean_pooling_of_two_layers_in_small_windows() -> None:
                     pooling="mean", layers=[-1, -2], max_length=8, options=FAST)
 
 
+def test_contract_concatenated_layers() -> None:
+    check_embedding("transformer_embeddings.v1", distribution="seqtag-hf-embeddings", model_path=MODEL,
+                    layers=[2, 4], layer_combine="concat", options=FAST)
+
+
+def test_concatenated_layers_are_each_layer_side_by_side(frozen: TransformerEmbedding) -> None:
+    def built(layers: list[int], combine: str = "mean") -> TransformerEmbedding:
+        emb = build_part("embedding", {"type": "transformer_embeddings.v1", "model_path": MODEL, "layers": layers,
+                                       "layer_combine": combine})
+        emb.set_assets(frozen.get_assets())
+        return emb.eval()
+
+    both, mean, two, four = built([2, 4], "concat"), built([2, 4]), built([2]), built([4])
+    assert (both.output_dim, mean.output_dim, two.output_dim) == (768, 384, 384)
+    batch = [WORDS[0], WORDS[3]]
+    with torch.no_grad():
+        wide, averaged, second, fourth = (e(e.featurize(batch)) for e in (both, mean, two, four))
+    assert wide.shape == (2, max(len(WORDS[0]), len(WORDS[3])), 768)
+    assert torch.allclose(wide, torch.cat([second, fourth], dim=-1), atol=1e-5)
+    assert torch.allclose(averaged, (second + fourth) / 2, atol=1e-5)
+    assert not torch.allclose(second, fourth, atol=1e-2)  # the two halves are different layers
+
+
 def test_contract_fine_tuned() -> None:
     check_embedding("transformer_embeddings.v1", distribution="seqtag-hf-embeddings", model_path=MODEL,
                     freeze=False, pooling="last", options=CheckOptions(lr=5e-4, fresh_process=False))
@@ -172,6 +195,11 @@ def test_the_package_path_form_and_clear_errors(tmp_path: Path) -> None:
         build_part("embedding", {"type": "transformer_embeddings.v1"})
     with pytest.raises(ConfigError, match="pooling must be one of"):
         build_part("embedding", {"type": "transformer_embeddings.v1", "model_path": MODEL, "pooling": "max"})
+    with pytest.raises(ConfigError, match="layer_combine must be one of mean, concat, got 'sum'"):
+        build_part("embedding", {"type": "transformer_embeddings.v1", "model_path": MODEL, "layer_combine": "sum"})
+    with pytest.raises(ConfigError, match="cache_lower_layers .* needs layer_combine = \"mean\""):
+        build_part("embedding", {"type": "transformer_embeddings.v1", "model_path": MODEL, "freeze": False,
+                                 "train_layers": 2, "cache_lower_layers": True, "layer_combine": "concat"})
     emb = build_part("embedding", {"type": "transformer_embeddings.v1", "model_path": str(tmp_path / "nothing")})
     with pytest.raises(ConfigError, match="is not a folder"):
         emb.initialize(WORDS)

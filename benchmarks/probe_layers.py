@@ -6,9 +6,9 @@ once, with every hidden layer kept side by side (``layer_combine = "concat"``). 
 word's vector is then trained on the training words (inputs standardised, full-batch Adam) and scored on
 the dev words, for each single layer and for each combination in ``--sets``: the mean of layers
 (``mean:2-5``), as the plugin's default ``layer_combine`` gives, or the layers side by side
-(``concat:2-5``). NER is scored as the F1 of entity-type tokens (a word right when its type, with the
-B/I/E/S prefix stripped, is right; O not counted), POS as token accuracy. Each probe runs ``--repeats``
-times (seeds 0, 1, ...) and the mean is reported.
+(``concat:2-5``). NER is scored as the F1 of entity-type tokens (a word right when its type, the tag
+without its B/I/E/S prefix as ``seqtag.labels.split_tag`` reads it, is right; O not counted), POS as token
+accuracy. Each probe runs ``--repeats`` times (seeds 0, 1, ...) and the mean is reported.
 
 A probe is cheap (minutes) and its ranking is a hint for choosing ``layers``, not a tagger's F1: the BiLSTM
 and CRF of a trained tagger read the same vectors far better. Which layers to use is decided by training
@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     from seqtag.atomic import atomic_write_json
     from seqtag.config import build_part
     from seqtag.data import load_corpus
+    from seqtag.labels import split_tag
 
     torch.set_num_threads(args.threads)
     corpus = load_corpus(args.dataset, args.task)
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     read_seconds = time.perf_counter() - t0
 
     def label(tag: str) -> str:
-        return tag.split("-", 1)[-1] if args.task == "ner" else tag
+        return (split_tag(tag)[1] or "O") if args.task == "ner" else tag
 
     labels = sorted({label(t) for _, tags in train for t in tags})
     index = {t: i for i, t in enumerate(labels)}

@@ -36,10 +36,13 @@ DEFAULT_SETS = "mean:3-6,mean:0-6,mean:1-6,mean:2-6,mean:2-5,mean:3-5,mean:2-4,c
 
 def parse_set(text: str, n_states: int) -> tuple[str, list[int]]:
     """``"mean:2-5"`` -> ``("mean", [2, 3, 4, 5])``; layers are indices into the hidden states (0: embeddings)."""
+    from seqtag_hf_embeddings import LAYER_COMBINES
+
     combine, _, span = text.partition(":")
     first, _, last = span.partition("-")
-    if combine not in ("mean", "concat") or not first.isdigit() or not (last or first).isdigit():
-        raise SystemExit(f"probe_layers: --sets: {text!r} is not COMBINE:FIRST-LAST with COMBINE mean or concat")
+    if combine not in LAYER_COMBINES or not first.isdigit() or not (last or first).isdigit():
+        raise SystemExit(f"probe_layers: --sets: {text!r} is not COMBINE:FIRST-LAST with COMBINE one of "
+                         f"{', '.join(LAYER_COMBINES)}")
     layers = list(range(int(first), int(last or first) + 1))
     if not layers or layers[-1] >= n_states:
         raise SystemExit(f"probe_layers: --sets: {text!r} names a layer the model does not have (0-{n_states - 1})")

@@ -193,6 +193,10 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
                                          "epochs",
                                          minilm_frozen(0.3, max_epochs=40)
                                          + ["model.context=16", "training.average=0.999"]),
+    "minilm_frozen_context_32_average": ("minilm_frozen_context_16_average with twice the document context: up to "
+                                         "32 tokens on each side through MiniLM and the BiLSTM",
+                                         minilm_frozen(0.3, max_epochs=40)
+                                         + ["model.context=32", "training.average=0.999"]),
     "minilm_frozen_embedding_context_64_average": ("minilm_frozen_average with document context for the embedding "
                                                    "alone (model.context_scope = \"embedding\"): up to 64 tokens "
                                                    "on each side through MiniLM, the BiLSTM reads the sentence, "

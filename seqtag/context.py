@@ -23,8 +23,8 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 from .errors import ConfigError
 from .jsonio import shown
 
-__all__ = ["InContext", "window", "with_context", "iter_with_context", "context_size", "context_scope",
-           "CONTEXT_SCOPES"]
+__all__ = ["InContext", "window", "read_length", "with_context", "iter_with_context", "context_size",
+           "context_scope", "CONTEXT_SCOPES"]
 
 
 class InContext(list[str]):
@@ -47,6 +47,15 @@ def window(tokens: Sequence[str]) -> tuple[list[str], int]:
     if isinstance(tokens, InContext) and (tokens.left or tokens.right):
         return [*tokens.left, *tokens, *tokens.right], len(tokens.left)
     return list(tokens), 0
+
+
+def read_length(tokens: Sequence[str], scope: str | None) -> int:
+    """The positions the encoder reads for a sentence, what batches are bucketed by: its window's with
+    ``scope = "encoder"``, the sentence's own with ``"embedding"`` or ``None`` (a runtime that tags
+    sentences alone)."""
+    if scope == "encoder" and isinstance(tokens, InContext):
+        return len(tokens.left) + len(tokens) + len(tokens.right)
+    return len(tokens)
 
 
 def with_context(sentences: Sequence[Sequence[str]], documents: Sequence[int], size: int) -> list[InContext]:

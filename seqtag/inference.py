@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequenc
 import numpy
 
 from .config import build_part
-from .context import InContext
+from .context import InContext, context_scope, context_size, read_length
 from .labels import LabelTable, tags_from_spans
 from .tokenizers import Tokenizer, word_offsets
 
@@ -75,15 +75,20 @@ class Predictor:
         scheme: The scheme of ``labels`` (``IOB1``, ``IOB2`` or ``BIOES``).
     """
 
-    def __init__(self, tokenizer: Tokenizer, labels: Sequence[str], task: str, scheme: str) -> None:
+    def __init__(self, tokenizer: Tokenizer, labels: Sequence[str], task: str, scheme: str,
+                 context_scope: str | None = None) -> None:
         self.tokenizer, self.task, self.scheme = tokenizer, task, scheme
         self.table = LabelTable(labels)
+        self.context_scope = context_scope  # what the runtime's encoder reads of a document context, if any
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], labels: Sequence[str]) -> "Predictor":
-        """The predictor of a saved tagger's config (its tokenizer, ``task`` and ``scheme``)."""
-        tokenizer = build_part("tokenizer", config["model"].get("tokenizer", DEFAULT_TOKENIZER))
-        return cls(tokenizer, labels, config.get("task", "ner"), config.get("scheme", "IOB2"))
+    def from_config(cls, config: Mapping[str, Any], labels: Sequence[str], reads_context: bool = False) -> "Predictor":
+        """The predictor of a saved tagger's config (its tokenizer, ``task`` and ``scheme``); with
+        ``reads_context``, for a runtime that reads the document context a model was trained with."""
+        model_cfg = config["model"]
+        tokenizer = build_part("tokenizer", model_cfg.get("tokenizer", DEFAULT_TOKENIZER))
+        scope = context_scope(model_cfg) if reads_context and context_size(model_cfg) else None
+        return cls(tokenizer, labels, config.get("task", "ner"), config.get("scheme", "IOB2"), scope)
 
     @property
     def labels(self) -> Sequence[str]:
@@ -149,12 +154,15 @@ class Predictor:
     def _tag_chunk(self, sents: list[Sentence], run_batch: RunBatch, batch_size: int) -> list[Prediction]:
         results: list[Prediction | None] = [None] * len(sents)
         lengths = [len(words) for words, _ in sents]
-        order = sorted((i for i, n in enumerate(lengths) if n), key=lengths.__getitem__)
+        # sorted and cut by what the encoder reads: with document context, the windows (sorted by the
+        # sentences', CoNLL-2003's windows of 32 tokens a side padded 14% instead of 1%)
+        reads = [read_length(words, self.context_scope) for words, _ in sents]
+        order = sorted((i for i, n in enumerate(lengths) if n), key=reads.__getitem__)
         for i, n in enumerate(lengths):
             if not n:
                 results[i] = Prediction([], [], [])
         make = self.make_prediction
-        for start, stop in plan_batches([lengths[i] for i in order], batch_size):
+        for start, stop in plan_batches([reads[i] for i in order], batch_size):
             idx = order[start:stop]
             words = [sents[i][0] for i in idx]
             tag_rows, conf_rows = run_batch(words)

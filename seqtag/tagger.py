@@ -50,7 +50,7 @@ class Tagger(PredictingTagger):
         limit_kernel_cache()
         self.config, self.labels, self.model = config, labels, model
         self.meta = dict(meta or {})
-        self.predictor = Predictor.from_config(config, labels)
+        self.predictor = Predictor.from_config(config, labels, reads_context=True)
         self.model.eval()
 
     def run_batch(self, with_confidence: bool) -> RunBatch:

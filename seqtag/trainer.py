@@ -30,7 +30,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import TrainingConfig, build_config, default_config
-from .context import context_size, window
+from .context import context_size, read_length, window
 from .data import index_sentences
 from .devices import autocast, check_precision, grad_scaler, resolve_device
 from .distributed import SINGLE, Dist, lost_rank
@@ -361,7 +361,7 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
             indexed = index_sentences(model.embedding, read, progress=progress)
         # batches are bucketed by what the encoder reads: the windows, or with context_scope = "embedding" the
         # sentences (bucketed by window the encoder padded each batch to about twice its sentences' tokens)
-        read_lengths = lengths if model.context_scope == "embedding" else [len(t) for t in read]
+        read_lengths = [read_length(t, model.context_scope) for t, _ in train_sents]
     elif context_size(config["model"]):
         raise ConfigError("model.context (document context) needs the training split in memory; "
                           "it cannot be streamed (drop --streaming or set model.context = 0)")

@@ -280,3 +280,26 @@ def test_documents_are_numbered_by_docstart_and_newdoc_lines(tmp_path: Path) -> 
     u.write_text("# newdoc id = a\n# sent_id = 1\n" + word.format("A") + "\n\n# sent_id = 2\n" + word.format("B")
                  + "\n\n# newdoc id = b\n" + word.format("C") + "\n", encoding="utf-8")
     assert [(s.tokens[0], s.document) for s in read_conllu(u)] == [("A", 1), ("B", 1), ("C", 2)]
+
+
+@pytest.mark.parametrize("scope, runtime, by_window", [("encoder", True, True), ("embedding", True, False),
+                                                         ("encoder", False, False)])
+def test_prediction_batches_by_what_the_encoder_reads(scope: str, runtime: bool, by_window: bool) -> None:
+    from seqtag.inference import Predictor
+
+    config = {"task": "pos", "model": {"context": 8, "context_scope": scope}}
+    predictor = Predictor.from_config(config, ["X", "Y"], reads_context=runtime)
+    # short sentences in long windows and long ones in short windows: the two orders differ
+    sents = [InContext(["w"] * n, ["l"] * (8 if n < 5 else 0), ["r"] * (8 if n < 5 else 1)) for n in range(1, 9)]
+    sents += [InContext(["w"] * n, ["l"] * 0, ["r"] * 0) for n in range(1, 9)]
+    seen: list[list[int]] = []
+
+    def run(words: list[list[str]]) -> tuple[list[list[int]], None]:
+        seen.append([len(window(w)[0]) if by_window else len(w) for w in words])
+        return [[0] * len(w) for w in words], None
+
+    preds = predictor.predict(sents, run, batch_size=4)
+    assert [p.tokens for p in preds] == [list(s) for s in sents]  # in input order, the sentences' own tokens
+    read = [n for batch in seen for n in batch]
+    assert read == sorted(read)  # each batch holds what the encoder reads of like length, in ascending order
+    assert len(seen) == 4

@@ -27,7 +27,9 @@ go through the encoder, and only the sentence is tagged.
     python benchmarks/bench_levers.py --task ner --levers char_lstm --quick --output /tmp/levers-smoke.json
 
 It prints a markdown table and writes (merging into an existing file, lever by lever)
-``benchmarks/results/levers_<task>.json``.
+``benchmarks/results/levers_<task>.json``. SIGTERM (``kill PID``) stops the running trainings as
+``--time-limit`` does, each with its best model scored on test, starts no more, and writes what they gave
+(``"stopped": true``); a second SIGTERM ends it at once.
 """
 
 from __future__ import annotations
@@ -47,7 +49,16 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_vs_spacy import corpora, evaluate_test, model_scores, summary, train_seqtag  # noqa: E402
+from bench_vs_spacy import (  # noqa: E402
+    Stopped,
+    corpora,
+    evaluate_test,
+    model_scores,
+    stop_trainings_on_sigterm,
+    stopping,
+    summary,
+    train_seqtag,
+)
 
 from seqtag.atomic import atomic_write_json  # noqa: E402
 
@@ -273,16 +284,20 @@ def train_lever(task: str, lever: str, seeds: int, jobs: int, threads: int, work
     """Train ``seeds`` seeds of one lever, ``jobs`` at once (each stopped after ``time_limit`` seconds)."""
     overrides = LEVERS[lever][1] + (document_runs(work) if lever == DOCUMENT_RUNS else [])
 
-    def one(seed: int) -> dict[str, Any]:
-        run = {"seed": seed, **train_seqtag(task, work, seed, quick, threads, overrides, name=lever,
-                                            time_limit=time_limit)}
+    def one(seed: int) -> dict[str, Any] | None:
+        try:
+            run = {"seed": seed, **train_seqtag(task, work, seed, quick, threads, overrides, name=lever,
+                                                time_limit=time_limit)}
+        except Stopped as stopped:  # the benchmark was stopped (SIGTERM): this seed gives nothing
+            print(stopped, flush=True)
+            return None
         print(f"{task} {lever} seed {seed}: dev {run['dev']:.2f}  test {run['test_in_training']:.2f}  "
               f"best epoch {run['best_epoch']}  {run['seconds_to_best']:.0f}s to best"
               f"{'  (stopped at the time limit)' if run.get('interrupted') else ''}", flush=True)
         return run
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return list(pool.map(one, range(first_seed, first_seed + seeds)))
+        return [run for run in pool.map(one, range(first_seed, first_seed + seeds)) if run is not None]
 
 
 def recorded(models: str, task: str, threads: int) -> list[dict[str, Any]]:
@@ -367,10 +382,17 @@ def main() -> None:
         corpora()
         work = Path(args.work or tempfile.mkdtemp(prefix="seqtag-levers-"))
         work.mkdir(parents=True, exist_ok=True)
+        stop_trainings_on_sigterm()
         for lever in args.levers.split(","):
+            if stopping():
+                break
             new[lever] = train_lever(args.task, lever, args.seeds, args.jobs, args.threads, work, args.quick,
                                      args.first_seed, args.time_limit)
+    if stopping():
+        stamp["stopped"] = True  # by SIGTERM: runs cut short are marked "interrupted"
     for lever, runs in new.items():
+        if not runs:  # stopped before any seed gave a model
+            continue
         results["levers"][lever] = {
             "description": LEVERS[lever][0], "overrides": LEVERS[lever][1], "runs": runs,
             "summary": {k: summary([r[k] for r in runs]) for k in KEYS if all(r.get(k) is not None for r in runs)},

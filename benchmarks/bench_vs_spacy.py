@@ -115,6 +115,34 @@ def train_spacy(task: str, data: dict[str, Path], work: Path, seed: int, quick: 
             "seconds": round(time.time() - t0, 1)}
 
 
+_RUNNING: set[subprocess.Popen[str]] = set()  # the seqtag trainings under way
+_STOPPING = threading.Event()  # SIGTERM came: stop the trainings running, start no more
+
+
+class Stopped(RuntimeError):
+    """A training not started, or stopped before its first epoch ended, because the benchmark was stopped."""
+
+
+def stop_trainings_on_sigterm() -> None:
+    """On SIGTERM, stop the running trainings as at a time limit (each keeps its best model, scored on test),
+    start no more, and let the benchmark write what they gave; a second SIGTERM ends it at once. Without
+    this, killing a benchmark left its trainings running."""
+    def stop(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _STOPPING.set()
+        print("SIGTERM: stopping the running trainings (each keeps its best model, scored on test) and "
+              "writing the results; send it again to end at once", file=sys.stderr, flush=True)
+        for proc in list(_RUNNING):
+            proc.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def stopping() -> bool:
+    """Whether the benchmark was told to stop (see :func:`stop_trainings_on_sigterm`)."""
+    return _STOPPING.is_set()
+
+
 def train_seqtag(task: str, work: Path, seed: int, quick: bool, threads: int, overrides: Sequence[str] = (),
                  name: str = "seqtag", time_limit: float | None = None) -> dict[str, Any]:
     """``seqtag train`` (the default config, with ``--set`` ``overrides``) into ``work/NAME-TASK-seedN``, timed
@@ -123,7 +151,10 @@ def train_seqtag(task: str, work: Path, seed: int, quick: bool, threads: int, ov
 
     ``time_limit`` (seconds): training is sent SIGTERM then and stops at a step boundary, as on Ctrl-C (which
     a program started in the background of a script ignores); the model kept is its best so far, and its test
-    score is ``seqtag evaluate``'s (``"interrupted": true``)."""
+    score is ``seqtag evaluate``'s (``"interrupted": true``), as when the benchmark is stopped (:class:`Stopped`
+    if it is stopped before the training starts or ends its first epoch)."""
+    if stopping():
+        raise Stopped(f"{name} seed {seed}: not started, the benchmark was stopped")
     out = work / f"{name}-{task}-seed{seed}"
     cmd = [sys.executable, "-m", "seqtag.cli", "train", "--task", task, "-o", str(out), "--seed", str(seed),
            "--no-progress", "--overwrite", "--set", f"training.threads={threads}"]  # a rerun replaces its own models
@@ -134,19 +165,27 @@ def train_seqtag(task: str, work: Path, seed: int, quick: bool, threads: int, ov
     t0 = time.time()
     best_t, lines = 0.0, []
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
+    _RUNNING.add(proc)
+    if stopping():  # the signal came as it started
+        proc.send_signal(signal.SIGTERM)
     timer = threading.Timer(time_limit, proc.send_signal, (signal.SIGTERM,)) if time_limit else None
     if timer is not None:
         timer.start()
     assert proc.stdout is not None
-    for line in proc.stdout:
-        lines.append(line.rstrip())
-        if line.startswith("epoch") and " * " in line:  # an improved dev score
-            best_t = time.time() - t0
-    proc.wait()
-    if timer is not None:
-        timer.cancel()
+    try:
+        for line in proc.stdout:
+            lines.append(line.rstrip())
+            if line.startswith("epoch") and " * " in line:  # an improved dev score
+                best_t = time.time() - t0
+        proc.wait()
+    finally:
+        _RUNNING.discard(proc)
+        if timer is not None:
+            timer.cancel()
     interrupted = any(line.startswith("interrupted") for line in lines[-3:])
     if interrupted and not (out / "meta.json").is_file():
+        if stopping():
+            raise Stopped(f"{name} seed {seed}: stopped before its first epoch ended")
         raise RuntimeError(f"seqtag train of {out} reached the time limit ({time_limit} s) before its first "
                            "epoch ended")
     if proc.returncode != 0 and not interrupted:

@@ -215,6 +215,14 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
                                                    minilm_frozen(0.3, max_epochs=40)
                                                    + ["model.context=64", 'model.context_scope="embedding"',
                                                       "training.average=0.999"]),
+    "minilm_frozen_context_64_encoder_16_average": ("both reaches: 64 tokens of document context on each side "
+                                                    "through MiniLM (as minilm_frozen_embedding_context_64_"
+                                                    "average) and the nearest 16 of them through the BiLSTM "
+                                                    "(model.encoder_context = 16, as minilm_frozen_context_16_"
+                                                    "average), up to 40 epochs",
+                                                    minilm_frozen(0.3, max_epochs=40)
+                                                    + ["model.context=64", "model.encoder_context=16",
+                                                       "training.average=0.999"]),
     "minilm_frozen_layers_2_5_context_16_average": ("minilm_frozen_context_16_average with the mean of MiniLM's "
                                                     "layers 2-5 instead of its last four (3-6): the last layer, "
                                                     "tuned for sentence similarity, dropped and layer 2 added",

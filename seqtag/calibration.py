@@ -152,7 +152,7 @@ def fit_temperature(tagger: Any, sentences: Sequence[tuple[list[str], list[str]]
     task = tagger.task
     predictor: Predictor = tagger.predictor
     items = [(t if isinstance(t, InContext) else list(t), list(g)) for t, g in sentences if t]
-    order = sorted(range(len(items)), key=lambda i: read_length(items[i][0], model.context_scope))
+    order = sorted(range(len(items)), key=lambda i: read_length(items[i][0], model.encoder_reach))
     cached = []
     was_training = model.training
     model.eval()

@@ -7,7 +7,9 @@ embedding and the encoder run over the whole window; the head scores, trains and
 sentence alone (:meth:`seqtag.model.TaggerModel.encode` picks its positions out of the encoder's output).
 With ``model.context_scope = "embedding"`` only the embedding reads the window (a transformer's vectors see
 the document; word and character vectors are the same either way) and the encoder runs over the sentence
-alone, so an epoch costs the encoder what it costs without context.
+alone, so an epoch costs the encoder what it costs without context. Between the two, ``model.encoder_context
+= K`` (below ``N``) gives the encoder the nearest ``K`` tokens of context on each side out of the embedding's
+``N``: :func:`encoder_reach` is what the encoder reads, and batches are bucketed by it (:func:`read_length`).
 
 The window rides with the tokens: :class:`InContext` is the centre sentence's token list, which every
 part of seqtag reads as before, carrying ``left`` and ``right``. Corpora (training, scoring), ``seqtag
@@ -24,7 +26,7 @@ from .errors import ConfigError
 from .jsonio import shown
 
 __all__ = ["InContext", "window", "read_length", "with_context", "iter_with_context", "context_size",
-           "context_scope", "CONTEXT_SCOPES"]
+           "context_scope", "encoder_reach", "CONTEXT_SCOPES"]
 
 
 class InContext(list[str]):
@@ -49,12 +51,12 @@ def window(tokens: Sequence[str]) -> tuple[list[str], int]:
     return list(tokens), 0
 
 
-def read_length(tokens: Sequence[str], scope: str | None) -> int:
-    """The positions the encoder reads for a sentence, what batches are bucketed by: its window's with
-    ``scope = "encoder"``, the sentence's own with ``"embedding"`` or ``None`` (a runtime that tags
-    sentences alone)."""
-    if scope == "encoder" and isinstance(tokens, InContext):
-        return len(tokens.left) + len(tokens) + len(tokens.right)
+def read_length(tokens: Sequence[str], reach: int) -> int:
+    """The positions the encoder reads for a sentence, what batches are bucketed by: the sentence's own and
+    up to ``reach`` tokens of its context on each side (:func:`encoder_reach`; 0: the sentence alone, as in
+    a runtime that tags sentences alone)."""
+    if reach and isinstance(tokens, InContext):
+        return min(reach, len(tokens.left)) + len(tokens) + min(reach, len(tokens.right))
     return len(tokens)
 
 
@@ -137,3 +139,20 @@ def context_scope(model_cfg: Mapping[str, Any]) -> str:
         raise ConfigError(f"[model] context_scope must be one of {', '.join(map(repr, CONTEXT_SCOPES))}, "
                           f"got {shown(scope)}")
     return scope
+
+
+def encoder_reach(model_cfg: Mapping[str, Any]) -> int:
+    """The tokens of document context on each side that the encoder reads: ``model.encoder_context`` (0 to
+    ``model.context``) where it is set, else all of ``model.context`` with ``context_scope = "encoder"`` and
+    none with ``"embedding"``. The embedding reads all of ``model.context`` either way."""
+    size, scope = context_size(model_cfg), context_scope(model_cfg)
+    if "encoder_context" not in model_cfg:
+        return size if scope == "encoder" else 0
+    reach = model_cfg["encoder_context"]
+    if isinstance(reach, bool) or not isinstance(reach, int) or not 0 <= reach <= size:
+        raise ConfigError(f"[model] encoder_context must be a whole number of tokens from 0 to model.context "
+                          f"({size}), got {shown(reach)}")
+    if scope != "encoder":
+        raise ConfigError('[model] encoder_context is for context_scope = "encoder"; with "embedding" the '
+                          "encoder reads no context")
+    return reach

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequenc
 import numpy
 
 from .config import build_part
-from .context import InContext, context_scope, context_size, read_length
+from .context import InContext, encoder_reach, read_length
 from .labels import LabelTable, tags_from_spans
 from .tokenizers import Tokenizer, word_offsets
 
@@ -76,10 +76,10 @@ class Predictor:
     """
 
     def __init__(self, tokenizer: Tokenizer, labels: Sequence[str], task: str, scheme: str,
-                 context_scope: str | None = None) -> None:
+                 encoder_reach: int = 0) -> None:
         self.tokenizer, self.task, self.scheme = tokenizer, task, scheme
         self.table = LabelTable(labels)
-        self.context_scope = context_scope  # what the runtime's encoder reads of a document context, if any
+        self.encoder_reach = encoder_reach  # the tokens of document context a side the runtime's encoder reads
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], labels: Sequence[str], reads_context: bool = False) -> "Predictor":
@@ -87,8 +87,8 @@ class Predictor:
         ``reads_context``, for a runtime that reads the document context a model was trained with."""
         model_cfg = config["model"]
         tokenizer = build_part("tokenizer", model_cfg.get("tokenizer", DEFAULT_TOKENIZER))
-        scope = context_scope(model_cfg) if reads_context and context_size(model_cfg) else None
-        return cls(tokenizer, labels, config.get("task", "ner"), config.get("scheme", "IOB2"), scope)
+        reach = encoder_reach(model_cfg) if reads_context else 0
+        return cls(tokenizer, labels, config.get("task", "ner"), config.get("scheme", "IOB2"), reach)
 
     @property
     def labels(self) -> Sequence[str]:
@@ -156,7 +156,7 @@ class Predictor:
         lengths = [len(words) for words, _ in sents]
         # sorted and cut by what the encoder reads: with document context, the windows (sorted by the
         # sentences', CoNLL-2003's windows of 32 tokens a side padded 14% instead of 1%)
-        reads = [read_length(words, self.context_scope) for words, _ in sents]
+        reads = [read_length(words, self.encoder_reach) for words, _ in sents]
         order = sorted((i for i, n in enumerate(lengths) if n), key=reads.__getitem__)
         for i, n in enumerate(lengths):
             if not n:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .config import build_part
-from .context import InContext, context_scope, window
+from .context import InContext, context_size, encoder_reach, window
 from .devices import to_device
 from .embeddings.base import Embedding, Features
 from .encoders.base import Encoder
@@ -117,7 +117,8 @@ class TaggerModel(nn.Module):
         else:
             self.embedding.initialize(training or [])
         dropout = float(model_cfg.get("dropout", 0.0))
-        self.context_scope = context_scope(model_cfg)  # which parts read a sentence's document context
+        # of the document context the embedding reads (model.context tokens a side), the encoder reads this much
+        self.context, self.encoder_reach = context_size(model_cfg), encoder_reach(model_cfg)
         self.dropout = Dropout(dropout, locked=bool(model_cfg.get("locked_dropout", False)))
         self.encoder: Encoder = build_part("encoder", model_cfg["encoder"], input_dim=self.embedding.output_dim)
         self.head: Head = build_part("head", model_cfg["head"], input_dim=self.encoder.output_dim,
@@ -129,10 +130,11 @@ class TaggerModel(nn.Module):
     def encode(self, batch: Batch) -> torch.Tensor:
         """The encoder's vectors of the tagged positions (those of :attr:`Batch.tag_mask`). With document
         context the embedding reads each sentence's window; the encoder reads it too, or with
-        ``context_scope = "embedding"`` the sentence's own vectors picked out of it."""
+        ``context_scope = "embedding"`` the sentence's own vectors picked out of it, or with
+        ``encoder_context`` the sentence's and those of up to that many tokens on each side."""
         x, mask, centre = self.embedding(batch.features), batch.mask, batch.centre  # x: (batch, seq, emb_dim)
-        if centre is not None and self.context_scope == "embedding":  # the encoder reads the sentences alone
-            x, mask, centre = centre_of(x, *centre), centre[1], None  # x: (batch, words, emb_dim); all picked
+        if centre is not None and self.encoder_reach < self.context:  # the encoder reads part of each window
+            x, mask, centre = narrow(x, mask, *centre, self.encoder_reach)
         h = self.dropout(self.encoder(self.dropout(x), mask))  # shape: (batch, seq or words, enc_dim)
         return h if centre is None else centre_of(h, *centre)  # shape: (batch, words, enc_dim)
 
@@ -150,6 +152,21 @@ def centre_of(x: torch.Tensor, starts: torch.Tensor, centre: torch.Tensor) -> to
     ``(batch, words, dim)``."""
     pos = (starts[:, None] + torch.arange(centre.size(1), device=x.device)).clamp_(max=x.size(1) - 1)
     return x.gather(1, pos[:, :, None].expand(-1, -1, x.size(2)))
+
+
+def narrow(x: torch.Tensor, mask: torch.Tensor, starts: torch.Tensor, centre: torch.Tensor,
+           reach: int) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+    """The part of each window an encoder reads: each sentence and up to ``reach`` tokens of its context on
+    each side. ``x`` ``(batch, seq, dim)`` and ``mask`` ``(batch, seq)`` cover the windows, ``starts`` and
+    ``centre`` as :attr:`Batch.centre`. Gives the narrowed vectors ``(batch, seq', dim)``, their mask, and
+    where each sentence starts in them with its mask (``None`` when ``reach`` is 0: the sentences alone)."""
+    if reach == 0:
+        return centre_of(x, starts, centre), centre, None  # shapes: (batch, words, dim), (batch, words)
+    words, total = centre.sum(1), mask.sum(1)  # shapes: (batch,)
+    left = starts.clamp(max=reach)
+    right = (total - starts - words).clamp(min=0, max=reach)
+    inner = mask_from_lengths(left + words + right)  # shape: (batch, seq')
+    return centre_of(x, starts - left, inner), inner, (left, centre)
 
 
 def make_batch(model: TaggerModel, tokens: list[list[str]], tags: list[list[int]] | None = None,

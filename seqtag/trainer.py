@@ -359,9 +359,10 @@ def train(config: Mapping[str, Any], train_sents: list[tuple[list[str], list[str
         # rank 0 writes the cache, the others read it)
         with dist.main_first():
             indexed = index_sentences(model.embedding, read, progress=progress)
-        # batches are bucketed by what the encoder reads: the windows, or with context_scope = "embedding" the
-        # sentences (bucketed by window the encoder padded each batch to about twice its sentences' tokens)
-        read_lengths = [read_length(t, model.context_scope) for t, _ in train_sents]
+        # batches are bucketed by what the encoder reads: the windows, the sentences with context_scope =
+        # "embedding" (bucketed by window the encoder padded each batch to about twice its sentences' tokens),
+        # or the sentences and encoder_context tokens around them
+        read_lengths = [read_length(t, model.encoder_reach) for t, _ in train_sents]
     elif context_size(config["model"]):
         raise ConfigError("model.context (document context) needs the training split in memory; "
                           "it cannot be streamed (drop --streaming or set model.context = 0)")

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from seqtag.config import merge
-from seqtag.context import InContext, window, with_context
+from seqtag.context import InContext, read_length, window, with_context
 from seqtag.errors import ConfigError
 from seqtag.model import TaggerModel, make_batch
 from seqtag.trainer import build_config
@@ -99,8 +99,8 @@ def test_corpus_sentences_carry_the_context_of_their_documents(tmp_path: Path) -
 LABELS = ["B-PER", "I-PER", "O", "B-LOC", "I-LOC"]
 
 
-def _model(context: int = 0, scope: str = "encoder") -> TaggerModel:
-    cfg = build_config("ner", merge(SMALL, {"model": {"context": context, "context_scope": scope}}))
+def _model(context: int = 0, scope: str = "encoder", **extra: Any) -> TaggerModel:
+    cfg = build_config("ner", merge(SMALL, {"model": {"context": context, "context_scope": scope, **extra}}))
     torch.manual_seed(0)
     words = [["Anna", "lives", "in", "Paris", "."], ["Bob", "works", "for", "Acme", "today", "."]]
     model = TaggerModel(cfg["model"], LABELS, "IOB2", sentences=words)
@@ -154,6 +154,49 @@ def test_context_scope_embedding_feeds_the_window_to_the_embedding_alone() -> No
         expected = model.encoder(window_vectors, torch.ones(1, 2, dtype=torch.bool))
         assert torch.allclose(got[0, :2], expected[0], atol=1e-6)
         assert not torch.allclose(got[0, :2], model.encode(make_batch(model, [centre]))[0], atol=1e-4)
+
+
+def test_encoder_context_gives_the_encoder_the_nearest_tokens_of_the_window() -> None:
+    narrow, whole = _model(4, encoder_context=2), _model(4)  # the same weights (seed 0), so the same parts
+    assert (narrow.context, narrow.encoder_reach, whole.encoder_reach) == (4, 2, 4)
+    left, centre, right = ["Anna", "lives", "in"], ["Paris", "."], ["Bob", "works", "for", "Acme"]
+    short = ["Bob", "works"]  # one token of context on its left, none on its right
+    other = ["Bob", "works", "for", "Acme", "today", "."]
+    read: list[tuple[int, ...]] = []
+    narrow.encoder.register_forward_hook(lambda mod, args, out: read.append(tuple(args[1].sum(1).tolist())))
+    batch = make_batch(narrow, [InContext(centre, left, right), InContext(short, ["."]), other],
+                       tags=[[3, 2], [0, 2], [0, 2, 2, 2, 2, 2]])
+    assert batch.mask.sum(1).tolist() == [9, 3, 6]  # the embedding reads the windows
+    with torch.inference_mode():
+        got = narrow.encode(batch)
+        assert read == [(6, 3, 6)]  # the encoder: 2 + 2 + 2, 1 + 2 + 0 and the sentence alone
+        assert got.shape[:2] == batch.tag_mask.shape
+        # what the whole window's encoder gives for the sentences with their nearest two tokens around them
+        cut = whole.encode(make_batch(whole, [InContext(centre, left[-2:], right[:2]), InContext(short, ["."]),
+                                              other]))
+        assert torch.allclose(got, cut, atol=1e-6)
+        assert not torch.allclose(got[0, :2], whole.encode(batch)[0, :2], atol=1e-4)  # it reads less
+        tags, _ = narrow.decode(batch)
+        assert tags.shape == batch.tag_mask.shape
+        assert torch.isfinite(narrow.loss(batch))
+    # 0: the sentences alone, as context_scope = "embedding" (same vectors for context-free parts)
+    alone, embedding_scope = _model(4, encoder_context=0), _model(4, scope="embedding")
+    with torch.inference_mode():
+        assert torch.allclose(alone.encode(batch), embedding_scope.encode(batch), atol=1e-6)
+
+
+@pytest.mark.parametrize("model, message", [
+    ({"context": 4, "encoder_context": 5}, r"encoder_context must be a whole number of tokens from 0 to "
+                                           r"model.context \(4\), got int 5"),
+    ({"context": 4, "encoder_context": -1}, "encoder_context must be a whole number"),
+    ({"context": 4, "encoder_context": 1.5}, "encoder_context must be a whole number"),
+    ({"context": 4, "encoder_context": True}, "encoder_context must be a whole number"),
+    ({"context": 4, "context_scope": "embedding", "encoder_context": 2},
+     'encoder_context is for context_scope = "encoder"'),
+])
+def test_encoder_context_is_checked(model: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build_config("ner", merge(SMALL, {"model": model}))
 
 
 @pytest.mark.parametrize("bad", ["head", "", 1, None])
@@ -282,20 +325,22 @@ def test_documents_are_numbered_by_docstart_and_newdoc_lines(tmp_path: Path) -> 
     assert [(s.tokens[0], s.document) for s in read_conllu(u)] == [("A", 1), ("B", 1), ("C", 2)]
 
 
-@pytest.mark.parametrize("scope, runtime, by_window", [("encoder", True, True), ("embedding", True, False),
-                                                         ("encoder", False, False)])
-def test_prediction_batches_by_what_the_encoder_reads(scope: str, runtime: bool, by_window: bool) -> None:
+@pytest.mark.parametrize("model, runtime, reach", [
+    ({"context_scope": "encoder"}, True, 8), ({"context_scope": "embedding"}, True, 0),
+    ({"encoder_context": 3}, True, 3), ({"context_scope": "encoder"}, False, 0)])
+def test_prediction_batches_by_what_the_encoder_reads(model: dict[str, Any], runtime: bool, reach: int) -> None:
     from seqtag.inference import Predictor
 
-    config = {"task": "pos", "model": {"context": 8, "context_scope": scope}}
+    config = {"task": "pos", "model": {"context": 8, **model}}
     predictor = Predictor.from_config(config, ["X", "Y"], reads_context=runtime)
+    assert predictor.encoder_reach == reach
     # short sentences in long windows and long ones in short windows: the two orders differ
     sents = [InContext(["w"] * n, ["l"] * (8 if n < 5 else 0), ["r"] * (8 if n < 5 else 1)) for n in range(1, 9)]
     sents += [InContext(["w"] * n, ["l"] * 0, ["r"] * 0) for n in range(1, 9)]
     seen: list[list[int]] = []
 
     def run(words: list[list[str]]) -> tuple[list[list[int]], None]:
-        seen.append([len(window(w)[0]) if by_window else len(w) for w in words])
+        seen.append([read_length(w, reach) for w in words])
         return [[0] * len(w) for w in words], None
 
     preds = predictor.predict(sents, run, batch_size=4)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from ..context import context_scope, context_size
+from ..context import encoder_reach
 from ..errors import ConfigError
 from ..jsonio import short_repr, shown
 from ..registry import KINDS
@@ -61,12 +61,16 @@ MODEL_HELP: dict[str, str] = {
                      "encoder; `\"embedding\"` to the embedding alone (a transformer's vectors read the "
                      "document) and the encoder reads the sentence's own vectors, so it costs what it costs "
                      "without context.",
+    "encoder_context": "With `context` and `context_scope = \"encoder\"`: the tokens of context on each side "
+                       "that the encoder reads, the nearest of the embedding's, from 0 to `context` (the "
+                       "default: all of them). A transformer embedding can read a wide window while the "
+                       "encoder reads a narrower one.",
 }
 
 CONFIG_KEYS = tuple(TOP_HELP)
 DATA_KEYS = tuple(DATA_HELP)
 # MODEL_HELP describes each (tests/test_first_hour.py checks it)
-MODEL_KEYS = (*KINDS, "dropout", "locked_dropout", "context", "context_scope")
+MODEL_KEYS = (*KINDS, "dropout", "locked_dropout", "context", "context_scope", "encoder_context")
 
 
 def check_keys(table: Mapping[str, Any], allowed: Sequence[str], where: str, kind: str = "key") -> None:
@@ -91,12 +95,12 @@ def check_top_level(cfg: Mapping[str, Any]) -> None:
 
 def check_model_table(model: Any) -> None:
     """``[model]`` holds the part tables, ``dropout`` (a number in [0, 1)), ``locked_dropout`` (a boolean) and
-    ``context`` (a whole number >= 0) and ``context_scope`` (``"encoder"`` or ``"embedding"``), nothing else."""
+    ``context`` (a whole number >= 0), ``context_scope`` (``"encoder"`` or ``"embedding"``) and
+    ``encoder_context`` (a whole number from 0 to ``context``), nothing else."""
     check_table(model, MODEL_KEYS, "model")
     dropout = model.get("dropout", 0.0)
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
         raise ConfigError(f"[model] dropout must be a number in [0, 1), got {shown(dropout)}")
     if not isinstance(model.get("locked_dropout", False), bool):
         raise ConfigError(f"[model] locked_dropout must be true or false, got {shown(model['locked_dropout'])}")
-    context_size(model)
-    context_scope(model)
+    encoder_reach(model)  # context, context_scope and encoder_context

@@ -182,10 +182,9 @@ def train_seqtag(task: str, work: Path, seed: int, quick: bool, threads: int, ov
         _RUNNING.discard(proc)
         if timer is not None:
             timer.cancel()
+    # SIGTERM in the training loop stops it at a step boundary; after it (calibrating, scoring test) it ends the
+    # command: "interrupted" either way, the best model saved (atomically), only the test score missing
     interrupted = any(line.startswith("interrupted") for line in lines[-3:])
-    # SIGTERM after the training loop (calibrating, scoring test) ends the process before it prints "interrupted":
-    # its best model is saved (atomically), only the test score is missing
-    interrupted = interrupted or (proc.returncode == -signal.SIGTERM and (out / "meta.json").is_file())
     if interrupted and not (out / "meta.json").is_file():
         if stopping():
             raise Stopped(f"{name} seed {seed}: stopped before its first epoch ended")

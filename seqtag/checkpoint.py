@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Mapping
 import torch
 
 from .atomic import atomic_directory, recover_directory, write_json
-from .errors import ModelLoadError
+from .errors import Interrupted, ModelLoadError
 from .modeldir import check_plugins, plugin_requirements, read_meta
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint", "recover_checkpoint", "deferred_interrupt",
@@ -158,15 +158,6 @@ def _recorded_plugins(model_dir: str | Path, trainer: Mapping[str, Any]) -> Any:
         return trainer["plugins"]
     meta = read_meta(Path(model_dir))  # None: no model saved yet, or not readable: nothing recorded
     return None if meta is None else meta.get("plugins")
-
-
-class Interrupted(KeyboardInterrupt):
-    """Training stopped on a signal (``signum``: SIGINT for Ctrl-C, SIGTERM from a scheduler or
-    ``docker stop``); the CLI exits with 128 + ``signum``."""
-
-    def __init__(self, signum: int = signal.SIGINT) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = int(signum)
 
 
 # the signals a run stops on at its next step boundary, after saving a checkpoint

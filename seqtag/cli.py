@@ -13,7 +13,9 @@ import functools
 import importlib
 import importlib.util
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
@@ -21,7 +23,7 @@ import click
 
 from .about import DISTRIBUTION
 from .config.build import TASKS
-from .errors import SeqtagError
+from .errors import Interrupted, SeqtagError
 from .registry import KINDS
 from .threads import prepare_environment
 
@@ -41,6 +43,7 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        restore = _terminate_as_interrupt()
         try:
             return fn(*args, **kwargs)
         except SeqtagError as exc:
@@ -55,8 +58,31 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             if oom is None:  # any other RuntimeError is a bug: its traceback is wanted
                 raise
             _fail(oom.one_line(), oom.exit_code)
+        finally:
+            restore()
 
     return wrapper
+
+
+def _terminate_as_interrupt() -> Callable[[], None]:
+    """For the whole command, SIGTERM (schedulers, ``docker stop``) raises :class:`~seqtag.errors.Interrupted`
+    as Ctrl-C raises KeyboardInterrupt: it ends with "interrupted" and exit 143 instead of dying silently (as
+    it did while training calibrated or scored test after its loop, which handles both at a step boundary).
+    Gives what restores the handler before; nothing changes outside the main thread or where SIGTERM already
+    has a handler (a command run by another)."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return lambda: None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise Interrupted(signum)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
 
 
 # commands defined in other modules: name -> (module, attribute); each is imported when it is asked for

@@ -7,6 +7,8 @@ one line (no traceback) and exits with status 2. Messages say what was wrong, wh
 
 from __future__ import annotations
 
+import signal
+
 __all__ = [
     "SeqtagError",
     "ConfigError",
@@ -21,6 +23,7 @@ __all__ = [
     "DistributedError",
     "ExportError",
     "QuantizeError",
+    "Interrupted",
 ]
 
 
@@ -91,3 +94,13 @@ class ExportError(SeqtagError):
 class QuantizeError(ConfigError):
     """A precision (``--int8``, ``--bf16``, the spaCy component's ``precision``) that is unknown, or that the model
     or the CPU cannot run: no part that int8 covers, an Elman RNN in int8, no native bfloat16 (one line)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A command stopped on a signal (``signum``: SIGINT for Ctrl-C, SIGTERM from a scheduler or
+    ``docker stop``); the CLI exits with 128 + ``signum``. Training raises it at a step boundary after saving a
+    checkpoint (:func:`seqtag.checkpoint.deferred_interrupt`)."""
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = int(signum)

@@ -421,3 +421,24 @@ def test_stale_temporary_checkpoint_folders_are_removed_on_resume(setup: tuple[P
     assert res.exit_code == 0, res.output
     assert not list(out.glob(".checkpoint.*.tmp"))
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_sigterm_outside_training_ends_a_command_as_interrupted() -> None:
+    """SIGTERM that comes while a command is not in training's loop (e.g. calibrating or scoring test after
+    it) ends it like Ctrl-C, with "interrupted" and exit 143, not silently; the handler before comes back."""
+    code = (
+        "import os, signal, time\n"
+        "from seqtag.cli import handle_errors\n"
+        "@handle_errors\n"
+        "def command():\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(30)\n"
+        "try:\n"
+        "    command()\n"
+        "finally:\n"
+        "    print('restored' if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL else 'kept', flush=True)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "interrupted"
+    assert proc.stdout.strip() == "restored"

@@ -120,12 +120,17 @@ class Tagger(PredictingTagger):
 
         The weights are read on the CPU and the network is then moved to ``device`` (``cpu``, ``cuda``,
         ``cuda:N``, ``mps``, ``auto``; ``None``: the CPU), which is checked before any file is read.
+        Where ``$SEQTAG_THREADS`` is set and nothing in this process has chosen torch's thread count yet,
+        the first load sets it (:func:`seqtag.threads.follow_environment`).
 
         Raises:
             DeviceError: ``device`` is unknown or not there (one line).
             ModelLoadError: The folder cannot be loaded (one line naming the file).
         """
+        from .threads import follow_environment
+
         target = resolve_device(device)
+        follow_environment()  # $SEQTAG_THREADS holds for prediction from Python as for commands
         p = model_path(path)  # hf://owner/name[@revision]: its snapshot in the local hub cache
         saved = read_model_dir(p, verify=verify)
         try:

@@ -58,7 +58,8 @@ from typing import Mapping
 from .errors import ConfigError
 
 __all__ = ["ENV_VAR", "OPENMP_ENVIRONMENT", "ThreadChoice", "prepare_environment", "usable_cpus", "busy_cpus",
-           "stat_busy_ticks", "others_busy", "choose_threads", "configure_threads", "rebalance", "describe"]
+           "stat_busy_ticks", "others_busy", "choose_threads", "configure_threads", "follow_environment", "rebalance",
+           "describe"]
 
 ENV_VAR = "SEQTAG_THREADS"
 # OpenMP settings that prepare_environment sets unless the user has: none, as measured (module docstring)
@@ -308,6 +309,26 @@ def configure_threads(requested: int | None = None) -> int:
     _last = choice
     _watch = _now() if choice.busy is not None else None
     return choice.threads
+
+
+def follow_environment() -> int | None:
+    """Set torch's threads to ``$SEQTAG_THREADS`` where it is set and this process has not chosen a count
+    yet; :meth:`seqtag.Tagger.load` calls it, so that the variable holds for prediction from Python (and
+    inside spaCy) as it does for commands and training.
+
+    Without the variable, or after :func:`configure_threads` (a command's ``--threads``, a training's
+    ``training.threads``), nothing changes: torch keeps its own count, which a Python program may set
+    itself; ``auto`` or ``0`` applies the policy (it samples the CPUs for 0.15 s).
+
+    Returns:
+        The number set, or ``None`` when nothing was set.
+
+    Raises:
+        ConfigError: ``$SEQTAG_THREADS`` not a count or ``auto``.
+    """
+    if _last is not None or not os.environ.get(ENV_VAR, "").strip():
+        return None
+    return configure_threads()
 
 
 def rebalance() -> str | None:

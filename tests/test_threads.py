@@ -296,3 +296,31 @@ def test_the_training_loop_looks_again_and_logs_a_change(monkeypatch, tmp_path):
                   log=lines.append)
     assert len(calls) >= 2, "rebalance was not called after each step"
     assert lines.count("threads: 1 thread (2 CPUs, 1 busy with other work)") == 1, lines
+
+
+def test_loading_a_model_follows_seqtag_threads_unless_a_count_was_chosen(ner_model, tmp_path):
+    """In a fresh process, ``seqtag.load`` sets ``$SEQTAG_THREADS``'s count (3, not torch's default on any
+    machine here); after ``configure_threads(2)`` (a command's ``--threads``) it leaves the count alone;
+    without the variable it changes nothing."""
+    code = ("import sys, torch, seqtag\n"
+            "from seqtag.threads import configure_threads\n"
+            "before = torch.get_num_threads()\n"
+            "if sys.argv[2] == 'chosen':\n"
+            "    configure_threads(2)\n"
+            "seqtag.load(sys.argv[1])\n"
+            "print(before, torch.get_num_threads())\n")
+
+    def run(env_value: str | None, mode: str) -> tuple[int, int]:
+        env = {k: v for k, v in os.environ.items() if k not in (ENV_VAR, "OMP_NUM_THREADS")}
+        if env_value is not None:
+            env[ENV_VAR] = env_value
+        res = subprocess.run([sys.executable, "-c", code, str(ner_model), mode], capture_output=True, text=True,
+                             env=env, timeout=120)
+        assert res.returncode == 0, res.stderr
+        before, after = res.stdout.split()
+        return int(before), int(after)
+
+    assert run("3", "fresh")[1] == 3
+    assert run("3", "chosen")[1] == 2
+    before, after = run(None, "fresh")
+    assert after == before

@@ -124,6 +124,7 @@ class Tagger(PredictingTagger):
         the first load sets it (:func:`seqtag.threads.follow_environment`).
 
         Raises:
+            ConfigError: ``$SEQTAG_THREADS`` is not a count or ``auto`` (one line).
             DeviceError: ``device`` is unknown or not there (one line).
             ModelLoadError: The folder cannot be loaded (one line naming the file).
         """

@@ -298,7 +298,7 @@ def test_the_training_loop_looks_again_and_logs_a_change(monkeypatch, tmp_path):
     assert lines.count("threads: 1 thread (2 CPUs, 1 busy with other work)") == 1, lines
 
 
-def test_loading_a_model_follows_seqtag_threads_unless_a_count_was_chosen(ner_model, tmp_path):
+def test_loading_a_model_follows_seqtag_threads_unless_a_count_was_chosen(ner_model):
     """In a fresh process, ``seqtag.load`` sets ``$SEQTAG_THREADS``'s count (3, not torch's default on any
     machine here); after ``configure_threads(2)`` (a command's ``--threads``) it leaves the count alone;
     without the variable it changes nothing."""

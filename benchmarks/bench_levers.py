@@ -89,13 +89,14 @@ def minilm_frozen(word_dropout: float, max_epochs: int = 30, layers: tuple[int, 
         f"training.max_epochs={max_epochs}", "training.patience=6", "training.eval_batch_size=128"]
 
 
-def minilm_top2(max_epochs: int, cache_lower_layers: bool = False, lr: float = 5e-5) -> list[str]:
+def minilm_top2(max_epochs: int, cache_lower_layers: bool = False, lr: float = 5e-5,
+                pooling: str = "first") -> list[str]:
     """... and the top two of MiniLM's layers fine-tuned (train_layers = 2) at ``lr``, the mean of its last four
-    layers, word dropout 0.3, patience 4; with ``cache_lower_layers`` the four below run once per sentence (no
-    dropout)."""
+    layers, a word's subwords pooled by ``pooling``, word dropout 0.3, patience 4; with ``cache_lower_layers`` the
+    four below run once per sentence (no dropout)."""
     cached = {"cache_lower_layers": True} if cache_lower_layers else {}
-    return (["model.embedding.parts=" + json.dumps([{**MINILM, "layers": [-1, -2, -3, -4], "train_layers": 2,
-                                                     "lr": lr, **cached},
+    return (["model.embedding.parts=" + json.dumps([{**MINILM, "pooling": pooling, "layers": [-1, -2, -3, -4],
+                                                     "train_layers": 2, "lr": lr, **cached},
                                                     {**WORD, "word_dropout": 0.3}, CHARS])]
             + [o for o in MINILM_FINETUNE[1:] if not o.startswith(("training.max_epochs=", "training.patience="))]
             + [f"training.max_epochs={max_epochs}", "training.patience=4"])
@@ -172,6 +173,11 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
                                         "neighbouring sentences on each side, fed to MiniLM and the encoder, not "
                                         "tagged): about 2.3x the cost of an epoch on the CPU",
                                         minilm_top2(25) + ["training.average=0.999", "model.context=16"]),
+    "minilm_finetune_top2_mean_pooling_context_16": ("minilm_finetune_top2_context_16 with each word's MiniLM "
+                                                     "vector the mean of its subwords' (pooling = \"mean\", as "
+                                                     "the frozen conll2003_minilm_context.toml)",
+                                                     minilm_top2(25, pooling="mean")
+                                                     + ["training.average=0.999", "model.context=16"]),
     "minilm_finetune_top2_cached_context_16": ("minilm_finetune_top2_context_16 with MiniLM's four lower layers run "
                                                "once per sentence, without dropout, and cached "
                                                "(cache_lower_layers = true): each step runs the top two alone, 1.76x "

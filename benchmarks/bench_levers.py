@@ -204,7 +204,7 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
                                  minilm_frozen(0.3) + ["model.context=16"]),
     "minilm_frozen_average": ("minilm_frozen_word_dropout_0.3 (conll2003_minilm.toml) with an exponential moving "
                               "average of the weights (training.average = 0.999), no document context "
-                              "(conll2003_minilm.toml since 2026-12-05)",
+                              "(conll2003_minilm.toml from 2026-12-05 to 2026-12-06)",
                               minilm_frozen(0.3) + ["training.average=0.999"]),
     "minilm_frozen_context_16_average": ("minilm_frozen_context_16 with an exponential moving average of the "
                                          "weights (training.average = 0.999, as the fine-tuned config), up to 40 "
@@ -242,7 +242,8 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
                                                       + ["model.context=16", "training.average=0.999"]),
     "minilm_frozen_mean_pooling_average": ("minilm_frozen_average (conll2003_minilm.toml, no document context) with "
                                            "each word's MiniLM vector the mean of its subwords' (pooling = "
-                                           "\"mean\") instead of its first subword's",
+                                           "\"mean\") instead of its first subword's (conll2003_minilm.toml "
+                                           "since 2026-12-06)",
                                            minilm_frozen(0.3, pooling="mean") + ["training.average=0.999"]),
     "minilm_frozen_concat_average": ("minilm_frozen_average with MiniLM's last four layers (3-6) side by side "
                                      "(layer_combine = \"concat\": 1,536 values a word) instead of their mean, "

@@ -18,6 +18,8 @@ import pytest
 import torch
 
 from seqtag.config import build_part
+from seqtag.config.build import build_config
+from seqtag.config.files import load_config
 from seqtag.errors import ConfigError, ModelLoadError
 from seqtag.tagger import Tagger
 from seqtag.testing import TINY_CORPUS, CheckOptions, check_embedding, tiny_config, write_tiny_corpus
@@ -334,9 +336,6 @@ def test_a_folder_with_only_pickled_weights_is_one_line_in_the_cli(pickled_only:
 def test_the_shipped_configs_build(path: Path) -> None:
     """Every config under configs/ is a whole config: its keys and its parts' arguments are all known
     (a misspelt one is a ConfigError), and its first embedding part is this plugin's, on the packaged model."""
-    from seqtag.config.build import build_config
-    from seqtag.config.files import load_config
-
     config = build_config(None, load_config(path))
     first = config["model"]["embedding"]["parts"][0]
     assert first["type"] == "transformer_embeddings.v1"

@@ -255,7 +255,7 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
                          "at most 64 tokens, trained, selected and scored as runs (IOB2)", ["data.scheme=IOB2"]),
 }
 DOCUMENT_RUNS = "document_runs_64"
-KEYS = ("dev", "test_in_training", "seconds_to_best", "best_epoch")
+KEYS = ("dev", "test_in_training", "seconds_to_best", "best_epoch", "train_peak_rss_mb")
 
 
 def document_runs(work: Path, max_tokens: int = 64) -> list[str]:

@@ -143,6 +143,17 @@ def stopping() -> bool:
     return _STOPPING.is_set()
 
 
+def wait_peak_rss_mb(proc: subprocess.Popen[str]) -> float | None:
+    """Wait for ``proc`` to end and return its peak resident memory in MB (``wait4``'s ``ru_maxrss``, of that
+    process and those it waited for, whatever else runs beside it); ``None`` where ``os.wait4`` is missing (Windows)."""
+    if not hasattr(os, "wait4"):
+        proc.wait()
+        return None
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return round(usage.ru_maxrss / 1024, 1)  # KiB on Linux
+
+
 def train_seqtag(task: str, work: Path, seed: int, quick: bool, threads: int, overrides: Sequence[str] = (),
                  name: str = "seqtag", time_limit: float | None = None) -> dict[str, Any]:
     """``seqtag train`` (the default config, with ``--set`` ``overrides``) into ``work/NAME-TASK-seedN``, timed
@@ -177,7 +188,7 @@ def train_seqtag(task: str, work: Path, seed: int, quick: bool, threads: int, ov
             lines.append(line.rstrip())
             if line.startswith("epoch") and " * " in line:  # an improved dev score
                 best_t = time.time() - t0
-        proc.wait()
+        peak_mb = wait_peak_rss_mb(proc)
     finally:
         _RUNNING.discard(proc)
         if timer is not None:
@@ -193,7 +204,7 @@ def train_seqtag(task: str, work: Path, seed: int, quick: bool, threads: int, ov
     if proc.returncode != 0 and not interrupted:
         raise RuntimeError(f"seqtag train failed: {lines[-1:]}")
     run = {**model_scores(out), "seconds_to_best": round(best_t, 1), "seconds": round(time.time() - t0, 1),
-           "log": lines[-1]}
+           "train_peak_rss_mb": peak_mb, "log": lines[-1]}
     if interrupted:
         run.update(interrupted=True, epochs=sum(line.startswith("epoch") for line in lines),
                    test_in_training=evaluate_test(out, task, threads))
